@@ -1,0 +1,56 @@
+"""One exception hierarchy; each class also inherits the builtin it resembles.
+
+Every message says what happened and what to do about it.
+"""
+from __future__ import annotations
+
+
+class NluLiteError(Exception):
+    """Root of every error nlu_lite raises on purpose."""
+
+
+class RegistryError(NluLiteError, ValueError):
+    """A registry entry is malformed (unknown key, bad value)."""
+
+
+class UnknownModelError(NluLiteError, KeyError):
+    """An alias that no registry entry carries."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InputError(NluLiteError, ValueError):
+    """predict() was given input it cannot take (wrong type, unknown option)."""
+
+
+class MissingDependencyError(NluLiteError, ImportError):
+    """An optional dependency is needed: the message names the pip extra."""
+
+
+class ArtifactNotFoundError(NluLiteError, FileNotFoundError):
+    """A model's files are not on disk and could not be fetched."""
+
+
+class OfflineError(ArtifactNotFoundError):
+    """Offline mode is on and the model's files are not in the cache."""
+
+
+class DownloadError(NluLiteError, OSError):
+    """A source failed to deliver a file (network, HTTP status, truncation)."""
+
+
+class IntegrityError(DownloadError):
+    """A downloaded file's size or sha256 differs from the registry's."""
+
+
+class UnsafeArchiveError(NluLiteError, ValueError):
+    """An archive member would land outside the target folder."""
+
+
+class ConversionError(NluLiteError, ValueError):
+    """A checkpoint cannot be turned into an ONNX model."""
+
+
+class UnsafeCheckpointError(ConversionError):
+    """A pickle checkpoint asks for something other than tensor rebuilding."""

