@@ -1,0 +1,61 @@
+"""nlu_lite: John Snow Labs NLU's one-liner for BERT-family embeddings, on onnxruntime.
+
+>>> import nlu_lite
+>>> df = nlu_lite.load('en.embed.minilm_l6').predict('I love NLP', output_level='token')  # doctest: +SKIP
+
+Importing the package is light: onnxruntime, tokenizers, plotting and widgets are imported
+where they are used.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import (
+    ArtifactNotFoundError,
+    ConversionError,
+    DownloadError,
+    InputError,
+    IntegrityError,
+    MissingDependencyError,
+    NluLiteError,
+    OfflineError,
+    RegistryError,
+    UnknownModelError,
+    UnsafeArchiveError,
+    UnsafeCheckpointError,
+)
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "load": ("api", "load"),
+    "list_models": ("api", "list_models"),
+    "print_components": ("api", "print_components"),
+    "register_model": ("api", "register_model"),
+    "Pipeline": ("pipeline", "Pipeline"),
+    "to_matrix": ("frame", "to_matrix"),
+    "split_sentences": ("sentences", "split_sentences"),
+    "explore": ("viz", "explore"),
+}
+
+__all__ = [
+    "load", "list_models", "print_components", "register_model", "Pipeline", "to_matrix",
+    "split_sentences", "explore", "NluLiteError", "RegistryError", "UnknownModelError", "InputError",
+    "MissingDependencyError", "ArtifactNotFoundError", "OfflineError", "DownloadError", "IntegrityError",
+    "UnsafeArchiveError", "ConversionError", "UnsafeCheckpointError", "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nlu_lite' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

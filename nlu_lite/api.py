@@ -1,0 +1,201 @@
+"""The one-liner's entry points: load(), list_models(), register_model(), print_components()."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import ArtifactNotFoundError, InputError
+from .registry import HubSource, LocalSource, ModelSpec, default_registry
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .pipeline import Pipeline
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "int8")
+
+
+def load(
+    alias: str | None = None,
+    *,
+    path: str | os.PathLike | None = None,
+    offline: bool | None = None,
+    precision: str = "fp32",
+    threads: int | None = None,
+    progress: bool | None = None,
+) -> Pipeline:
+    """Load a model by NLU alias (or a local checkpoint folder) and return its :class:`Pipeline`.
+
+    ``alias``: e.g. ``'en.embed.bert.small_L4_512'``, ``'bert'``, ``'en.embed_sentence.minilm_l6'``
+    (the ``en.`` prefix is optional); a path to a folder works too. ``path``: a local folder with
+    ``config.json``, weights and ``vocab.txt``/``tokenizer.json``. ``offline``: never touch the
+    network (also ``NLU_LITE_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``). ``precision``: ``'fp32'`` or
+    ``'int8'`` (dynamic quantisation, done once and cached). ``threads``: onnxruntime intra-op
+    threads (default: all physical cores).
+
+    >>> import nlu_lite
+    >>> nlu_lite.load('en.embed.minilm_l6').predict('I love NLP')  # doctest: +SKIP
+    """
+    from . import artifacts
+    from .convert import ensure_onnx
+    from .pipeline import Pipeline
+    from .runtime import OnnxEncoder
+    from .tokenize import WordPieceTokenizer
+
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {list(PRECISIONS)}; got {precision!r}")
+    if path is None and alias is not None and _looks_like_folder(alias):
+        path = alias
+    if path is not None:
+        spec = spec_from_folder(path)
+        folder = Path(path)
+        source = str(folder.resolve())
+    elif alias is not None:
+        spec = default_registry().resolve(alias)
+        folder = artifacts.fetch(spec, offline=offline, progress=progress)
+        source = _describe_source(spec, folder)
+    else:
+        raise InputError("load() needs an alias, e.g. load('en.embed.minilm_l6'), or path='...'")
+    onnx_path = ensure_onnx(folder, precision=precision)
+    encoder = OnnxEncoder.from_path(onnx_path, threads=threads)
+    tokenizer = WordPieceTokenizer.from_folder(folder, lowercase=not spec.case_sensitive)
+    return Pipeline(spec, encoder, tokenizer, source=source, model_path=str(onnx_path), precision=precision)
+
+
+def _looks_like_folder(alias: str) -> bool:
+    return (os.sep in alias or alias.startswith((".", "~"))) and Path(alias).expanduser().is_dir()
+
+
+def _describe_source(spec: ModelSpec, folder: Path) -> str:
+    return f"{folder}"
+
+
+def _case_sensitive(folder: Path) -> bool:
+    """From tokenizer_config.json / tokenizer.json when they say; else from the vocabulary itself."""
+    config = folder / "tokenizer_config.json"
+    if config.is_file():
+        value = json.loads(config.read_text(encoding="utf-8")).get("do_lower_case")
+        if isinstance(value, bool):
+            return not value
+    tok = folder / "tokenizer.json"
+    if tok.is_file():
+        normalizer = json.loads(tok.read_text(encoding="utf-8")).get("normalizer") or {}
+        if isinstance(normalizer.get("lowercase"), bool):
+            return not normalizer["lowercase"]
+    vocab = folder / "vocab.txt"
+    if vocab.is_file():
+        words = [w for w in vocab.read_text(encoding="utf-8").splitlines() if w.isalpha()]
+        upper = sum(1 for w in words if w[0].isupper())
+        return upper > 0.05 * max(len(words), 1)  # a cased BERT vocab has many capitalised words
+    return False
+
+
+def spec_from_folder(path: str | os.PathLike, *, alias: str | None = None, task: str = "token",
+                     pooling: str = "mean", normalize: bool = False) -> ModelSpec:
+    """A :class:`ModelSpec` for a local checkpoint folder, read from its ``config.json``."""
+    folder = Path(path).expanduser()
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise ArtifactNotFoundError(
+            f"{folder} has no config.json: pass the folder of a Hugging Face BERT checkpoint "
+            "(config.json, model.safetensors or pytorch_model.bin, vocab.txt or tokenizer.json)"
+        )
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    name = alias or folder.resolve().name
+    return ModelSpec(
+        name=name,
+        aliases=(alias,) if alias else (),
+        task=task,  # type: ignore[arg-type]
+        dim=int(config["hidden_size"]),
+        layers=int(config["num_hidden_layers"]),
+        heads=int(config["num_attention_heads"]),
+        max_length=int(config.get("max_position_embeddings", 512)),
+        case_sensitive=_case_sensitive(folder),
+        pooling=pooling,  # type: ignore[arg-type]
+        normalize=normalize,
+        sources=(LocalSource(path=str(folder.resolve())),),
+        description=f"local checkpoint {folder}",
+    )
+
+
+def register_model(
+    alias: str,
+    *,
+    path: str | os.PathLike | None = None,
+    repo: str | None = None,
+    revision: str | None = None,
+    task: str = "token",
+    pooling: str = "mean",
+    normalize: bool = False,
+    dim: int | None = None,
+    layers: int | None = None,
+    heads: int | None = None,
+    case_sensitive: bool = False,
+    replace: bool = False,
+) -> ModelSpec:
+    """Register a model under ``alias`` for this process: a local folder (``path``) or an HF repo id.
+
+    For a ``repo``, give ``dim``, ``layers`` and ``heads`` (from its config.json).
+
+    >>> import nlu_lite
+    >>> nlu_lite.register_model('en.embed.my_bert', path='/models/my_bert')  # doctest: +SKIP
+    >>> nlu_lite.load('my_bert')  # doctest: +SKIP
+    """
+    from .registry import parse_model
+
+    if (path is None) == (repo is None):
+        raise InputError("register_model() needs exactly one of path= (a local folder) or repo= (an HF repo id)")
+    if path is not None:
+        spec = spec_from_folder(path, alias=alias, task=task, pooling=pooling, normalize=normalize)
+        spec = ModelSpec(**{**spec.__dict__, "name": alias})
+    else:
+        if not (dim and layers and heads):
+            raise InputError("register_model(repo=...) needs dim=, layers= and heads= (see the repo's config.json)")
+        hub: dict = {"repo": repo}
+        if revision:
+            hub["revision"] = revision
+        spec = parse_model({
+            "name": alias, "aliases": [alias], "task": task, "dim": dim, "layers": layers, "heads": heads,
+            "pooling": pooling, "normalize": normalize, "case_sensitive": case_sensitive,
+            "sources": [{"hf": hub}], "description": f"registered at run time: {repo}",
+        })
+    default_registry().add(spec, replace=replace)
+    return spec
+
+
+def list_models(*, task: str | None = None) -> pd.DataFrame:
+    """The registry as a DataFrame: alias, name, task, dim, layers, size, license, source, cached."""
+    import pandas as pd
+
+    from . import artifacts
+
+    rows = []
+    for spec in default_registry():
+        if task is not None and spec.task != task:
+            continue
+        first = spec.sources[0]
+        source = {"hf": lambda s: f"hf:{s.repo}", "pypi": lambda s: f"pypi:{s.requirement}",
+                  "url": lambda s: f"url:{s.url}", "local": lambda s: f"local:{s.path}"}[first.kind](first)
+        rows.append({
+            "alias": spec.alias, "name": spec.name, "task": spec.task, "dim": spec.dim, "layers": spec.layers,
+            "heads": spec.heads, "case_sensitive": spec.case_sensitive, "size_mb": spec.size_mb,
+            "license": spec.license, "source": source, "other_aliases": ", ".join(spec.aliases[1:]),
+            "cached": artifacts.is_cached(spec),
+        })
+    return pd.DataFrame(rows)
+
+
+def print_components(*, task: str | None = None) -> None:
+    """Print every alias and what it loads, as NLU's ``nlu.print_components()`` does."""
+    table = list_models(task=task)
+    width = int(table["alias"].str.len().max()) if len(table) else 10
+    lines = [f"{'alias'.ljust(width)}  task      dim  layers  size_mb  cached  source"]
+    for r in table.itertuples():
+        lines.append(f"{r.alias.ljust(width)}  {r.task:<8} {r.dim:>4}  {r.layers:>6}  {r.size_mb or 0:>7}  "
+                     f"{'yes' if r.cached else 'no':>6}  {r.source}")
+    print("\n".join(lines))  # noqa: T201 - printing is this function's purpose

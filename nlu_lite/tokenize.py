@@ -1,0 +1,108 @@
+"""Word pieces with word spans in original-text coordinates, batched in Rust by HF ``tokenizers``.
+
+A "word" is what BERT's pre-tokenizer makes of the text: whitespace-separated, with each
+punctuation character on its own (``"Dr."`` is ``Dr`` and ``.``), and each CJK character a
+word. Its span ``(begin, end)`` indexes the *original* text, so ``text[begin:end]`` shows the
+word as written (case and accents kept) even for uncased models.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ArtifactNotFoundError
+
+
+@dataclass(frozen=True)
+class Pieces:
+    """The word pieces of many texts, concatenated.
+
+    ``ids[i]`` is piece i's vocabulary id, ``word[i]`` its word's global number;
+    ``text_piece_start[t]:text_piece_start[t+1]`` are text t's pieces and
+    ``text_word_start[t]:text_word_start[t+1]`` its words, whose character spans in text t are
+    ``word_begin``/``word_end``.
+    """
+
+    ids: np.ndarray  # (n_pieces,) int64
+    word: np.ndarray  # (n_pieces,) int64, global word number
+    text_piece_start: np.ndarray  # (n_texts + 1,) int64
+    word_begin: np.ndarray  # (n_words,) int64
+    word_end: np.ndarray  # (n_words,) int64
+    text_word_start: np.ndarray  # (n_texts + 1,) int64
+
+    @property
+    def n_words(self) -> int:
+        return len(self.word_begin)
+
+
+class WordPieceTokenizer:
+    """A BERT WordPiece tokenizer that never truncates or pads (windows handle long texts)."""
+
+    def __init__(self, tokenizer) -> None:  # a tokenizers.Tokenizer
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        self._tok = tokenizer
+        self.cls_id = self._special("[CLS]")
+        self.sep_id = self._special("[SEP]")
+        self.pad_id = self._special("[PAD]")
+
+    def _special(self, token: str) -> int:
+        token_id = self._tok.token_to_id(token)
+        if token_id is None:
+            raise ArtifactNotFoundError(f"the tokenizer's vocabulary has no {token} token; is this a BERT vocab?")
+        return token_id
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, *, lowercase: bool) -> WordPieceTokenizer:
+        """``tokenizer.json`` when the folder has one, else a BERT WordPiece built from ``vocab.txt``."""
+        from tokenizers import Tokenizer
+        from tokenizers.implementations import BertWordPieceTokenizer
+
+        folder = Path(folder)
+        if (folder / "tokenizer.json").is_file():
+            return cls(Tokenizer.from_file(str(folder / "tokenizer.json")))
+        vocab = folder / "vocab.txt"
+        if not vocab.is_file():
+            raise ArtifactNotFoundError(
+                f"{folder} has neither tokenizer.json nor vocab.txt; a BERT model folder needs one of them"
+            )
+        # BertWordPieceTokenizer wraps a Tokenizer; strip_accents=None follows lowercase, as BERT does
+        wrapper = BertWordPieceTokenizer(str(vocab), lowercase=lowercase, strip_accents=None if lowercase else False)
+        return cls(wrapper._tokenizer)
+
+    def encode(self, texts: list[str]) -> Pieces:
+        """Tokenize ``texts`` in one Rust call; no special tokens added."""
+        encodings = self._tok.encode_batch(texts, add_special_tokens=False)
+        n = len(encodings)
+        piece_counts = np.fromiter(map(len, encodings), dtype=np.int64, count=n)
+        text_piece_start = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(piece_counts, out=text_piece_start[1:])
+        total = int(text_piece_start[-1])
+        ids = np.fromiter(_chain(e.ids for e in encodings), dtype=np.int64, count=total)
+        local_word = np.fromiter(_chain(e.word_ids for e in encodings), dtype=np.int64, count=total)
+        offsets = np.fromiter(_chain(_chain(e.offsets) for e in encodings), dtype=np.int64, count=2 * total)
+        begins, ends = offsets[0::2], offsets[1::2]
+
+        # global word number: words are numbered per text from 0, in order; a new word starts
+        # where the local number changes or a new text starts
+        text_of_piece = np.repeat(np.arange(n), piece_counts)
+        starts_word = np.ones(total, dtype=bool)
+        if total:
+            starts_word[1:] = (local_word[1:] != local_word[:-1]) | (text_of_piece[1:] != text_of_piece[:-1])
+        word = np.cumsum(starts_word) - 1
+        first_piece = np.flatnonzero(starts_word)
+        n_words = len(first_piece)
+        word_begin = begins[first_piece]
+        word_end = np.maximum.reduceat(ends, first_piece) if n_words else np.empty(0, dtype=np.int64)
+        words_per_text = np.bincount(text_of_piece[first_piece], minlength=n) if n_words else np.zeros(n, np.int64)
+        text_word_start = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(words_per_text, out=text_word_start[1:])
+        return Pieces(ids, word, text_piece_start, word_begin, word_end, text_word_start)
+
+
+def _chain(iterables):
+    from itertools import chain
+
+    return chain.from_iterable(iterables)
