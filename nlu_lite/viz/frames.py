@@ -1,0 +1,177 @@
+"""Reading a predict() frame for plotting: its level, its texts, hover texts, row choice.
+
+Pure pandas/numpy: no plotly here, so the widget and the plots share one reading of a frame.
+"""
+from __future__ import annotations
+
+import difflib
+import html
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..frame import EMBEDDING_SUFFIX
+
+LEVEL_COLUMNS = ("token", "sentence", "document")  # checked in this order: token frames also hold "sentence"
+
+
+def frame_level(df: pd.DataFrame) -> str:
+    """``"token"``, ``"sentence"`` or ``"document"``: the finest text column the frame holds."""
+    for level in LEVEL_COLUMNS:
+        if level in df.columns:
+            return level
+    raise InputError(
+        f"expected a predict() frame with a 'token', 'sentence' or 'document' column, got {list(df.columns)}; "
+        "pass a frame returned by nlu_lite.load(...).predict(...)"
+    )
+
+
+def row_texts(df: pd.DataFrame) -> np.ndarray:
+    """Each row's own text (the token, the sentence or the document) as an object array of str."""
+    return df[frame_level(df)].astype(str).to_numpy(dtype=object)
+
+
+def label_columns(df: pd.DataFrame) -> list[str]:
+    """Columns one can colour or group by: all but the embedding column."""
+    return [c for c in df.columns if not (isinstance(c, str) and c.endswith(EMBEDDING_SUFFIX))]
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _wrap(text: str, width: int) -> str:
+    """Escape for plotly's hover HTML and break long text into lines of about ``width`` characters."""
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    lines.append(line)
+    return "<br>".join(html.escape(part) for part in lines)
+
+
+def _token_starts(tokens: np.ndarray, sentences: np.ndarray, groups: list[tuple[Any, Any]]) -> np.ndarray:
+    """Where each token starts in its sentence's text, or -1 where it cannot be found.
+
+    begin/end are offsets into the row text, not the sentence, so tokens are found by walking
+    each sentence left to right: consecutive rows of one sentence appear in order.
+    """
+    starts = np.full(len(tokens), -1, dtype=np.int64)
+    cursor, previous = 0, None
+    for i, (token, sentence, group) in enumerate(zip(tokens, sentences, groups)):
+        if group != previous:
+            cursor, previous = 0, group
+        at = sentence.find(token, cursor)
+        if at < 0:
+            at = sentence.find(token)
+        if at >= 0:
+            starts[i] = at
+            cursor = at + len(token)
+    return starts
+
+
+def hover_texts(df: pd.DataFrame, *, context: int = 60, width: int = 80, max_chars: int = 400) -> list[str]:
+    """Hover text per row: the token in bold inside its sentence, or the sentence / document text.
+
+    Token level: ``"…left <b>token</b> right…<br>row 3"`` with at most ``context`` characters each
+    side. Sentence and document level: the text, escaped, wrapped at ``width`` and cut at
+    ``max_chars``, then ``row <origin_index>``.
+    """
+    level = frame_level(df)
+    origins = df["origin_index"].to_numpy(dtype=object) if "origin_index" in df.columns else np.arange(len(df))
+    footers = [f"<br>row {html.escape(str(o))}" for o in origins]
+    if level != "token" or "sentence" not in df.columns:
+        texts = df[level].astype(str).to_numpy(dtype=object)
+        return [_wrap(_shorten(t, max_chars), width) + f for t, f in zip(texts, footers)]
+    tokens = df["token"].astype(str).to_numpy(dtype=object)
+    sentences = df["sentence"].astype(str).to_numpy(dtype=object)
+    sentence_ids = df["sentence_index"].to_numpy(dtype=object) if "sentence_index" in df.columns else np.zeros(len(df))
+    starts = _token_starts(tokens, sentences, list(zip(origins, sentence_ids)))
+    out = []
+    for token, sentence, start, footer in zip(tokens, sentences, starts, footers):
+        bold = f"<b>{html.escape(token)}</b>"
+        if start < 0:
+            out.append(f"{bold}<br>{html.escape(_shorten(sentence, 2 * context))}{footer}")
+            continue
+        left, right = sentence[:start], sentence[start + len(token):]
+        if len(left) > context:
+            left = "…" + left[-context:].lstrip()
+        if len(right) > context:
+            right = right[:context].rstrip() + "…"
+        out.append(f"{html.escape(left)}{bold}{html.escape(right)}{footer}")
+    return out
+
+
+def select_rows(df: pd.DataFrame, rows: Any = None, *, max_rows: int | None = None) -> np.ndarray:
+    """Positions (``iloc``) chosen by ``rows``, in the order given.
+
+    ``rows``: None (all rows), a str or list of str (rows whose text matches, case-insensitive,
+    in the order of the strings), a list / array of int positions, or a boolean mask.
+    """
+    n = len(df)
+    if rows is None:
+        positions = np.arange(n)
+    elif isinstance(rows, str) or (
+        isinstance(rows, Sequence) and len(rows) > 0 and all(isinstance(r, str) for r in rows)
+    ):
+        positions = match_texts(df, [rows] if isinstance(rows, str) else list(rows))
+    else:
+        arr = np.asarray(rows)
+        if arr.dtype == bool:
+            if arr.shape != (n,):
+                raise InputError(f"a boolean mask needs {n} values, got {arr.shape}")
+            positions = np.flatnonzero(arr)
+        elif arr.size == 0:
+            positions = np.arange(0)
+        elif np.issubdtype(arr.dtype, np.integer):
+            positions = arr.astype(np.int64).ravel()
+            bad = positions[(positions < -n) | (positions >= n)]
+            if bad.size:
+                raise InputError(f"row positions {bad[:5].tolist()} are outside 0..{n - 1}")
+            positions = positions % n
+        else:
+            raise InputError(f"rows= takes texts, int positions or a boolean mask, got {arr.dtype}")
+    if max_rows is not None and len(positions) > max_rows:
+        raise InputError(
+            f"{len(positions)} rows chosen but at most {max_rows} can be shown; pass rows= "
+            "(texts, positions or a mask) or raise max_rows"
+        )
+    return positions
+
+
+def match_texts(df: pd.DataFrame, queries: Sequence[str], *, substring: bool = False) -> np.ndarray:
+    """Positions of rows whose text equals one of ``queries`` (case-insensitive), query by query.
+
+    ``substring=True`` matches rows containing the query instead. Raises :class:`InputError`
+    with the closest texts when a query matches nothing.
+    """
+    texts = pd.Series(row_texts(df)).str.strip().str.lower()
+    found = []
+    for query in queries:
+        q = query.strip().lower()
+        hits = np.flatnonzero(texts.str.contains(q, regex=False).to_numpy() if substring else (texts == q).to_numpy())
+        if hits.size == 0:
+            close = difflib.get_close_matches(q, texts.unique().tolist(), n=5, cutoff=0.6)
+            hint = f"; close texts: {close}" if close else ""
+            raise InputError(f"no {frame_level(df)} matches {query!r}{hint}")
+        found.append(hits)
+    return np.concatenate(found) if found else np.arange(0)
+
+
+def sample_positions(n: int, max_points: int | None, *, seed: int = 0, keep: Any = None) -> np.ndarray:
+    """All positions when ``n <= max_points``; else a seeded random sample, sorted, that holds ``keep``."""
+    if max_points is None or n <= max_points:
+        return np.arange(n)
+    if max_points < 1:
+        raise InputError(f"max_points must be at least 1, got {max_points}")
+    rng = np.random.default_rng(seed)
+    kept = np.unique(np.asarray([] if keep is None else keep, dtype=np.int64))[:max_points]
+    rest = np.setdiff1d(np.arange(n), kept, assume_unique=True)
+    drawn = rng.choice(rest, size=max_points - len(kept), replace=False)
+    return np.sort(np.concatenate([kept, drawn]))

@@ -1,0 +1,441 @@
+"""``explore(df)``: an ipywidgets explorer around the plot functions.
+
+Controls pick the projection (method, dimensions, t-SNE / UMAP parameters) and the colour and
+symbol columns; a search box circles matching rows; a neighbour panel lists the nearest rows
+in the original embedding space (type a text or click a point); lasso or box selections come
+back to Python as ``explorer.selected``. t-SNE and UMAP run in a background thread while a
+busy notice shows, so the kernel keeps answering. The plot is a plotly ``FigureWidget``
+(anywidget); without anywidget it falls back to a static figure in an ``Output``.
+"""
+from __future__ import annotations
+
+import html
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .._optional import require
+from ..errors import InputError
+from ..frame import embedding_column, to_matrix
+from .frames import frame_level, hover_texts, label_columns, match_texts, sample_positions
+from .neighbours import METRICS, nearest_neighbours
+from .plots import MAX_POINTS, ROLE_POINTS, Points, figure_from_points
+from .reduce import METHODS, cached_projection, normalize_method, project, umap_available
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+logger = logging.getLogger(__name__)
+
+NONE = "(none)"
+TABLE_ROWS = 10
+
+
+def _widgets():
+    return require("ipywidgets", "viz")
+
+
+def _figure_widget_class():
+    """plotly's FigureWidget, or None when anywidget (which it needs since plotly 6) is missing."""
+    try:
+        require("anywidget", "viz")
+    except ImportError:
+        return None
+    return require("plotly.graph_objects", "viz", package="plotly").FigureWidget
+
+
+class Explorer:
+    """An interactive view of a predict() frame; display it in a notebook (see :func:`explore`).
+
+    From Python: :meth:`set` changes controls, :meth:`search` circles rows,
+    :meth:`find_neighbours` fills the neighbour panel, :meth:`wait` waits for a running
+    projection; :attr:`selected`, :attr:`matches`, :attr:`neighbours` give DataFrame rows and
+    :attr:`figure` a static copy of the plot (for HTML exports or headless runs).
+    """
+
+    def __init__(
+        self,
+        df: pd.DataFrame,
+        *,
+        method: str = "pca",
+        dimensions: int = 2,
+        color: str | None = None,
+        symbol: str | None = None,
+        max_points: int | None = MAX_POINTS,
+        sample_seed: int = 0,
+        pipe: Any = None,
+        background: bool = True,
+        perplexity: float = 30.0,
+        learning_rate: float | str = "auto",
+        max_iter: int = 1000,
+        random_state: int = 0,
+        n_neighbors: int = 15,
+        min_dist: float = 0.1,
+        height: int = 600,
+    ) -> None:
+        self.df = df
+        self.level = frame_level(df)
+        embedding_column(df)  # fail early on frames without one embedding column
+        self.pipe = pipe
+        self.background = background
+        self.max_points = max_points
+        self.sample_seed = sample_seed
+        self.positions = sample_positions(len(df), max_points, seed=sample_seed)
+        sub = df.iloc[self.positions]
+        self._matrix = to_matrix(sub)
+        self._hover = hover_texts(sub)
+        self._points: Points | None = None
+        self._selection: dict[int, np.ndarray] = {}
+        self._matches = np.arange(0)
+        self._neighbours = pd.DataFrame()
+        self._neighbour_rows = np.arange(0)
+        self._query_rows = np.arange(0)
+        self._generation = 0
+        self._thread: threading.Thread | None = None
+        self._lock = threading.RLock()
+        self._muted = False  # set() changes several controls, then refreshes once
+        self._build(method, dimensions, color, symbol, perplexity, learning_rate, max_iter, random_state,
+                    n_neighbors, min_dist, height)
+        self._refresh()
+
+    # ---- layout ---------------------------------------------------------------------------
+    def _build(self, method, dimensions, color, symbol, perplexity, learning_rate, max_iter, random_state,
+               n_neighbors, min_dist, height) -> None:
+        w = _widgets()
+        methods = [(label, key) for key, label in METHODS.items() if key != "umap" or umap_available()]
+        columns = [NONE] + [str(c) for c in label_columns(self.df)]
+        for name, value in (("color", color), ("symbol", symbol)):
+            if value is not None and value not in columns:
+                raise InputError(f"{name}={value!r} is not a column; choose one of {columns[1:]}")
+        narrow = w.Layout(width="200px")
+        self.method = w.Dropdown(options=methods, value=normalize_method(method), description="Method", layout=narrow)
+        self.dimensions = w.ToggleButtons(options=[("2D", 2), ("3D", 3)], value=dimensions, description="Axes",
+                                          style={"button_width": "48px"})
+        self.color = w.Dropdown(options=columns, value=color or NONE, description="Colour", layout=narrow)
+        self.symbol = w.Dropdown(options=columns, value=symbol or NONE, description="Symbol", layout=narrow)
+        slider = {"continuous_update": False, "style": {"description_width": "initial"}}
+        self.perplexity = w.FloatSlider(value=perplexity, min=2, max=100, step=1, description="perplexity", **slider)
+        self.learning_rate = w.Text(value=str(learning_rate), description="learning rate", continuous_update=False,
+                                    layout=w.Layout(width="180px"), style={"description_width": "initial"})
+        self.max_iter = w.IntSlider(value=max_iter, min=250, max=5000, step=250, description="iterations", **slider)
+        self.random_state = w.IntText(value=random_state, description="seed", layout=w.Layout(width="130px"),
+                                      style={"description_width": "initial"})
+        self.n_neighbors = w.IntSlider(value=n_neighbors, min=2, max=100, description="n_neighbors", **slider)
+        self.min_dist = w.FloatSlider(value=min_dist, min=0.0, max=1.0, step=0.05, description="min_dist", **slider)
+        self._tsne_box = w.HBox([self.perplexity, self.learning_rate, self.max_iter])
+        self._umap_box = w.HBox([self.n_neighbors, self.min_dist])
+        self.search_box = w.Text(placeholder=f"highlight a {self.level}…", description="Search",
+                                 continuous_update=False)
+        self._search_info = w.HTML()
+        self.neighbour_query = w.Text(placeholder="a text, or click a point", description="Neighbours of",
+                                      continuous_update=False, style={"description_width": "initial"})
+        self.k = w.IntSlider(value=10, min=1, max=50, description="k", continuous_update=False,
+                             layout=w.Layout(width="220px"))
+        self.metric = w.ToggleButtons(options=list(METRICS), value="cosine", style={"button_width": "72px"})
+        self._find = w.Button(description="Find", icon="search", layout=w.Layout(width="80px"))
+        self._neighbour_table = w.HTML()
+        self.status = w.HTML()
+        self._selection_info = w.HTML("<i>lasso or box-select points to get them as rows: explorer.selected</i>")
+        figure_widget = _figure_widget_class()
+        if figure_widget is not None:
+            self.plot = figure_widget(layout={"height": height})
+            self._static_output = None
+        else:
+            self.plot = w.Output(layout={"height": f"{height + 20}px"})
+            self._static_output = self.plot
+        self._height = height
+
+        for control in (self.method, self.dimensions, self.perplexity, self.learning_rate, self.max_iter,
+                        self.random_state, self.n_neighbors, self.min_dist):
+            control.observe(lambda _change: self._muted or self._refresh(), names="value")
+        for control in (self.color, self.symbol):
+            control.observe(lambda _change: self._muted or self._redraw(), names="value")
+        self.search_box.observe(lambda change: self.search(change["new"]), names="value")
+        self.neighbour_query.observe(lambda change: self._neighbours_from_box(), names="value")
+        self.k.observe(lambda _change: self._neighbours_from_box(), names="value")
+        self.metric.observe(lambda _change: self._neighbours_from_box(), names="value")
+        self._find.on_click(lambda _button: self._neighbours_from_box())
+
+        self.widget = w.VBox([
+            w.HBox([self.method, self.dimensions, self.color, self.symbol]),
+            w.HBox([self._tsne_box, self._umap_box, self.random_state]),
+            w.HBox([self.search_box, self._search_info]),
+            self.status,
+            self.plot,
+            w.HBox([self.neighbour_query, self.k, self.metric, self._find]),
+            self._neighbour_table,
+            self._selection_info,
+        ])
+        self.widget.add_class("nlu-lite-explorer")
+        self._show_parameters()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def __repr__(self) -> str:
+        return (f"Explorer({len(self.df)} {self.level} rows, {len(self.positions)} plotted, "
+                f"method={self.method.value!r}, dimensions={self.dimensions.value})")
+
+    # ---- projection -----------------------------------------------------------------------
+    def _reducer_params(self) -> dict[str, Any]:
+        params = {"random_state": self.random_state.value}
+        if self.method.value == "tsne":
+            params.update(perplexity=self.perplexity.value, learning_rate=self.learning_rate.value.strip() or "auto",
+                          max_iter=self.max_iter.value)
+        elif self.method.value == "umap":
+            params.update(n_neighbors=self.n_neighbors.value, min_dist=self.min_dist.value)
+        return params
+
+    def _show_parameters(self) -> None:
+        self._tsne_box.layout.display = None if self.method.value == "tsne" else "none"
+        self._umap_box.layout.display = None if self.method.value == "umap" else "none"
+        self.random_state.layout.display = "none" if self.method.value == "pca" else None
+
+    def _refresh(self) -> None:
+        """Project with the current controls (in a thread for an uncached t-SNE / UMAP), then draw."""
+        self._show_parameters()
+        method, dims, params = self.method.value, self.dimensions.value, self._reducer_params()
+        with self._lock:
+            self._generation += 1
+            generation = self._generation
+        slow = method != "pca" and cached_projection(self._matrix, method, dims, **params) is None
+        if not (slow and self.background):
+            self._project_and_draw(generation, method, dims, params)
+            return
+        label = METHODS[method]
+        self.status.value = (f"<span class='nlu-lite-busy'>⏳ running {label} on {len(self.positions):,} points"
+                             "… the kernel stays free</span>")
+        self._thread = threading.Thread(target=self._project_and_draw, args=(generation, method, dims, params),
+                                        name=f"nlu-lite-{method}", daemon=True)
+        self._thread.start()
+
+    def _project_and_draw(self, generation: int, method: str, dims: int, params: dict[str, Any]) -> None:
+        try:
+            projection = project(self._matrix, method, dims, **params)
+        except Exception as exc:  # shown in the widget: a thread has no caller to raise to
+            logger.exception("projection failed")
+            self.status.value = f"<span class='nlu-lite-error'>⚠ {html.escape(str(exc))}</span>"
+            if not self.background:
+                raise
+            return
+        with self._lock:
+            if generation != self._generation:  # the controls changed meanwhile: a newer run draws
+                return
+            self._points = Points(self.positions, projection, self._hover, len(self.df), self.level,
+                                  self.max_points, self.sample_seed)
+            self._redraw()
+            sample = (f" (a random sample of {len(self.positions):,} of {len(self.df):,} rows)"
+                      if len(self.positions) < len(self.df) else "")
+            self.status.value = (f"<span class='nlu-lite-done'>{projection.label} of {len(self.positions):,} "
+                                 f"points{sample} in {projection.seconds:.2f} s</span>")
+
+    def wait(self, timeout: float | None = None) -> Explorer:
+        """Wait for a projection running in the background (returns self)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return self
+
+    # ---- drawing --------------------------------------------------------------------------
+    def _highlights(self) -> dict[str, np.ndarray]:
+        groups = {}
+        if len(self._matches):
+            groups[f"search: {self.search_box.value}"] = self._matches
+        if len(self._query_rows):
+            groups["query"] = self._query_rows
+        if len(self._neighbour_rows):
+            groups[f"{len(self._neighbour_rows)} nearest ({self.metric.value})"] = self._neighbour_rows
+        return groups
+
+    def _current_figure(self) -> go.Figure:
+        if self._points is None:
+            raise InputError("no projection yet: call explorer.wait() while t-SNE / UMAP runs")
+        return figure_from_points(
+            self.df, self._points, color=None if self.color.value == NONE else self.color.value,
+            symbol=None if self.symbol.value == NONE else self.symbol.value, highlight=self._highlights(),
+        )
+
+    @property
+    def figure(self) -> go.Figure:
+        """A static copy of the current plot (renders in HTML exports and headless runs)."""
+        return self._current_figure()
+
+    @property
+    def points(self) -> Points | None:
+        """The rows plotted and their current projection."""
+        return self._points
+
+    def _redraw(self) -> None:
+        with self._lock:
+            if self._points is None:
+                return
+            fig = self._current_figure()
+            fig.update_layout(height=self._height, dragmode="lasso" if self._points.projection.dimensions == 2
+                              else "orbit")
+            if self._static_output is not None:
+                self._static_output.outputs = ()
+                self._static_output.append_display_data(fig)
+                return
+            self._selection.clear()
+            plot = self.plot
+            with plot.batch_update():
+                plot.data = ()
+                plot.layout = fig.layout
+            plot.add_traces(list(fig.data))
+            for trace in plot.data:
+                trace.on_selection(self._on_selection)
+                trace.on_click(self._on_click)
+
+    # ---- selection, search, neighbours ----------------------------------------------------
+    def _trace_positions(self, trace: Any, point_inds: list[int]) -> np.ndarray:
+        if trace.meta != ROLE_POINTS or not point_inds:
+            return np.arange(0)
+        return np.asarray(trace.customdata, dtype=np.int64)[list(point_inds)]
+
+    def _on_selection(self, trace: Any, points: Any, _selector: Any) -> None:
+        self._selection[points.trace_index] = self._trace_positions(trace, points.point_inds)
+        self._show_selection()
+
+    def _on_click(self, trace: Any, points: Any, _state: Any) -> None:
+        chosen = self._trace_positions(trace, points.point_inds)
+        if len(chosen):
+            self.find_neighbours(int(chosen[0]))
+
+    def select(self, rows: Any) -> pd.DataFrame:
+        """Set the selection from Python (positions, texts or a mask) and return the rows."""
+        from .frames import select_rows
+
+        self._selection = {-1: select_rows(self.df, rows)}
+        self._show_selection()
+        return self.selected
+
+    def _selected_positions(self) -> np.ndarray:
+        parts = [p for p in self._selection.values() if len(p)]
+        return np.unique(np.concatenate(parts)) if parts else np.arange(0)
+
+    @property
+    def selected(self) -> pd.DataFrame:
+        """The rows of the frame selected in the plot (lasso / box select), in frame order."""
+        return self.df.iloc[self._selected_positions()]
+
+    def _show_selection(self) -> None:
+        chosen = self.selected
+        if chosen.empty:
+            self._selection_info.value = "<i>no points selected</i>"
+            return
+        preview = self._table_html(chosen.head(TABLE_ROWS))
+        self._selection_info.value = (f"<b>{len(chosen)} selected</b> (explorer.selected)"
+                                      f"{' — first ' + str(TABLE_ROWS) if len(chosen) > TABLE_ROWS else ''}{preview}")
+
+    def _table_html(self, rows: pd.DataFrame) -> str:
+        keep = [c for c in ("rank", "similarity", "distance", "origin_index", self.level, self.color.value,
+                            self.symbol.value) if c in rows.columns]
+        keep = list(dict.fromkeys(keep))
+        return rows[keep].to_html(index=False, escape=True, float_format=lambda v: f"{v:.3f}", border=0)
+
+    def search(self, query: str) -> pd.DataFrame:
+        """Circle the rows whose text contains ``query`` (case-insensitive) and return them."""
+        query = (query or "").strip()
+        if self.search_box.value != query:
+            self.search_box.value = query  # its observer calls search() again with the same query
+            return self.matches
+        if not query:
+            self._matches = np.arange(0)
+            self._search_info.value = ""
+        else:
+            substring = self.level != "token"
+            try:
+                self._matches = match_texts(self.df, [query], substring=substring)
+            except InputError as exc:
+                self._matches = np.arange(0)
+                self._search_info.value = f"<span class='nlu-lite-matches'>{html.escape(str(exc))}</span>"
+            else:
+                shown = int(np.isin(self._matches, self.positions).sum())
+                extra = f", {shown} in the plotted sample" if shown < len(self._matches) else ""
+                self._search_info.value = f"<span class='nlu-lite-matches'>{len(self._matches)} matches{extra}</span>"
+        self._redraw()
+        return self.matches
+
+    @property
+    def matches(self) -> pd.DataFrame:
+        """The rows the search box matches."""
+        return self.df.iloc[self._matches]
+
+    def _neighbours_from_box(self) -> None:
+        query = self.neighbour_query.value.strip()
+        if query:
+            self.find_neighbours(query, k=self.k.value, metric=self.metric.value)
+
+    def find_neighbours(self, query: Any, k: int | None = None, metric: str | None = None) -> pd.DataFrame:
+        """Fill the neighbour panel for ``query`` (a text, a row position or a vector) and return the table."""
+        k = self.k.value if k is None else k
+        metric = metric or self.metric.value
+        try:
+            table = nearest_neighbours(self.df, query, k, metric=metric, pipe=self.pipe)
+        except InputError as exc:
+            self._neighbour_table.value = f"<span class='nlu-lite-error'>{html.escape(str(exc))}</span>"
+            return pd.DataFrame()
+        from .neighbours import query_vector
+
+        _, own = query_vector(self.df, query, pipe=self.pipe)
+        self._neighbours, self._neighbour_rows, self._query_rows = table, table["position"].to_numpy(), own
+        about = html.escape(query if isinstance(query, str) else
+                            f"row {query}: {self.df.iloc[int(query)][self.level]!s}" if np.ndim(query) == 0
+                            else "a vector")
+        self._neighbour_table.value = (f"<b>{len(table)} nearest to {about}</b> ({metric}, original space)"
+                                       f"{self._table_html(table)}")
+        self._redraw()
+        return table
+
+    @property
+    def neighbours(self) -> pd.DataFrame:
+        """The neighbour panel's table: rank, position, similarity / distance, the rows."""
+        return self._neighbours
+
+    def set(self, **controls: Any) -> Explorer:
+        """Change controls from Python, e.g. ``explorer.set(method='tsne', perplexity=20, color='topic')``."""
+        valid = {"method", "dimensions", "color", "symbol", "perplexity", "learning_rate", "max_iter",
+                 "random_state", "n_neighbors", "min_dist", "k", "metric"}
+        unknown = set(controls) - valid
+        if unknown:
+            raise InputError(f"unknown controls {sorted(unknown)}; valid: {sorted(valid)}")
+        if "method" in controls:
+            controls["method"] = normalize_method(controls["method"])
+        for name in ("color", "symbol"):
+            if name in controls and controls[name] is None:
+                controls[name] = NONE
+        if "learning_rate" in controls:
+            controls["learning_rate"] = str(controls["learning_rate"])
+        self._muted = True
+        try:
+            for name, value in controls.items():
+                getattr(self, name).value = value
+        finally:
+            self._muted = False
+        if set(controls) & {"color", "symbol"} == set(controls):
+            self._redraw()
+        elif set(controls) - {"k", "metric"}:
+            self._refresh()
+        else:
+            self._neighbours_from_box()
+        return self
+
+
+def explore(df: pd.DataFrame, **kwargs: Any) -> Explorer:
+    """An interactive explorer of a predict() frame; show it by making it a cell's last value.
+
+    Keyword arguments set the starting controls: ``method`` (``"pca"``, ``"tsne"``, ``"umap"``),
+    ``dimensions``, ``color`` and ``symbol`` (column names), ``perplexity``, ``learning_rate``,
+    ``max_iter``, ``random_state``, ``n_neighbors``, ``min_dist``; also ``max_points`` (sample
+    past it), ``pipe`` (embeds neighbour queries not in the frame), ``background`` (run
+    t-SNE / UMAP in a thread, default True) and ``height``.
+
+    >>> import nlu_lite
+    >>> pipe = nlu_lite.load('en.embed_sentence.minilm_l6')  # doctest: +SKIP
+    >>> df = pipe.predict(nlu_lite.viz.load_corpus().text)  # doctest: +SKIP
+    >>> explore(df, color='origin_index')  # doctest: +SKIP
+    """
+    return Explorer(df, **kwargs)
