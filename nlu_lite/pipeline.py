@@ -159,6 +159,17 @@ def _progress_enabled(option: bool | None, n_sequences: int) -> bool:
     return n_sequences >= PROGRESS_MIN_SEQUENCES
 
 
+def _describe_runtime(encoder: Any) -> str:
+    session = getattr(encoder, "session", None)
+    if session is None:
+        return type(encoder).__name__
+    import onnxruntime as ort
+
+    threads = session.get_session_options().intra_op_num_threads
+    providers = ", ".join(p.replace("ExecutionProvider", "") for p in session.get_providers())
+    return f"onnxruntime {ort.__version__} ({providers}, {threads or 'all'} threads)"
+
+
 class Pipeline:
     """A loaded model: ``predict(texts, output_level=...)`` returns a pandas DataFrame.
 
@@ -181,7 +192,7 @@ class Pipeline:
 
     # -- presentation -------------------------------------------------------------------
     def _summary(self) -> dict[str, str]:
-        runtime = getattr(self.encoder, "describe", lambda: type(self.encoder).__name__)()
+        runtime = _describe_runtime(self.encoder)
         return {
             "alias": self.spec.alias,
             "task": f"{self.spec.task} embeddings",
@@ -237,16 +248,6 @@ class Pipeline:
             df = df.drop(columns="_row")
         return df
 
-    def _layer_outputs(self, layers: tuple[int, ...]) -> list[str]:
-        n = self.encoder.num_layers
-        names = []
-        for layer in layers:
-            i = layer if layer >= 0 else n + 1 + layer
-            if not 0 <= i <= n:
-                raise InputError(f"layers must lie in [-{n + 1}, {n}] for this {n}-layer model; got {layer}")
-            names.append("last_hidden_state" if i == n else f"hidden_state_{i}")
-        return names
-
     def _run(self, pieces: Pieces, opts: PredictOptions, *, want_pooled: bool):
         """Yield ``(sequence numbers, states (B,S,H), pooled or None, own-window mask)`` per batch."""
         max_length = opts.max_length or self.spec.max_length
@@ -255,7 +256,7 @@ class Pipeline:
         if opts.batch_size < 1:
             raise InputError(f"batch_size must be a positive integer; got {opts.batch_size}")
         seqs = _plan(pieces, max_length - 2, opts.window_overlap)
-        outputs = self._layer_outputs(opts.layers)
+        outputs = list(self.encoder.layer_output_names(opts.layers))
         if want_pooled:
             outputs = outputs + ["pooler_output"]
         lengths = seqs.end - seqs.start
