@@ -1,0 +1,63 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import nlu_lite
+from nlu_lite.errors import ArtifactNotFoundError, InputError, UnknownModelError
+from nlu_lite.registry import default_registry
+
+
+def test_import_is_light():
+    code = ("import sys, nlu_lite; heavy = [m for m in ('torch', 'transformers', 'onnxruntime', 'pandas', "
+            "'tokenizers', 'plotly', 'sklearn', 'ipywidgets', 'huggingface_hub') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_list_models_is_the_registry(isolated_cache):
+    table = nlu_lite.list_models()
+    assert len(table) == len(default_registry())
+    assert {"alias", "dim", "layers", "size_mb", "license", "source", "cached"} <= set(table.columns)
+    row = table.set_index("alias").loc["en.embed.bert.small_L4_512"]
+    assert (row.dim, row.layers, row.license) == (512, 4, "Apache-2.0")
+    assert row.source == "hf:google/bert_uncased_L-4_H-512_A-8"
+    assert not table.cached.any()  # an empty cache
+    assert set(nlu_lite.list_models(task="sentence").task) == {"sentence"}
+
+
+def test_print_components_lists_every_alias(isolated_cache, capsys):
+    nlu_lite.print_components()
+    out = capsys.readouterr().out
+    for spec in default_registry():
+        assert spec.alias in out
+
+
+def test_load_unknown_alias_suggests(isolated_cache):
+    with pytest.raises(UnknownModelError, match="Did you mean: en.embed.bert.small_L4_512"):
+        nlu_lite.load("en.embed.bert.small_L4_51")
+
+
+def test_load_rejects_bad_arguments(tmp_path, isolated_cache):
+    with pytest.raises(InputError, match="precision"):
+        nlu_lite.load("bert", precision="fp16")
+    with pytest.raises(InputError, match="needs an alias"):
+        nlu_lite.load()
+    with pytest.raises(ArtifactNotFoundError, match="config.json"):
+        nlu_lite.load(path=tmp_path)
+
+
+def test_register_local_model_and_load_by_alias_or_path(tiny_bert_dir, isolated_cache):
+    spec = nlu_lite.register_model("en.embed.my_tiny", path=tiny_bert_dir, replace=True)
+    assert (spec.dim, spec.layers, spec.heads) == (32, 2, 4)
+    by_alias = nlu_lite.load("embed.my_tiny")  # the en. prefix is optional for registered models too
+    by_path = nlu_lite.load(str(tiny_bert_dir))
+    a = by_alias.predict("the dog runs")
+    b = by_path.predict("the dog runs")
+    assert "en_embed_my_tiny_embeddings" in a.columns
+    np.testing.assert_array_equal(nlu_lite.to_matrix(a), nlu_lite.to_matrix(b))
+    with pytest.raises(InputError):
+        nlu_lite.register_model("en.embed.x", repo="a/b")  # dims are required for a repo
+    hub = nlu_lite.register_model("en.embed.remote_x", repo="org/remote-x", dim=8, layers=1, heads=2, replace=True)
+    assert hub.sources[0].repo == "org/remote-x" and nlu_lite.list_models().alias.eq("en.embed.remote_x").any()

@@ -1,0 +1,52 @@
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import nlu_lite
+from nlu_lite.cli import main
+
+
+def test_models_lists_aliases(capsys, isolated_cache):
+    assert main(["models", "--task", "sentence"]) == 0
+    out = capsys.readouterr().out
+    assert "en.embed_sentence.minilm_l6" in out and "en.embed.bert.small_L4_512" not in out
+
+
+def test_predict_prints_tokens(tiny_bert_dir, capsys, isolated_cache):
+    assert main(["predict", str(tiny_bert_dir), "I love NLP", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "love" in out and "NLP" in out
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_predict_writes_files_with_every_row(tiny_bert_dir, tmp_path, capsys, isolated_cache, suffix):
+    out = tmp_path / f"out{suffix}"
+    assert main(["predict", str(tiny_bert_dir), "the dog runs.", "Paris is big.", "--level", "sentence",
+                 "--out", str(out)]) == 0
+    df = pd.read_parquet(out) if suffix == ".parquet" else pd.read_csv(out)
+    assert df.sentence.tolist() == ["the dog runs.", "Paris is big."]
+    column = [c for c in df.columns if c.endswith("_embeddings")][0]
+    first = df[column][0]
+    vector = np.array(first if suffix == ".parquet" else [float(x) for x in first.split()], dtype=np.float32)
+    expected = nlu_lite.to_matrix(nlu_lite.load(path=tiny_bert_dir).predict("the dog runs.", output_level="sentence"))[0]
+    np.testing.assert_allclose(vector, expected, atol=1e-6)
+
+
+def test_predict_reads_stdin_and_files(tiny_bert_dir, tmp_path, isolated_cache):
+    texts = tmp_path / "in.txt"
+    texts.write_text("first line.\n\nsecond line.\n")
+    for args, stdin in ((["--file", str(texts)], None), ([], "first line.\nsecond line.\n")):
+        out = tmp_path / "o.parquet"
+        subprocess.run([sys.executable, "-m", "nlu_lite.cli", "predict", str(tiny_bert_dir), *args,
+                        "--level", "document", "--out", str(out)], input=stdin, text=True, check=True,
+                       capture_output=True)
+        assert pd.read_parquet(out).document.tolist() == ["first line.", "second line."]
+
+
+def test_errors_are_one_line_with_exit_2(capsys, isolated_cache):
+    assert main(["predict", "en.embed.nope", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nlu-lite: error: unknown model alias 'en.embed.nope'")
