@@ -235,7 +235,10 @@ def _make_handler(hub: HubServer, role: str) -> type[http.server.BaseHTTPRequest
                 if data is None:
                     return self._plain(404, b"no such blob", body)
                 name = self._cdn_name(match["sha256"])
-                return self._send_file(data, name, body, {"ETag": f'"{match["sha256"]}"'})
+                return self._send_file(data, name, body, {
+                    "ETag": f'"{match["sha256"]}"',
+                    "Content-Disposition": f'inline; filename*=UTF-8\'\'{name}; filename="{name}";',  # as the Hub's CDN
+                })
             if path in hub._static:
                 return self._send_file(hub._static[path], path, body, {"ETag": f'"{hashlib.sha256(hub._static[path]).hexdigest()}"'})
             match = _RESOLVE.match(path)
