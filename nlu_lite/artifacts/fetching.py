@@ -43,10 +43,11 @@ def is_cached(spec: ModelSpec) -> bool:
     return any(_kind(source).cached(source) is not None for source in spec.sources)
 
 
-def download(aliases_or_specs: str | ModelSpec | Iterable[str | ModelSpec], *, progress: bool = True) -> list[Path]:
+def download(aliases_or_specs: str | ModelSpec | Iterable[str | ModelSpec], *,
+             progress: bool | None = None) -> list[Path]:
     """Fetch models now, online (what ``nlu-lite download ALIAS...`` runs); one folder per model.
 
-    Unlike :func:`fetch`, a Hub revision that is a branch (``main``) is asked for again, so
+    ``progress``: bars on unless ``False`` or ``NLU_LITE_PROGRESS=0``. Unlike :func:`fetch`, a Hub revision that is a branch (``main``) is asked for again, so
     the cache moves to the newest commit.
 
     >>> download(["en.embed_sentence.minilm_l6"])  # doctest: +SKIP

@@ -94,8 +94,8 @@ def _pip_download(requirement: str, dest: Path, progress: bool) -> Path:
     if not progress:
         cmd[4:4] = ["--quiet", "--progress-bar", "off"]
     logger.info("running %s", " ".join(cmd))
-    done = subprocess.run(cmd, stdout=None if progress else subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          text=True, check=False)
+    done = subprocess.run(cmd, stdout=_progress_stream() if progress else subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, check=False)
     wheels = sorted(dest.glob("*.whl"))
     if done.returncode != 0 or len(wheels) != 1:
         tail = "\n".join(done.stderr.strip().splitlines()[-6:]) or f"exit status {done.returncode}"
@@ -106,3 +106,11 @@ def _pip_download(requirement: str, dest: Path, progress: bool) -> Path:
             "PIP_FIND_LINKS at its folder."
         )
     return wheels[0]
+
+
+def _progress_stream() -> int:
+    """Where pip's progress goes: our stderr, keeping stdout clean for callers (the CLI prints paths)."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # notebooks: sys.stderr is not a file
+        return subprocess.DEVNULL

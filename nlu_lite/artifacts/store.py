@@ -176,7 +176,7 @@ def _onnx_aliases(folder: Path, registry: Registry, owners: dict) -> tuple[str, 
     found = []
     for spec in registry:
         names = {spec.name, *spec.aliases}
-        folders = [str(p) for p in _source_folders(spec)]
+        folders = {str(p) for f in _source_folders(spec) for p in (f, f.resolve())}
         if names & strings or any(s.startswith(f) for s in strings for f in folders):
             found.append(spec.alias)
     return tuple(found)
