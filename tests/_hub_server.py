@@ -172,10 +172,11 @@ class HubServer:
     def stop(self) -> None:
         if self._timer is not None and threading.current_thread() is not self._timer:
             self._timer.cancel()
-        for server in self._servers:
+        with self._lock:  # idempotent: the timer, the request limit and the test may all call it
+            servers, self._servers = self._servers, []
+        for server in servers:
             server.shutdown()
             server.server_close()
-        self._servers.clear()
 
     def __enter__(self) -> HubServer:
         return self.start()

@@ -337,3 +337,22 @@ def test_two_processes_fetching_the_same_model_download_it_once(hub, isolated_ca
     weights_get = next(r for r in hub.requests if r.listener == "cdn")
     assert all(r["start"] < weights_get.time + 1.5 for r in results)  # both were running during the download
     assert leftovers(isolated_cache) == []
+
+
+def test_the_test_server_is_bounded_and_stops_by_itself():
+    import urllib.error
+    import urllib.request
+
+    server = HubServer(max_requests=2, lifetime=30).start()
+    url = server.add_static("/files/x", b"hello")
+    assert urllib.request.urlopen(url, timeout=5).read() == b"hello"
+    assert urllib.request.urlopen(url, timeout=5).read() == b"hello"
+    with pytest.raises(urllib.error.HTTPError) as info:  # over the limit: refused, then the server shuts down
+        urllib.request.urlopen(url, timeout=5)
+    assert info.value.code == 503
+    deadline = time.time() + 10
+    while server._servers and time.time() < deadline:
+        time.sleep(0.05)
+    assert not server._servers
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url, timeout=2)
