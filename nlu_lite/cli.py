@@ -64,7 +64,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 def _cmd_download(args: argparse.Namespace) -> int:
     from .artifacts import download
 
-    for path in download(args.aliases, progress=not args.no_progress):
+    for path in download(args.aliases, progress=False if args.no_progress else None):
         print(path)
     return 0
 
