@@ -1,0 +1,32 @@
+"""Checkpoint -> ONNX: BERT-family weights (safetensors or pytorch_model.bin) to a cached ONNX model.
+
+Only numpy, onnx and small readers of our own: torch is never imported, and a pickle
+checkpoint is read by an unpickler that can only rebuild tensors.
+
+>>> from nlu_lite.convert import ensure_onnx  # doctest: +SKIP
+>>> path = ensure_onnx("all-MiniLM-L6-v2/")  # converted once, then read from the cache
+"""
+from __future__ import annotations
+
+from .bert import CONVERTER_VERSION, DEFAULT_GRAPH, GRAPH_VARIANTS, OPSET, BertConfig, build_model, read_config
+from .store import PRECISIONS, convert_checkpoint, ensure_onnx, onnx_cache_dir, quantize_int8
+from .torch_pickle import load_torch_checkpoint
+from .weights import load_weights, weights_file
+
+__all__ = [
+    "BertConfig",
+    "CONVERTER_VERSION",
+    "DEFAULT_GRAPH",
+    "GRAPH_VARIANTS",
+    "OPSET",
+    "PRECISIONS",
+    "build_model",
+    "convert_checkpoint",
+    "ensure_onnx",
+    "load_torch_checkpoint",
+    "load_weights",
+    "onnx_cache_dir",
+    "quantize_int8",
+    "read_config",
+    "weights_file",
+]

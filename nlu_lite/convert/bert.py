@@ -1,0 +1,331 @@
+"""A BERT-family checkpoint (config + numpy weights) as an ONNX graph, built with onnx.helper.
+
+Two graph variants compute the same function:
+
+- ``"fused"``: onnxruntime's com.microsoft kernels, each exact: ``Attention`` (packed QKV
+  projection, scaled dot product, additive mask, softmax), ``SkipLayerNormalization``
+  (residual + bias + LayerNorm) and ``BiasGelu`` (erf GELU, not the tanh ``FastGelu``).
+- ``"standard"``: plain ONNX opset-17 ops (MatMul/Add/Softmax, LayerNormalization, Erf
+  GELU), left to onnxruntime's own graph fusions.
+
+``benchmarks/engine_graph.py`` measures both; ``DEFAULT_GRAPH`` is the faster one.
+
+Interface (docs/DESIGN.md): inputs ``input_ids`` / ``attention_mask`` int64 [batch,
+sequence]; outputs ``last_hidden_state``, ``hidden_state_0..L`` (transformers'
+``hidden_states[i]``) and ``pooler_output`` when the checkpoint has a pooler.
+token_type_ids are always 0: the type-0 embedding is folded into the position table.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import ArtifactNotFoundError, ConversionError
+
+GraphVariant = Literal["fused", "standard"]
+GRAPH_VARIANTS: tuple[str, ...] = ("fused", "standard")
+DEFAULT_GRAPH: GraphVariant = "fused"  # measured faster: see benchmarks/engine_graph.py
+OPSET = 17  # LayerNormalization is a standard op from 17
+MS_OPSET = 1
+CONVERTER_VERSION = "1"  # bump whenever the graph for the same weights changes
+METADATA_KEY = "nlu_lite"
+
+# transformers' hidden_act names -> how we compute them
+_EXACT_GELU = ("gelu",)
+_TANH_GELU = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
+ACTIVATIONS = _EXACT_GELU + _TANH_GELU + ("relu",)
+_MASK_VALUE = -10000.0  # added to masked keys' scores: exp() of it is 0 in float32
+
+
+@dataclass(frozen=True)
+class BertConfig:
+    """The architecture fields of a BERT-family ``config.json`` that the graph depends on."""
+
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_size: int
+    hidden_act: str = "gelu"
+    layer_norm_eps: float = 1e-12
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+
+    @property
+    def head_size(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "config.json") -> BertConfig:
+        """Validate a transformers BERT config; errors name the field and what is supported."""
+        model_type = data.get("model_type", "bert")
+        if model_type != "bert":
+            raise ConversionError(
+                f"{where}: model_type {model_type!r} is not supported; nlu_lite converts BERT "
+                "checkpoints (model_type 'bert', which includes MiniLM-style BERTs)"
+            )
+        position = data.get("position_embedding_type", "absolute")
+        if position != "absolute":
+            raise ConversionError(f"{where}: position_embedding_type {position!r} is not supported; only 'absolute'")
+        act = data.get("hidden_act", "gelu")
+        if act not in ACTIVATIONS:
+            raise ConversionError(f"{where}: hidden_act {act!r} is not supported; use one of {list(ACTIVATIONS)}")
+        try:
+            config = cls(
+                vocab_size=int(data["vocab_size"]),
+                hidden_size=int(data["hidden_size"]),
+                num_layers=int(data["num_hidden_layers"]),
+                num_heads=int(data["num_attention_heads"]),
+                intermediate_size=int(data["intermediate_size"]),
+                hidden_act=act,
+                layer_norm_eps=float(data.get("layer_norm_eps", 1e-12)),
+                max_position_embeddings=int(data.get("max_position_embeddings", 512)),
+                type_vocab_size=int(data.get("type_vocab_size", 2)),
+            )
+        except KeyError as exc:
+            raise ConversionError(f"{where} lacks the field {exc.args[0]!r} that a BERT config has") from None
+        except (TypeError, ValueError) as exc:
+            raise ConversionError(f"{where}: a size field is not a number ({exc})") from None
+        if config.hidden_size % config.num_heads:
+            raise ConversionError(
+                f"{where}: hidden_size {config.hidden_size} is not divisible by num_attention_heads {config.num_heads}"
+            )
+        return config
+
+
+def read_config(folder: str | os.PathLike) -> BertConfig:
+    """The :class:`BertConfig` of a checkpoint folder's ``config.json``."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise ArtifactNotFoundError(f"no config.json in {folder}: point nlu_lite at a transformers checkpoint folder")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConversionError(f"{path} is not valid JSON ({exc}); download the checkpoint again") from None
+    return BertConfig.from_dict(data, str(path))
+
+
+def expected_shapes(config: BertConfig, *, with_pooler: bool) -> dict[str, tuple[int, ...]]:
+    """BertModel's weight names and shapes for ``config`` (torch Linear layout: [out, in])."""
+    h, i = config.hidden_size, config.intermediate_size
+    shapes: dict[str, tuple[int, ...]] = {
+        "embeddings.word_embeddings.weight": (config.vocab_size, h),
+        "embeddings.position_embeddings.weight": (config.max_position_embeddings, h),
+        "embeddings.token_type_embeddings.weight": (config.type_vocab_size, h),
+        "embeddings.LayerNorm.weight": (h,),
+        "embeddings.LayerNorm.bias": (h,),
+    }
+    for n in range(config.num_layers):
+        p = f"encoder.layer.{n}."
+        for part in ("query", "key", "value"):
+            shapes[f"{p}attention.self.{part}.weight"] = (h, h)
+            shapes[f"{p}attention.self.{part}.bias"] = (h,)
+        shapes.update({
+            f"{p}attention.output.dense.weight": (h, h),
+            f"{p}attention.output.dense.bias": (h,),
+            f"{p}attention.output.LayerNorm.weight": (h,),
+            f"{p}attention.output.LayerNorm.bias": (h,),
+            f"{p}intermediate.dense.weight": (i, h),
+            f"{p}intermediate.dense.bias": (i,),
+            f"{p}output.dense.weight": (h, i),
+            f"{p}output.dense.bias": (h,),
+            f"{p}output.LayerNorm.weight": (h,),
+            f"{p}output.LayerNorm.bias": (h,),
+        })
+    if with_pooler:
+        shapes["pooler.dense.weight"] = (h, h)
+        shapes["pooler.dense.bias"] = (h,)
+    return shapes
+
+
+def check_weights(config: BertConfig, weights: Mapping[str, np.ndarray]) -> bool:
+    """Raise :class:`ConversionError` unless ``weights`` fit ``config``; return whether a pooler is present."""
+    with_pooler = "pooler.dense.weight" in weights
+    expected = expected_shapes(config, with_pooler=with_pooler)
+    missing = [k for k in expected if k not in weights]
+    if missing:
+        found = ", ".join(sorted(weights)[:4]) or "nothing"
+        raise ConversionError(
+            f"the checkpoint lacks {len(missing)} BertModel weight(s), e.g. {missing[:3]}; found {found}... "
+            "Is this a BERT checkpoint, and does config.json match it?"
+        )
+    wrong = [(k, weights[k].shape, shape) for k, shape in expected.items() if tuple(weights[k].shape) != shape]
+    if wrong:
+        name, got, want = wrong[0]
+        raise ConversionError(
+            f"weight {name} has shape {got} but config.json implies {want} "
+            f"({len(wrong)} mismatched); the config and weights belong to different models"
+        )
+    return with_pooler
+
+
+class _Builder:
+    """Collects nodes and initializers; every tensor name is unique."""
+
+    def __init__(self) -> None:
+        from onnx import helper, numpy_helper
+
+        self.helper = helper
+        self.numpy_helper = numpy_helper
+        self.nodes: list = []
+        self.initializers: list = []
+        self._count = 0
+        self._scalars: dict[tuple[str, float], str] = {}
+
+    def const(self, name: str, array: np.ndarray) -> str:
+        self.initializers.append(self.numpy_helper.from_array(np.asarray(array, order="C"), name))
+        return name
+
+    def scalar(self, value: float, dtype: Any = np.float32) -> str:
+        """A shared scalar constant."""
+        key = (np.dtype(dtype).name, value)
+        if key not in self._scalars:
+            self._scalars[key] = self.const(f"scalar_{len(self._scalars)}", np.array(value, dtype))
+        return self._scalars[key]
+
+    def op(self, op_type: str, inputs: list[str], *, out: str | None = None, domain: str = "", **attrs: Any) -> str:
+        self._count += 1
+        output = out or f"{op_type.lower()}_{self._count}"
+        kwargs = {"domain": domain} if domain else {}
+        self.nodes.append(
+            self.helper.make_node(op_type, inputs, [output], name=f"{op_type}_{self._count}", **kwargs, **attrs)
+        )
+        return output
+
+
+def _linear(b: _Builder, x: str, weights: Mapping[str, np.ndarray], prefix: str, *, bias: bool = True) -> str:
+    y = b.op("MatMul", [x, b.const(prefix + ".weight_t", weights[prefix + ".weight"].T)])
+    return b.op("Add", [y, b.const(prefix + ".bias", weights[prefix + ".bias"])]) if bias else y
+
+
+def _layer_norm(b: _Builder, x: str, weights: Mapping[str, np.ndarray], prefix: str, eps: float, out: str | None = None) -> str:
+    scale = b.const(prefix + ".weight", weights[prefix + ".weight"])
+    shift = b.const(prefix + ".bias", weights[prefix + ".bias"])
+    return b.op("LayerNormalization", [x, scale, shift], out=out, axis=-1, epsilon=eps)
+
+
+def _activation_standard(b: _Builder, x: str, act: str) -> str:
+    if act == "relu":
+        return b.op("Relu", [x])
+    if act in _EXACT_GELU:  # x * 0.5 * (1 + erf(x / sqrt(2))): the pattern ORT fuses into Gelu
+        erf = b.op("Erf", [b.op("Div", [x, b.scalar(math.sqrt(2.0))])])
+        return b.op("Mul", [b.op("Mul", [x, b.op("Add", [erf, b.scalar(1.0)])]), b.scalar(0.5)])
+    # tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+    cube = b.op("Mul", [b.op("Mul", [x, x]), x])
+    inner = b.op("Add", [x, b.op("Mul", [cube, b.scalar(0.044715)])])
+    tanh = b.op("Tanh", [b.op("Mul", [inner, b.scalar(math.sqrt(2 / math.pi))])])
+    return b.op("Mul", [b.op("Mul", [x, b.op("Add", [tanh, b.scalar(1.0)])]), b.scalar(0.5)])
+
+
+def _layer_standard(b: _Builder, x: str, w: Mapping[str, np.ndarray], p: str, cfg: BertConfig, mask_bias: str, out: str) -> str:
+    heads, size = cfg.num_heads, cfg.head_size
+    split_shape = b.const(f"{p}split_shape", np.array([0, 0, heads, size], np.int64))
+    merge_shape = b.const(f"{p}merge_shape", np.array([0, 0, cfg.hidden_size], np.int64))
+
+    def heads_of(name: str, perm: list[int]) -> str:
+        return b.op("Transpose", [b.op("Reshape", [_linear(b, x, w, f"{p}attention.self.{name}"), split_shape])], perm=perm)
+
+    q = heads_of("query", [0, 2, 1, 3])  # [B, N, S, D]
+    k = heads_of("key", [0, 2, 3, 1])  # [B, N, D, S]
+    v = heads_of("value", [0, 2, 1, 3])
+    scores = b.op("Div", [b.op("MatMul", [q, k]), b.scalar(math.sqrt(size))])
+    probs = b.op("Softmax", [b.op("Add", [scores, mask_bias])], axis=-1)
+    context = b.op("Reshape", [b.op("Transpose", [b.op("MatMul", [probs, v])], perm=[0, 2, 1, 3]), merge_shape])
+    attn = _linear(b, context, w, f"{p}attention.output.dense")
+    h1 = _layer_norm(b, b.op("Add", [attn, x]), w, f"{p}attention.output.LayerNorm", cfg.layer_norm_eps)
+    inter = _activation_standard(b, _linear(b, h1, w, f"{p}intermediate.dense"), cfg.hidden_act)
+    ffn = _linear(b, inter, w, f"{p}output.dense")
+    return _layer_norm(b, b.op("Add", [ffn, h1]), w, f"{p}output.LayerNorm", cfg.layer_norm_eps, out=out)
+
+
+def _layer_fused(b: _Builder, x: str, w: Mapping[str, np.ndarray], p: str, cfg: BertConfig, mask_index: str, out: str) -> str:
+    ms = "com.microsoft"
+    parts = [f"{p}attention.self.{name}" for name in ("query", "key", "value")]
+    qkv_w = b.const(f"{p}attention.qkv.weight_t", np.concatenate([w[q + ".weight"].T for q in parts], axis=1))
+    qkv_b = b.const(f"{p}attention.qkv.bias", np.concatenate([w[q + ".bias"] for q in parts]))
+    context = b.op("Attention", [x, qkv_w, qkv_b, mask_index], domain=ms,
+                   num_heads=cfg.num_heads, mask_filter_value=_MASK_VALUE)
+    attn = _linear(b, context, w, f"{p}attention.output.dense", bias=False)
+    h1 = _skip_layer_norm(b, attn, x, w, p + "attention.output", cfg.layer_norm_eps)
+    inter = _linear(b, h1, w, f"{p}intermediate.dense", bias=False)
+    bias = b.const(f"{p}intermediate.dense.bias", w[f"{p}intermediate.dense.bias"])
+    if cfg.hidden_act == "relu":
+        inter = b.op("Relu", [b.op("Add", [inter, bias])])
+    else:  # BiasGelu is erf GELU; FastGelu is the tanh form, exactly what gelu_new computes
+        inter = b.op("BiasGelu" if cfg.hidden_act in _EXACT_GELU else "FastGelu", [inter, bias], domain=ms)
+    ffn = _linear(b, inter, w, f"{p}output.dense", bias=False)
+    return _skip_layer_norm(b, ffn, h1, w, p + "output", cfg.layer_norm_eps, out=out)
+
+
+def _skip_layer_norm(b: _Builder, x: str, skip: str, w: Mapping[str, np.ndarray], p: str, eps: float, out: str | None = None) -> str:
+    inputs = [
+        x, skip,
+        b.const(f"{p}.LayerNorm.weight", w[f"{p}.LayerNorm.weight"]),
+        b.const(f"{p}.LayerNorm.bias", w[f"{p}.LayerNorm.bias"]),
+        b.const(f"{p}.dense.bias", w[f"{p}.dense.bias"]),
+    ]
+    return b.op("SkipLayerNormalization", inputs, out=out, domain="com.microsoft", epsilon=eps)
+
+
+def build_model(config: BertConfig, weights: Mapping[str, np.ndarray], *, graph: GraphVariant = DEFAULT_GRAPH,
+                metadata: Mapping[str, Any] | None = None):
+    """The ONNX ``ModelProto`` for ``config`` and BertModel-named ``weights``."""
+    from onnx import TensorProto, helper
+
+    if graph not in GRAPH_VARIANTS:
+        raise ConversionError(f"unknown graph variant {graph!r}; use one of {list(GRAPH_VARIANTS)}")
+    with_pooler = check_weights(config, weights)
+    b = _Builder()
+    w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
+
+    # embeddings: word + (position + token type 0), then LayerNorm
+    word = b.op("Gather", [b.const("embeddings.word_embeddings.weight", w["embeddings.word_embeddings.weight"]), "input_ids"])
+    pos_type = w["embeddings.position_embeddings.weight"] + w["embeddings.token_type_embeddings.weight"][0]
+    seq_len = b.op("Slice", ["shape_ids", b.const("one_i64", np.array([1], np.int64)), b.const("two_i64", np.array([2], np.int64))])
+    b.nodes.insert(0, helper.make_node("Shape", ["input_ids"], ["shape_ids"], name="Shape_ids"))
+    positions = b.op("Slice", [b.const("embeddings.position_plus_type0", pos_type), b.const("zero_i64", np.array([0], np.int64)), seq_len])
+    summed = b.op("Add", [word, positions], out="embeddings_sum")
+    x = _layer_norm(b, summed, w, "embeddings.LayerNorm", config.layer_norm_eps, out="hidden_state_0")
+
+    if graph == "fused":
+        mask = b.op("Cast", ["attention_mask"], to=TensorProto.INT32)
+        layer = _layer_fused
+    else:  # additive mask [B, 1, 1, S]: 0 for real tokens, large negative for padding
+        mask_f = b.op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
+        inverted = b.op("Sub", [b.scalar(1.0), mask_f])
+        mask = b.op("Unsqueeze", [b.op("Mul", [inverted, b.scalar(_MASK_VALUE)]),
+                                  b.const("mask_axes", np.array([1, 2], np.int64))])
+        layer = _layer_standard
+    for n in range(config.num_layers):
+        last = n == config.num_layers - 1
+        x = layer(b, x, w, f"encoder.layer.{n}.", config, mask, "last_hidden_state" if last else f"hidden_state_{n + 1}")
+    b.op("Identity", [x], out=f"hidden_state_{config.num_layers}")
+
+    dims = ["batch", "sequence", config.hidden_size]
+    outputs = [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, dims)]
+    outputs += [helper.make_tensor_value_info(f"hidden_state_{i}", TensorProto.FLOAT, dims) for i in range(config.num_layers + 1)]
+    if with_pooler:
+        first = b.op("Gather", [x, b.scalar(0, np.int64)], axis=1)
+        pooled = _linear(b, first, w, "pooler.dense")
+        b.op("Tanh", [pooled], out="pooler_output")
+        outputs.append(helper.make_tensor_value_info("pooler_output", TensorProto.FLOAT, ["batch", config.hidden_size]))
+
+    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in ("input_ids", "attention_mask")]
+    # the Slice of the position table hides that its length is the sequence length; saying so
+    # lets onnxruntime's fusions (SkipLayerNormalization) match whichever outputs are declared
+    known = [helper.make_tensor_value_info("embeddings_sum", TensorProto.FLOAT, dims)]
+    graph_proto = helper.make_graph(b.nodes, "bert", inputs, outputs, initializer=b.initializers, value_info=known)
+    opsets = [helper.make_opsetid("", OPSET)] + ([helper.make_opsetid("com.microsoft", MS_OPSET)] if graph == "fused" else [])
+    model = helper.make_model(graph_proto, opset_imports=opsets, producer_name="nlu_lite", producer_version=CONVERTER_VERSION)
+    model.ir_version = 8  # readable by onnxruntime >= 1.14
+    info = {**asdict(config), "has_pooler": with_pooler, "graph": graph, "converter_version": CONVERTER_VERSION,
+            "opset": OPSET, **(metadata or {})}
+    helper.set_model_props(model, {METADATA_KEY: json.dumps(info, sort_keys=True)})
+    return model

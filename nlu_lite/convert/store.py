@@ -1,0 +1,205 @@
+"""Conversion, done once: checkpoint folder -> ``cache_root()/onnx/<key>/model.onnx`` + ``manifest.json``.
+
+The key hashes what decides the file's bytes: the sha256 of config.json and of the
+weights file, the converter version, the opset, the precision and the graph variant.
+A changed source or converter therefore gets a new entry; an old entry is never reused.
+
+The model is written to a temporary file and renamed into place; the manifest is
+written the same way, after the model. An entry counts only when its manifest matches
+what we expect and records the model file's size, mtime and sha256: a truncated or
+replaced model.onnx, or a missing/foreign manifest, makes ``ensure_onnx`` convert again.
+
+Cold start: hashing a 90-400 MB weights file costs 0.1-0.5 s, so each source file's
+sha256 is remembered in a small sidecar (``onnx/hashes/<hash of path>.json``) keyed by
+(absolute path, size, mtime_ns); it is recomputed only when one of those changes. The
+model file is likewise trusted when its size and mtime_ns match the manifest; only when
+they differ is its sha256 recomputed and compared.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Literal
+
+from ..cache import atomic_path, cache_root, lock_for, sha256_file
+from ..errors import ConversionError
+from .bert import CONVERTER_VERSION, DEFAULT_GRAPH, GRAPH_VARIANTS, METADATA_KEY, OPSET, GraphVariant, build_model, read_config
+from .weights import load_weights, weights_file
+
+logger = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "int8"]
+PRECISIONS = ("fp32", "int8")
+MANIFEST_FORMAT = 1
+
+
+def _check_options(precision: str, graph: str) -> None:
+    if precision not in PRECISIONS:
+        raise ConversionError(f"precision={precision!r} is not one of {list(PRECISIONS)}")
+    if graph not in GRAPH_VARIANTS:
+        raise ConversionError(f"graph={graph!r} is not one of {list(GRAPH_VARIANTS)}")
+
+
+def quantize_int8(source: str | os.PathLike, out_path: str | os.PathLike) -> Path:
+    """Dynamic int8 quantization (QInt8 weights) of an fp32 ONNX model, written atomically."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out_path = Path(out_path)
+    with atomic_path(out_path) as tmp:
+        quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8)
+        model = onnx.load_model(str(tmp))
+        props = {p.key: p.value for p in model.metadata_props}
+        if METADATA_KEY in props:
+            props[METADATA_KEY] = json.dumps({**json.loads(props[METADATA_KEY]), "precision": "int8"}, sort_keys=True)
+            onnx.helper.set_model_props(model, props)
+            onnx.save_model(model, str(tmp))
+    return out_path
+
+
+def convert_checkpoint(folder: str | os.PathLike, out_path: str | os.PathLike, *, precision: Precision = "fp32",
+                       graph: GraphVariant = DEFAULT_GRAPH) -> Path:
+    """Convert a BERT-family checkpoint folder (config.json + weights) to one ONNX file.
+
+    Written atomically: ``out_path`` is either the complete model or untouched. No torch.
+
+    >>> convert_checkpoint("all-MiniLM-L6-v2/", "minilm.onnx")  # doctest: +SKIP
+    PosixPath('minilm.onnx')
+    """
+    import onnx
+
+    _check_options(precision, graph)
+    folder, out_path = Path(folder), Path(out_path)
+    started = time.perf_counter()
+    config = read_config(folder)
+    model = build_model(config, load_weights(folder), graph=graph, metadata={"precision": precision})
+    if precision == "fp32":
+        with atomic_path(out_path) as tmp:
+            onnx.save_model(model, str(tmp))
+    else:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".nlu_lite_fp32_", dir=out_path.parent) as tmp_dir:
+            fp32 = Path(tmp_dir) / "model.onnx"
+            onnx.save_model(model, str(fp32))
+            quantize_int8(fp32, out_path)
+    logger.info("converted %s to %s (%s, %s graph) in %.1f s", folder, out_path, precision, graph,
+                time.perf_counter() - started)
+    return out_path
+
+
+# --- the cache --------------------------------------------------------------------------
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_json(path: Path, data: dict) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def source_sha256(path: str | os.PathLike, base: Path) -> str:
+    """sha256 of ``path``, remembered under ``base/hashes`` by (path, size, mtime_ns)."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    memo = base / "hashes" / (hashlib.sha256(str(path).encode("utf-8")).hexdigest()[:32] + ".json")
+    known = _read_json(memo)
+    if known and known.get("path") == str(path) and known.get("size") == stat.st_size \
+            and known.get("mtime_ns") == stat.st_mtime_ns and isinstance(known.get("sha256"), str):
+        return known["sha256"]
+    digest = sha256_file(path)
+    if path.stat().st_mtime_ns == stat.st_mtime_ns:  # unchanged while we read it
+        _write_json(memo, {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest})
+    return digest
+
+
+def _expected(folder: Path, precision: str, graph: str, base: Path) -> dict:
+    sources = {}
+    for path in (folder / "config.json", weights_file(folder)):
+        if not path.is_file():
+            raise ConversionError(f"no {path.name} in {folder}")
+        sources[path.name] = source_sha256(path, base)
+    return {
+        "format": MANIFEST_FORMAT,
+        "converter_version": CONVERTER_VERSION,
+        "opset": OPSET,
+        "precision": precision,
+        "graph": graph,
+        "sources": sources,
+    }
+
+
+def _entry_key(expected: dict) -> str:
+    return hashlib.sha256(json.dumps(expected, sort_keys=True).encode("utf-8")).hexdigest()[:24]
+
+
+def _model_record(path: Path) -> dict:
+    stat = path.stat()
+    return {"file": path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256_file(path)}
+
+
+def _is_valid(entry: Path, expected: dict) -> bool:
+    manifest = _read_json(entry / "manifest.json")
+    if manifest is None or {k: manifest.get(k) for k in expected} != expected:
+        return False
+    record = manifest.get("model")
+    model = entry / "model.onnx"
+    if not isinstance(record, dict) or not model.is_file():
+        return False
+    stat = model.stat()
+    if stat.st_size != record.get("size"):
+        return False
+    if stat.st_mtime_ns == record.get("mtime_ns"):
+        return True
+    return sha256_file(model) == record.get("sha256")  # touched or copied: trust only the bytes
+
+
+def onnx_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where converted models live: ``cache_dir`` or ``cache_root()/onnx``."""
+    return Path(cache_dir) if cache_dir is not None else cache_root() / "onnx"
+
+
+def ensure_onnx(folder: str | os.PathLike, *, precision: Precision = "fp32", cache_dir: str | os.PathLike | None = None,
+                graph: GraphVariant = DEFAULT_GRAPH) -> Path:
+    """The cached ONNX model for a checkpoint folder, converting it the first time.
+
+    Returns ``<cache>/onnx/<key>/model.onnx``; the entry's ``manifest.json`` records the
+    source files' sha256, converter version, opset, precision, graph variant and source
+    folder. Two processes asking at once convert once (a file lock per entry).
+
+    >>> path = ensure_onnx("all-MiniLM-L6-v2/")  # doctest: +SKIP
+    >>> OnnxEncoder.from_path(path)  # doctest: +SKIP
+    """
+    _check_options(precision, graph)
+    folder = Path(folder).resolve()
+    base = onnx_cache_dir(cache_dir)
+    read_config(folder)  # a clear error for a folder that is not a checkpoint, before hashing
+    expected = _expected(folder, precision, graph, base)
+    entry = base / _entry_key(expected)
+    model = entry / "model.onnx"
+    if _is_valid(entry, expected):
+        return model
+    with lock_for(model):
+        if _is_valid(entry, expected):  # another process finished it while we waited
+            return model
+        (entry / "manifest.json").unlink(missing_ok=True)  # the entry is invalid until rewritten
+        if precision == "int8":
+            fp32 = ensure_onnx(folder, precision="fp32", cache_dir=base, graph=graph)
+            quantize_int8(fp32, model)
+        else:
+            convert_checkpoint(folder, model, precision="fp32", graph=graph)
+        manifest = {**expected, "source_folder": str(folder), "model": _model_record(model),
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        _write_json(entry / "manifest.json", manifest)
+    logger.info("cached ONNX model for %s at %s", folder, model)
+    return model

@@ -1,0 +1,180 @@
+"""onnxruntime in one place: the session options, and running a padded batch.
+
+>>> encoder = OnnxEncoder.from_path(ensure_onnx(folder))  # doctest: +SKIP
+>>> out = encoder.run(input_ids, attention_mask)  # doctest: +SKIP
+>>> out["last_hidden_state"].shape  # doctest: +SKIP
+(2, 7, 384)
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from .errors import ArtifactNotFoundError, InputError, NluLiteError
+
+logger = logging.getLogger(__name__)
+
+Optimization = Literal["disable", "basic", "extended", "all"]
+OPTIMIZATIONS = ("disable", "basic", "extended", "all")
+INPUT_NAMES = ("input_ids", "attention_mask")
+_HIDDEN = re.compile(r"hidden_state_(\d+)$")
+
+
+def session_options(*, threads: int | None = None, optimization: Optimization = "all", enable_arena: bool = True,
+                    optimized_model_path: str | os.PathLike | None = None):
+    """The ``SessionOptions`` every nlu_lite session uses.
+
+    ``threads=None`` leaves intra-op threads at onnxruntime's default: one per physical
+    core. ``optimized_model_path`` saves the graph after onnxruntime's fusions (to inspect them).
+    """
+    import onnxruntime as ort
+
+    levels = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }
+    if optimization not in levels:
+        raise InputError(f"optimization={optimization!r} is not one of {list(OPTIMIZATIONS)}")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise InputError(f"threads={threads!r}: pass a positive integer, or None for one thread per physical core")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = levels[optimization]
+    options.intra_op_num_threads = threads or 0
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.enable_cpu_mem_arena = enable_arena
+    options.log_severity_level = 3  # onnxruntime's own warnings are not the user's business
+    if optimized_model_path is not None:
+        options.optimized_model_filepath = str(optimized_model_path)
+    return options
+
+
+class OnnxEncoder:
+    """A BERT-family ONNX model (nlu_lite's interface, see docs/DESIGN.md) on onnxruntime.
+
+    Build it with :meth:`from_path`. ``run`` takes a padded batch of ``input_ids`` and
+    ``attention_mask`` and returns the requested outputs by name.
+    """
+
+    def __init__(self, session: Any, *, path: Path | None = None) -> None:
+        self.session = session
+        self.path = path
+        self.output_names: tuple[str, ...] = tuple(o.name for o in session.get_outputs())
+        inputs = tuple(i.name for i in session.get_inputs())
+        if set(inputs) != set(INPUT_NAMES) or "last_hidden_state" not in self.output_names:
+            raise NluLiteError(
+                f"{path or 'the model'} does not have nlu_lite's interface (inputs {list(INPUT_NAMES)}, "
+                f"output 'last_hidden_state'); it has inputs {list(inputs)}. Convert the checkpoint with "
+                "nlu_lite.convert.convert_checkpoint."
+            )
+        meta = session.get_modelmeta().custom_metadata_map.get("nlu_lite")
+        self.metadata: dict[str, Any] = json.loads(meta) if meta else {}
+        layers = sorted(int(m.group(1)) for n in self.output_names if (m := _HIDDEN.match(n)))
+        self.num_layers: int = layers[-1] if layers else int(self.metadata.get("num_layers", 0))
+        shape = next(o.shape for o in session.get_outputs() if o.name == "last_hidden_state")
+        self.hidden_size: int = int(shape[-1]) if isinstance(shape[-1], int) else int(self.metadata["hidden_size"])
+        self.has_pooler: bool = "pooler_output" in self.output_names
+        self.max_positions: int | None = self.metadata.get("max_position_embeddings")
+        self.vocab_size: int | None = self.metadata.get("vocab_size")
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike, *, threads: int | None = None, providers: Sequence[Any] | None = None,
+                  optimization: Optimization = "all", enable_arena: bool = True) -> OnnxEncoder:
+        """Open ``path`` (an ONNX file written by nlu_lite.convert) in an InferenceSession.
+
+        ``threads``: intra-op threads (None: one per physical core). ``providers``:
+        onnxruntime execution providers (None: CPU). ``optimization``: graph optimization
+        level. ``enable_arena``: onnxruntime's CPU memory arena (faster; holds on to memory).
+
+        >>> encoder = OnnxEncoder.from_path("model.onnx", threads=2)  # doctest: +SKIP
+        """
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise ArtifactNotFoundError(f"no ONNX model at {path}; create it with nlu_lite.convert.ensure_onnx(folder)")
+        options = session_options(threads=threads, optimization=optimization, enable_arena=enable_arena)
+        session = ort.InferenceSession(str(path), sess_options=options, providers=list(providers or ["CPUExecutionProvider"]))
+        logger.debug("opened %s with providers %s", path, session.get_providers())
+        return cls(session, path=path)
+
+    def __repr__(self) -> str:
+        return (f"OnnxEncoder(path={str(self.path)!r}, hidden_size={self.hidden_size}, "
+                f"num_layers={self.num_layers}, has_pooler={self.has_pooler})")
+
+    def layer_output_names(self, layers: Sequence[int] = (-1,)) -> tuple[str, ...]:
+        """Output names for transformers-style layer indices (-1 = last layer, 0 = embeddings)."""
+        names = []
+        for layer in layers:
+            if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -self.num_layers - 1 <= layer <= self.num_layers:
+                raise InputError(
+                    f"layer {layer!r} does not exist: this model has hidden states 0..{self.num_layers} "
+                    f"(or -{self.num_layers + 1}..-1 counting from the last)"
+                )
+            names.append(f"hidden_state_{int(layer) % (self.num_layers + 1)}")
+        return tuple(names)
+
+    def _check_batch(self, input_ids: Any, attention_mask: Any) -> tuple[np.ndarray, np.ndarray]:
+        arrays = []
+        for name, value in (("input_ids", input_ids), ("attention_mask", attention_mask)):
+            array = np.asarray(value)
+            if array.ndim != 2 or 0 in array.shape:
+                raise InputError(f"{name} must be a non-empty 2-D array [batch, sequence]; got shape {array.shape}")
+            if not (np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_):
+                raise InputError(f"{name} must hold integers; got dtype {array.dtype}")
+            arrays.append(np.ascontiguousarray(array, dtype=np.int64))
+        ids, mask = arrays
+        if ids.shape != mask.shape:
+            raise InputError(f"input_ids {ids.shape} and attention_mask {mask.shape} must have the same shape")
+        if self.max_positions and ids.shape[1] > self.max_positions:
+            raise InputError(
+                f"sequence length {ids.shape[1]} exceeds the model's {self.max_positions} positions; "
+                "truncate or window the input"
+            )
+        if self.vocab_size and (ids.min() < 0 or ids.max() >= self.vocab_size):
+            raise InputError(f"input_ids must lie in [0, {self.vocab_size}); got values from {ids.min()} to {ids.max()}")
+        if not np.isin(mask, (0, 1)).all():
+            raise InputError("attention_mask must hold only 0 (padding) and 1 (real token)")
+        return ids, mask
+
+    def run(self, input_ids: Any, attention_mask: Any, outputs: Sequence[str] = ("last_hidden_state",)) -> dict[str, np.ndarray]:
+        """Run a padded batch; return ``{output name: array}`` for the requested ``outputs``.
+
+        >>> encoder.run(ids, mask, outputs=("last_hidden_state", "pooler_output"))  # doctest: +SKIP
+        """
+        if isinstance(outputs, str):
+            outputs = (outputs,)
+        unknown = [o for o in outputs if o not in self.output_names]
+        if unknown or not outputs:
+            raise InputError(f"unknown output(s) {unknown or list(outputs)}; this model has {list(self.output_names)}")
+        ids, mask = self._check_batch(input_ids, attention_mask)
+        values = self.session.run(list(outputs), {"input_ids": ids, "attention_mask": mask})
+        return dict(zip(outputs, values))
+
+    def run_layers(self, input_ids: Any, attention_mask: Any, layers: Sequence[int] = (-1,), *,
+                   layer_mean: bool = True) -> np.ndarray:
+        """Hidden states of ``layers`` (flair's ``layers`` / ``layer_mean``): their mean, or concatenated.
+
+        Returns ``[batch, sequence, hidden]`` with ``layer_mean`` (or a single layer), else
+        ``[batch, sequence, hidden * len(layers)]`` in the order of ``layers``.
+        """
+        names = self.layer_output_names(layers)
+        if not names:
+            raise InputError("layers is empty; pass e.g. layers=(-1,) or (-4, -3, -2, -1)")
+        unique = tuple(dict.fromkeys(names))
+        result = self.run(input_ids, attention_mask, outputs=unique)
+        states = [result[n] for n in names]
+        if len(states) == 1:
+            return states[0]
+        if layer_mean:
+            return np.mean(np.stack(states), axis=0, dtype=np.float32)
+        return np.concatenate(states, axis=-1)
