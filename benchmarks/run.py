@@ -1,0 +1,396 @@
+"""nlu_lite against transformers on PyTorch: throughput, memory, load and cold start, one command.
+
+    python -m benchmarks.run            # the full table (about 15-20 minutes on 2 cores)
+    python -m benchmarks.run --quick    # a smoke test of every step (about 2 minutes)
+
+Prints the table and writes it to ``benchmarks/results.md`` (``--out`` to change). Every
+system runs in its own child process (``benchmarks/worker.py``), so its peak RSS and load
+time are its own. Work files (checkpoints, corpora, ONNX cache, parquet) go to
+``--work`` (default ``~/.cache/nlu_lite-bench``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import corpus as corpora
+from . import models
+
+ROOT = Path(__file__).resolve().parent.parent
+SYSTEMS = ("nlu_fp32", "nlu_int8", "hf_input", "hf_sorted")
+LABELS = {
+    "nlu_fp32": "nlu_lite fp32",
+    "nlu_int8": "nlu_lite int8",
+    "hf_input": "transformers, input order",
+    "hf_sorted": "transformers, length-sorted",
+}
+LEVELS = ("token", "sentence", "document")
+COLD_SCRIPT_NLU = "import nlu_lite; nlu_lite.load(path={path!r}).predict('I love NLP')"
+COLD_SCRIPT_HF = (
+    "import torch; from transformers import AutoTokenizer, BertModel; "
+    "t = AutoTokenizer.from_pretrained({path!r}); m = BertModel.from_pretrained({path!r}).eval(); "
+    "torch.set_grad_enabled(False); m(**t('I love NLP', return_tensors='pt')).last_hidden_state.numpy()"
+)
+
+
+def _env(work: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["NLU_LITE_CACHE"] = str(work / "cache")
+    env["NLU_LITE_PROGRESS"] = "0"
+    env["NLU_LITE_OFFLINE"] = "1"
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("OMP_NUM_THREADS", None)
+    return env
+
+
+def _child(args: list[str], work: Path, timeout: float = 3600) -> dict:
+    """Run ``python -m <args>`` and parse the JSON on its last stdout line."""
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=_env(work), capture_output=True,
+                          text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)[:200]} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _machine() -> dict:
+    info = {"python": platform.python_version(), "cores": os.cpu_count(), "cpu": platform.processor() or "?"}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        for line in text.splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        flags = next(line for line in text.splitlines() if line.startswith("flags")).split()
+        wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16")
+        info["isa"] = " ".join(f for f in wanted if f in flags)
+    except (OSError, StopIteration):
+        pass
+    import importlib.metadata as md
+
+    for pkg in ("onnxruntime", "torch", "transformers", "tokenizers", "numpy", "pandas", "pyarrow"):
+        try:
+            info[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            info[pkg] = "-"
+    return info
+
+
+def _load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def prepare(work: Path, quick: bool, with_minilm: bool) -> dict:
+    """Checkpoints, corpora as JSON files, and a fresh ONNX cache (first-load times measured)."""
+    from tokenizers import Tokenizer
+
+    work.mkdir(parents=True, exist_ok=True)
+    model = models.small_bert(work)
+    tok = Tokenizer.from_file(str(model / "tokenizer.json"))
+    n = 200 if quick else 2000
+    texts = {}
+    for c in (corpora.synthetic(tok, n=n), corpora.real(tok, target_rows=n)):
+        for kind in ("sentences", "documents"):
+            path = work / f"{c.name}_{kind}.json"
+            path.write_text(json.dumps(getattr(c, kind)), encoding="utf-8")
+        texts[c.name] = {"pieces": c.pieces, "sentences": len(c.sentences), "documents": len(c.documents),
+                         "description": c.description}
+    shutil.rmtree(work / "cache", ignore_errors=True)
+    checkpoints = {"small_bert_L4_512": str(model)}
+    if with_minilm:
+        checkpoints["minilm_l6"] = str(models.minilm(work))
+    first_load = {}
+    for name, folder in checkpoints.items():
+        first_load[name] = _child(["benchmarks.worker_misc", "first_load", folder], work)
+    return {"model": str(model), "checkpoints": checkpoints, "corpora": texts, "first_load": first_load,
+            "flops": models.flops_per_token(model)}
+
+
+def run_systems(work: Path, model: str, corpus_names: list[str], levels: list[str], systems: list[str],
+                repeats: int, threads: int, batch_size: int, log, tag: str = "") -> list[dict]:
+    results = []
+    for name in corpus_names:
+        for level in levels:
+            for system in systems:
+                kind = "documents" if level == "document" else "sentences"
+                job = {"system": system, "model": model, "texts": str(work / f"{name}_{kind}.json"),
+                       "level": level, "repeats": repeats, "threads": threads, "batch_size": batch_size}
+                if level == "token":
+                    job["save"] = str(work / f"vectors{tag}_{name}_{system}.npy")
+                t = time.perf_counter()
+                res = _child(["benchmarks.worker", json.dumps(job)], work)
+                res.update(corpus=name, wall_s=time.perf_counter() - t, median_s=statistics.median(res["times"]))
+                log(f"  {name:9s} {level:8s} {system:9s} median {res['median_s']:.2f}s "
+                    f"(runs {', '.join(f'{x:.2f}' for x in res['times'])}) peak {res['peak_rss_mb']:.0f} MB "
+                    f"load {res['load_s']:.2f}s  [load avg {_load_average()}]")
+                results.append(res)
+    return results
+
+
+def accuracy(work: Path, corpus_names: list[str]) -> dict:
+    """Per-token cosine of nlu_lite int8 and transformers to nlu_lite fp32 (token level)."""
+    import numpy as np
+
+    out = {}
+    for name in corpus_names:
+        ref_path = work / f"vectors_{name}_nlu_fp32.npy"
+        if not ref_path.is_file():
+            continue
+        ref = np.load(ref_path).astype(np.float64)
+        for other in ("nlu_int8", "hf_sorted", "hf_input"):
+            path = work / f"vectors_{name}_{other}.npy"
+            if not path.is_file():
+                continue
+            vec = np.load(path).astype(np.float64)
+            if vec.shape != ref.shape:
+                out[f"{name}/{other}"] = {"error": f"shape {vec.shape} vs {ref.shape}"}
+                continue
+            cos = (vec * ref).sum(1) / (np.linalg.norm(vec, axis=1) * np.linalg.norm(ref, axis=1))
+            out[f"{name}/{other}"] = {"mean": float(cos.mean()), "min": float(cos.min()), "n": len(cos)}
+    return out
+
+
+def cold_start(work: Path, folder: str, runs: int) -> dict:
+    """Wall time of a fresh ``python -c`` that imports, loads the cached model and predicts once."""
+    out = {}
+    for key, script in (("nlu_lite", COLD_SCRIPT_NLU), ("transformers", COLD_SCRIPT_HF)):
+        code = script.format(path=folder)
+        times = []
+        for i in range(runs + 1):  # the first run warms the page cache and is not counted
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(work), check=True,
+                           capture_output=True)
+            if i:
+                times.append(time.perf_counter() - t)
+        out[key] = {"median_s": statistics.median(times), "runs": times, "script": code}
+    import_times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import nlu_lite"], cwd=ROOT, env=_env(work), check=True)
+        import_times.append(time.perf_counter() - t)
+    bare = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], cwd=ROOT, env=_env(work), check=True)
+        bare.append(time.perf_counter() - t)
+    out["import_nlu_lite_s"] = statistics.median(import_times)
+    out["python_startup_s"] = statistics.median(bare)
+    return out
+
+
+# -- the report ----------------------------------------------------------------------------
+
+def _fmt(x: float, digits: int = 0) -> str:
+    return f"{x:,.{digits}f}"
+
+
+def report(meta: dict, results: list[dict], gemm: dict, acc: dict, cold: dict | None, stream: dict | None) -> str:
+    lines = []
+    m = meta["machine"]
+    lines.append("## nlu_lite benchmark")
+    lines.append("")
+    lines.append(f"Machine: {m['cpu']}, {m['cores']} cores ({m.get('isa', '?')}); Python {m['python']}, "
+                 f"onnxruntime {m['onnxruntime']}, torch {m['torch']}, transformers {m['transformers']}, "
+                 f"tokenizers {m['tokenizers']}. Threads: {meta['threads']} for every system; batch "
+                 f"{meta['batch_size']}; median of {meta['repeats']} timed runs after a warm-up. Load average "
+                 f"at start {meta['load_start']}, at end {meta['load_end']}. {meta['date']}, "
+                 f"{meta['total_min']:.1f} min.")
+    lines.append("")
+    lines.append("Model: small BERT L4/H512 (4 layers, 8 heads, intermediate 2048, vocab 30522; random seeded "
+                 "weights, real bert-base-uncased WordPiece vocabulary).")
+    for name, c in meta["corpora"].items():
+        lines.append(f"Corpus `{name}`: {c['description']}: {c['sentences']:,} rows, {c['documents']:,} documents, "
+                     f"{c['pieces']:,} word pieces.")
+    lines.append("")
+    lines.append("tokens/s = the corpus's word pieces (without [CLS]/[SEP]) / wall time of the whole call, end to end "
+                 "from a list of strings to per-token (first piece per word) or pooled vectors; sentences/s likewise "
+                 "with the corpus's sentences (at document level, the sentences inside the documents).")
+    lines.append("")
+    lines.append("| corpus | level | system | tokens/s | sentences/s | × transformers (input order) "
+                 "| × transformers (sorted) | peak RSS MB | load s |")
+    lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    by = {(r["corpus"], r["level"], r["system"]): r for r in results}
+    for r in results:
+        c = meta["corpora"][r["corpus"]]
+        tps = c["pieces"] / r["median_s"]
+        sps = c["sentences"] / r["median_s"]
+        r["tokens_s"], r["sentences_s"] = tps, sps
+        ratios = []
+        for base in ("hf_input", "hf_sorted"):
+            b = by.get((r["corpus"], r["level"], base))
+            ratios.append(f"{b['median_s'] / r['median_s']:.2f}×" if b else "-")
+        lines.append(f"| {r['corpus']} | {r['level']} | {LABELS[r['system']]} | {_fmt(tps)} | {_fmt(sps)} | "
+                     f"{ratios[0]} | {ratios[1]} | {_fmt(r['peak_rss_mb'])} | {r['load_s']:.2f} |")
+    lines.append("")
+    flops = meta["flops"]["dense"]
+    bound = gemm["fp32_peak"] * 1e9 / flops
+    lines.append(f"GEMM rate (onnxruntime MatMul, {gemm['threads']} threads, [{gemm['tokens']}, K] × [K, N] float32, "
+                 "best of the encoder's shapes): " + ", ".join(f"{k}: {v:.0f}" for k, v in gemm["fp32"].items())
+                 + f" GFLOP/s; peak {gemm['fp32_peak']:.0f} GFLOP/s. Dynamic int8 (same graphs, quantize_dynamic): "
+                 + ", ".join(f"{k}: {v:.0f}" for k, v in gemm["int8"].items()) + f" GOP/s; peak {gemm['int8_peak']:.0f}.")
+    lines.append(f"Model cost: 2 × layers × (4·H² + 2·H·I) = {flops / 1e6:.1f} MFLOP per token (dense layers; "
+                 f"attention adds 4·S·H·layers = {meta['flops']['attention_per_seq_token'] / 1e3:.1f} kFLOP per token "
+                 f"per token of sequence length S). fp32 GEMM-bound limit = {gemm['fp32_peak']:.0f} GFLOP/s / "
+                 f"{flops / 1e6:.1f} MFLOP = {_fmt(bound)} tokens/s.")
+    for name in meta["corpora"]:
+        r = by.get((name, "token", "nlu_fp32"))
+        if r:
+            lines.append(f"nlu_lite fp32, token level, {name}: {_fmt(r['tokens_s'])} tokens/s = "
+                         f"{100 * r['tokens_s'] / bound:.0f}% of the limit.")
+    lines.append("")
+    if acc:
+        lines.append("Per-token cosine to nlu_lite fp32 (token level, every token of the corpus):")
+        lines.append("")
+        lines.append("| corpus | system | mean | min | tokens |")
+        lines.append("|---|---|---:|---:|---:|")
+        for key, a in acc.items():
+            name, system = key.split("/")
+            if "error" in a:
+                lines.append(f"| {name} | {LABELS[system]} | {a['error']} | | |")
+            else:
+                lines.append(f"| {name} | {LABELS[system]} | {a['mean']:.5f} | {a['min']:.5f} | {a['n']:,} |")
+        lines.append("")
+    fl = meta.get("first_load", {})
+    if fl:
+        parts = [f"{name}: " + ", ".join(f"{p} {v[p + '_s']:.1f} s" if p + "_s" in v else f"{p} FAILED ({v[p + '_error']})"
+                                          for p in ("fp32", "int8")) for name, v in fl.items()]
+        lines.append("First load (conversion to ONNX, then cached; int8: quantising the cached fp32 model): "
+                     + "; ".join(parts) + ".")
+    if cold:
+        n, h = cold["nlu_lite"], cold["transformers"]
+        lines.append(f"Cold start, cached model, `python -c \"import nlu_lite; nlu_lite.load(path=A).predict('I love NLP')\"`: "
+                     f"{n['median_s']:.2f} s (median of {len(n['runs'])}); the transformers equivalent "
+                     f"(AutoTokenizer + BertModel.from_pretrained + one forward): {h['median_s']:.2f} s; ratio "
+                     f"{n['median_s'] / h['median_s']:.2f}. `import nlu_lite` alone: {cold['import_nlu_lite_s']:.2f} s "
+                     f"(bare `python -c pass`: {cold['python_startup_s']:.2f} s).")
+    if stream:
+        lines.append(f"Streaming: {stream['pieces']:,} word pieces ({stream['rows']:,} sentences) at token level to parquet "
+                     f"with `predict_to_parquet(chunk_size={stream['chunk_size']})`, fp32: {stream['seconds']:.0f} s, "
+                     f"{_fmt(stream['pieces'] / stream['seconds'])} tokens/s, {stream['out_rows']:,} token rows, "
+                     f"file {stream['file_mb']:.0f} MB; peak RSS {stream['peak_rss_mb']:.0f} MB; RSS after the first "
+                     f"tenth {stream['rss_tenth_mb']:.0f} MB, at the end {stream['rss_end_mb']:.0f} MB.")
+        for a in stream.get("arena", []):
+            lines.append(f"  arena {'on' if a['enable_arena'] else 'off'}: {a['pieces']:,} pieces, peak RSS "
+                         f"{a['peak_rss_mb']:.0f} MB, growth after the first chunk {a['growth_mb']:.0f} MB, "
+                         f"{_fmt(a['tokens_s'])} tokens/s.")
+    lines.append("")
+    lines.append(_targets(meta, by, bound, acc, cold, stream))
+    return "\n".join(lines) + "\n"
+
+
+def _targets(meta, by, bound, acc, cold, stream) -> str:
+    rows = []
+
+    def ratio(level, system, base, corpus="synthetic"):
+        a, b = by.get((corpus, level, system)), by.get((corpus, level, base))
+        return b["median_s"] / a["median_s"] if a and b else None
+
+    def add(name, value, goal, ok, fmt="{:.2f}"):
+        shown = "-" if value is None else fmt.format(value)
+        rows.append(f"| {name} | {goal} | {shown} | {'-' if value is None else ('yes' if ok(value) else 'NO')} |")
+
+    add("fp32 token level ÷ transformers input order", ratio("token", "nlu_fp32", "hf_input"), "≥ 2.4", lambda v: v >= 2.4)
+    add("fp32 token level ÷ transformers length-sorted", ratio("token", "nlu_fp32", "hf_sorted"), "≥ 1.1", lambda v: v >= 1.1)
+    fp = by.get(("synthetic", "token", "nlu_fp32"))
+    add("fp32 token level, share of the GEMM-bound limit", fp["tokens_s"] / bound if fp else None, "≥ 75%",
+        lambda v: v >= 0.75, "{:.0%}")
+    add("int8 token level ÷ transformers input order", ratio("token", "nlu_int8", "hf_input"), "≥ 3.5", lambda v: v >= 3.5)
+    a = acc.get("synthetic/nlu_int8", {})
+    add("int8 mean per-token cosine to fp32", a.get("mean"), "≥ 0.99", lambda v: v >= 0.99, "{:.4f}")
+    n, h = by.get(("synthetic", "token", "nlu_fp32")), by.get(("synthetic", "token", "hf_input"))
+    add("peak RSS, token level: nlu_lite fp32 ÷ transformers", n["peak_rss_mb"] / h["peak_rss_mb"] if n and h else None,
+        "≤ 0.5", lambda v: v <= 0.5)
+    if cold:
+        add("cold start nlu_lite (s)", cold["nlu_lite"]["median_s"], "≤ 1.5", lambda v: v <= 1.5)
+        add("cold start nlu_lite ÷ transformers", cold["nlu_lite"]["median_s"] / cold["transformers"]["median_s"],
+            "≤ 0.5", lambda v: v <= 0.5)
+    if stream:
+        add(f"streaming {stream['pieces']:,} pieces to parquet, peak RSS (MiB)", stream["peak_rss_mb"], "< 1536",
+            lambda v: v < 1536, "{:.0f}")
+    head = "| target (synthetic corpus) | goal | measured | met |\n|---|---|---:|---|\n"
+    return "Targets (issue #5), from this run:\n\n" + head + "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="200 rows, 1 run, 20k-piece stream: a smoke test")
+    p.add_argument("--work", type=Path, default=Path.home() / ".cache" / "nlu_lite-bench")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.md")
+    p.add_argument("--repeats", type=int, default=None, help="timed runs per system (default 3, quick 1)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--levels", default=",".join(LEVELS))
+    p.add_argument("--systems", default=",".join(SYSTEMS))
+    p.add_argument("--corpora", default="synthetic,real")
+    p.add_argument("--stream-pieces", type=int, default=None, help="word pieces to stream (default 1M, quick 20k; 0: skip)")
+    p.add_argument("--cold-runs", type=int, default=None, help="cold-start runs per script (default 5, quick 2; 0: skip)")
+    p.add_argument("--minilm", action="store_true", help="also time the real all-MiniLM-L6-v2 (token level, fp32/int8)")
+    args = p.parse_args(argv)
+    repeats = args.repeats or (1 if args.quick else 3)
+    stream_pieces = args.stream_pieces if args.stream_pieces is not None else (20_000 if args.quick else 1_000_000)
+    cold_runs = args.cold_runs if args.cold_runs is not None else (2 if args.quick else 5)
+    started = time.time()
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    load_start = _load_average()
+    log(f"preparing in {args.work} (load average {load_start})")
+    meta = prepare(args.work, args.quick, args.minilm)
+    meta.update(machine=_machine(), threads=args.threads, batch_size=args.batch_size, repeats=repeats,
+                load_start=load_start, date=time.strftime("%Y-%m-%d %H:%M"))
+    log("GEMM rate")
+    gemm = _child(["benchmarks.gemm", str(args.threads)], args.work)
+    log(f"  fp32 peak {gemm['fp32_peak']:.0f} GFLOP/s, int8 peak {gemm['int8_peak']:.0f} GOP/s")
+    names = args.corpora.split(",")
+    log("systems")
+    results = run_systems(args.work, meta["model"], names, args.levels.split(","), args.systems.split(","),
+                          repeats, args.threads, args.batch_size, log)
+    if args.minilm:
+        extra = run_systems(args.work, meta["checkpoints"]["minilm_l6"], ["synthetic"], ["token"],
+                            args.systems.split(","), repeats, args.threads, args.batch_size, log, tag="_minilm")
+        for r in extra:
+            r["corpus"] = "synthetic (MiniLM-L6)"
+        meta["corpora"]["synthetic (MiniLM-L6)"] = meta["corpora"]["synthetic"]
+        results += extra
+    acc = accuracy(args.work, names)
+    cold = None
+    if cold_runs:
+        log("cold start")
+        cold = cold_start(args.work, meta["model"], cold_runs)
+    stream = None
+    if stream_pieces:
+        log(f"streaming {stream_pieces:,} pieces")
+        stream = _child(["benchmarks.worker_misc", "stream", meta["model"], str(args.work), str(stream_pieces),
+                         str(args.threads)], args.work)
+        log(f"  {stream['seconds']:.0f} s, peak RSS {stream['peak_rss_mb']:.0f} MB")
+        small = max(stream_pieces // 5, 10_000)
+        stream["arena"] = [
+            _child(["benchmarks.worker_misc", "stream", meta["model"], str(args.work), str(small), str(args.threads),
+                    arena], args.work)
+            for arena in ("on", "off")
+        ]
+    meta["load_end"] = _load_average()
+    meta["total_min"] = (time.time() - started) / 60
+    text = report(meta, results, gemm, acc, cold, stream)
+    print(text)
+    args.out.write_text(text, encoding="utf-8")
+    (args.work / "results.json").write_text(json.dumps(
+        {"meta": meta, "results": results, "gemm": gemm, "accuracy": acc, "cold": cold, "stream": stream},
+        indent=1, default=str), encoding="utf-8")
+    log(f"wrote {args.out} and {args.work / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

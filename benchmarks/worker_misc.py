@@ -1,0 +1,110 @@
+"""Child-process jobs besides throughput: first (converting) load, and streaming to parquet.
+
+    python -m benchmarks.worker_misc first_load FOLDER
+    python -m benchmarks.worker_misc stream FOLDER WORK PIECES THREADS [on|off]
+
+``stream`` embeds a lazily generated synthetic corpus (blocks of 2,000 seeded sentences,
+never held whole) of at least PIECES word pieces at token level with
+``nlu_lite.stream.predict_to_parquet`` and reports the time, the file, the peak RSS and the
+RSS sampled between chunks. ``on|off`` is onnxruntime's CPU memory arena (default: on, as
+``load()`` opens sessions).
+"""
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+CHUNK_SIZE = 1000
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def first_load(folder: str) -> dict:
+    import nlu_lite
+
+    out = {}
+    for precision in ("fp32", "int8"):
+        t = time.perf_counter()
+        try:
+            nlu_lite.load(path=folder, precision=precision, threads=1)
+        except Exception as exc:  # reported in the table rather than stopping the whole run
+            out[f"{precision}_error"] = f"{type(exc).__name__}: {exc}"[:300]
+            continue
+        out[f"{precision}_s"] = time.perf_counter() - t
+    return out
+
+
+def stream(folder: str, work: str, pieces: int, threads: int, arena: str = "on") -> dict:
+    import nlu_lite
+    from nlu_lite.stream import predict_to_parquet
+    from tokenizers import Tokenizer
+
+    from . import corpus
+
+    pipe = nlu_lite.load(path=folder, threads=threads)
+    if arena == "off":
+        from nlu_lite.runtime import OnnxEncoder
+
+        pipe.encoder = OnnxEncoder.from_path(pipe.model_path, threads=threads, enable_arena=False)
+    tok = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
+    counted = {"pieces": 0, "rows": 0}
+    samples: list[float] = []
+
+    def sentences():
+        seed = 100
+        while counted["pieces"] < pieces:
+            block = corpus.synthetic(tok, n=2000, seed=seed).sentences
+            seed += 1
+            lengths = [len(e.ids) for e in tok.encode_batch(block, add_special_tokens=False)]
+            for text, n in zip(block, lengths):
+                if counted["pieces"] >= pieces:
+                    return
+                if counted["rows"] % CHUNK_SIZE == 0:
+                    samples.append(_rss_mb())  # between chunks: the previous chunk is written
+                counted["pieces"] += n
+                counted["rows"] += 1
+                yield text
+
+    target = Path(work) / "stream.parquet"
+    rss_loaded = _rss_mb()
+    t = time.perf_counter()
+    predict_to_parquet(pipe, sentences(), target, output_level="token", chunk_size=CHUNK_SIZE, progress=False)
+    seconds = time.perf_counter() - t
+    samples.append(_rss_mb())
+    peak = _peak_mb()
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(str(target)).metadata
+    out = {"pieces": counted["pieces"], "rows": counted["rows"], "seconds": seconds, "out_rows": meta.num_rows,
+           "row_groups": meta.num_row_groups, "file_mb": target.stat().st_size / 2**20, "peak_rss_mb": peak,
+           "rss_loaded_mb": rss_loaded, "rss_samples_mb": samples, "chunk_size": CHUNK_SIZE,
+           "enable_arena": arena == "on", "tokens_s": counted["pieces"] / seconds,
+           "rss_tenth_mb": samples[max(1, len(samples) // 10)], "rss_end_mb": samples[-1],
+           "growth_mb": samples[-1] - samples[min(1, len(samples) - 1)]}
+    target.unlink()
+    return out
+
+
+def main(argv: list[str]) -> int:
+    if argv[0] == "first_load":
+        result = first_load(argv[1])
+    elif argv[0] == "stream":
+        result = stream(argv[1], argv[2], int(argv[3]), int(argv[4]), *(argv[5:6]))
+    else:
+        raise SystemExit(f"unknown job {argv[0]!r}")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
