@@ -275,9 +275,10 @@ class Explorer:
             fig = self._current_figure()
             fig.update_layout(height=self._height, dragmode="lasso" if self._points.projection.dimensions == 2
                               else "orbit")
-            if self._static_output is not None:
-                self._static_output.outputs = ()
-                self._static_output.append_display_data(fig)
+            if self._static_output is not None:  # plotly's mimetype: JupyterLab renders it offline
+                renderer = require("plotly.io", "viz", package="plotly").renderers["plotly_mimetype"]
+                bundle = {**renderer.to_mimebundle(fig.to_dict()), "text/plain": repr(self)}
+                self._static_output.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
                 return
             self._selection.clear()
             plot = self.plot

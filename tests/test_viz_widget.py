@@ -1,0 +1,175 @@
+"""explore(): controls redraw the FigureWidget, selections come back as rows, t-SNE runs in a
+thread with a busy notice, search and neighbours highlight, and the static fallback renders."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ipywidgets")
+pytest.importorskip("anywidget")
+pytest.importorskip("sklearn")
+
+from _viz_support import decode, plotted, point_traces, sentence_frame, token_frame  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
+
+import nlu_lite.viz.widget as widget_module  # noqa: E402
+from nlu_lite.errors import InputError  # noqa: E402
+from nlu_lite.frame import to_matrix  # noqa: E402
+from nlu_lite.viz import clear_cache, explore, nearest_neighbours, project  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    clear_cache()
+    yield
+    clear_cache()
+
+
+def _traces(explorer, role="points"):
+    return [t for t in explorer.plot.data if t.meta == role]
+
+
+def test_explorer_draws_every_row_coloured_as_asked():
+    import plotly.graph_objects as go
+
+    df = sentence_frame(clusters=3, per_cluster=10)
+    ex = explore(df, color="topic", background=False)
+    assert isinstance(ex.plot, go.FigureWidget)
+    traces = _traces(ex)
+    assert sorted(t.name for t in traces) == sorted(df.topic.unique())
+    assert sorted(np.concatenate([t.customdata for t in traces]).tolist()) == list(range(len(df)))
+    for trace in traces:
+        assert set(df.topic.iloc[np.asarray(trace.customdata)]) == {trace.name}
+    expected = PCA(n_components=2, random_state=0).fit_transform(to_matrix(df))
+    first = traces[0]
+    np.testing.assert_allclose(np.c_[first.x, first.y], expected[np.asarray(first.customdata)], atol=1e-6)
+    assert ex.widget._repr_mimebundle_()["application/vnd.jupyter.widget-view+json"]["model_id"]
+    assert "30 sentence rows" in repr(ex)
+
+
+def test_changing_controls_redraws():
+    df = sentence_frame(clusters=3, per_cluster=10)
+    df["half"] = np.where(np.arange(len(df)) < 15, "first", "second")
+    ex = explore(df, color="topic", background=False)
+    ex.color.value = "half"  # as the dropdown would
+    assert sorted(t.name for t in _traces(ex)) == ["first", "second"]
+    ex.dimensions.value = 3
+    assert {t.type for t in _traces(ex)} == {"scatter3d"}
+    ex.set(method="tsne", dimensions=2, perplexity=5, max_iter=250, random_state=1)
+    assert ex.plot.layout.title.text.startswith("t-SNE of 30 sentence embeddings (perplexity 5, 250 iterations)")
+    expected = project(ex._matrix, "tsne", 2, perplexity=5, max_iter=250, random_state=1).coords
+    got = np.concatenate([np.c_[t.x, t.y] for t in _traces(ex)])
+    order = np.concatenate([t.customdata for t in _traces(ex)])
+    np.testing.assert_allclose(got, expected[order])
+    assert "t-SNE of 30 points" in ex.status.value
+    assert ex._tsne_box.layout.display is None and ex._umap_box.layout.display == "none"
+    with pytest.raises(InputError, match="unknown controls"):
+        ex.set(colour="topic")
+
+
+def test_tsne_runs_in_a_thread_with_a_busy_notice(monkeypatch):
+    df = sentence_frame(clusters=2, per_cluster=10)
+    ex = explore(df, color="topic")  # background=True, as in a notebook
+    release, started = threading.Event(), threading.Event()
+    real_project = widget_module.project
+
+    def slow_project(*args, **kwargs):
+        started.set()
+        assert release.wait(10), "never released"
+        return real_project(*args, **kwargs)
+
+    monkeypatch.setattr(widget_module, "project", slow_project)
+    ex.set(method="tsne", perplexity=5)
+    assert started.wait(10)
+    assert "running t-SNE on 20 points" in ex.status.value
+    assert ex.plot.layout.title.text.startswith("PCA")  # the old plot stays while t-SNE runs
+    ex.color.value = "(none)"  # the kernel answers meanwhile: the old projection is redrawn
+    assert [t.name for t in _traces(ex)] == ["points"]
+    release.set()
+    ex.wait(20)
+    assert ex.plot.layout.title.text.startswith("t-SNE")
+    assert "t-SNE of 20 points" in ex.status.value
+
+
+def test_selection_from_the_browser_comes_back_as_rows():
+    df = sentence_frame(clusters=3, per_cluster=10)
+    ex = explore(df, color="topic", background=False)
+    assert ex.selected.empty
+    traces = _traces(ex)
+    # the message plotly's frontend sends after a lasso selection
+    ex.plot._js2py_pointsCallback = {
+        "event_type": "plotly_selected",
+        "points": {"trace_indexes": [0, 0, 2], "point_indexes": [1, 4, 0], "xs": [0, 0, 0], "ys": [0, 0, 0]},
+        "selector": None,
+    }
+    expected = sorted([traces[0].customdata[1], traces[0].customdata[4], traces[2].customdata[0]])
+    assert ex.selected.index.tolist() == df.index[expected].tolist()
+    assert "3 selected" in ex._selection_info.value
+    assert ex.select([2, 5]).index.tolist() == [2, 5]
+
+
+def test_clicking_a_point_lists_its_neighbours_and_circles_them():
+    df = sentence_frame(clusters=3, per_cluster=10)
+    ex = explore(df, color="topic", background=False)
+    clicked = int(_traces(ex)[1].customdata[2])
+    ex.plot._js2py_pointsCallback = {
+        "event_type": "plotly_click",
+        "points": {"trace_indexes": [1], "point_indexes": [2], "xs": [0], "ys": [0]},
+        "device_state": None,
+    }
+    expected = nearest_neighbours(df, clicked, k=10)
+    assert ex.neighbours.position.tolist() == expected.position.tolist()
+    highlight = {t.name: sorted(t.customdata) for t in _traces(ex, "highlight")}
+    assert highlight == {"query": [clicked], "10 nearest (cosine)": sorted(expected.position)}
+    assert f"nearest to row {clicked}" in ex._neighbour_table.value
+
+
+def test_search_and_neighbour_box_highlight_rows():
+    df = token_frame(["the bank of the river", "money in the bank", "a river bank"])
+    ex = explore(df, background=False)
+    ex.search_box.value = "Bank"
+    assert ex.matches.token.tolist() == ["bank"] * 3
+    (circled,) = _traces(ex, "highlight")
+    assert sorted(circled.customdata) == np.flatnonzero(df.token == "bank").tolist()
+    assert "3 matches" in ex._search_info.value
+    ex.search_box.value = "nowhere"
+    assert ex.matches.empty and not _traces(ex, "highlight") and "no token matches" in ex._search_info.value
+    ex.k.value = 2
+    ex.neighbour_query.value = "river"
+    assert ex.neighbours.position.tolist() == nearest_neighbours(df, "river", k=2).position.tolist()
+
+
+def test_sentence_search_matches_substrings():
+    df = sentence_frame(clusters=3, per_cluster=10)
+    ex = explore(df, background=False)
+    assert ex.search("about nature").topic.unique().tolist() == ["nature"]
+    assert len(ex.matches) == 10
+
+
+def test_static_figure_and_fallback_without_anywidget(monkeypatch):
+    import plotly.graph_objects as go
+
+    df = sentence_frame(clusters=2, per_cluster=10)
+    ex = explore(df, color="topic", background=False)
+    static = ex.figure
+    assert type(static) is go.Figure and len(plotted(static)) == 20
+    monkeypatch.setattr(widget_module, "_figure_widget_class", lambda: None)
+    fallback = explore(df, color="topic", background=False)
+    (output,) = fallback.plot.outputs
+    figure = output["data"]["application/vnd.plotly.v1+json"]
+    counts = [len(decode(t["x"])) for t in figure["data"] if t.get("meta") == "points"]
+    assert sorted(counts) == [10, 10]
+    fallback.color.value = "(none)"
+    (output,) = fallback.plot.outputs
+    assert [t["name"] for t in output["data"]["application/vnd.plotly.v1+json"]["data"]] == ["points"]
+
+
+def test_large_frames_are_sampled_once_for_every_view():
+    df = sentence_frame(clusters=2, per_cluster=300)
+    ex = explore(df, max_points=100, background=False)
+    assert len(ex.positions) == 100
+    assert "random sample of 100 of 600 rows" in ex.status.value
+    assert sorted(np.concatenate([t.customdata for t in _traces(ex)]).tolist()) == ex.positions.tolist()
+    assert {t["type"] for t in point_traces(ex.figure)} == {"scatter"}
