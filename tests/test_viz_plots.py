@@ -113,6 +113,14 @@ def test_rare_values_fold_into_other():
     assert points.colour[points.trace == "(other)"].unique().tolist() == ["#b0b0b0"]
 
 
+def test_missing_and_empty_values_get_their_own_named_trace():
+    df = sentence_frame(clusters=1, per_cluster=6)
+    df["label"] = ["x", "", None, "x", "", "y"]
+    points = plotted(plot_embeddings(df, color="label"))
+    groups = points.groupby("trace").position.apply(sorted).to_dict()
+    assert groups == {"x": [0, 3], "(empty)": [1, 4], "(missing)": [2], "y": [5]}
+
+
 def test_symbol_by_a_column_and_colour_by_another():
     df = sentence_frame(clusters=2, per_cluster=6)
     df["half"] = np.where(np.arange(len(df)) < 6, "first", "second")

@@ -32,6 +32,7 @@ WEBGL_THRESHOLD = 2_000
 MAX_CATEGORIES = 20
 OTHER = "(other)"
 MISSING = "(missing)"
+EMPTY = "(empty)"
 OTHER_COLOUR = "#b0b0b0"
 HIGHLIGHT_STYLES = (  # (colour, 2D symbol, 3D symbol) for successive highlight groups
     ("#111111", "circle-open", "circle-open"),
@@ -127,7 +128,7 @@ def _categories(values: pd.Series, max_categories: int) -> tuple[np.ndarray, lis
             order = sorted(present)
         except TypeError:
             order = sorted(present, key=str)
-    names = {v: str(v) for v in order}
+    names = {v: str(v) if str(v) != "" else EMPTY for v in order}
     labels = np.array([MISSING if pd.isna(v) else names[v] for v in values], dtype=object)
     cats = [names[v] for v in order] + ([MISSING] if (labels == MISSING).any() else [])
     if len(cats) > max_categories:
