@@ -11,6 +11,7 @@ legacy stream of consecutive pickles followed by raw storages.
 """
 from __future__ import annotations
 
+import _compat_pickle
 import collections
 import logging
 import os
@@ -146,6 +147,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self._storage_lookup = storage_lookup
 
     def find_class(self, module: str, name: str) -> Any:
+        # Python 2 spellings (protocols 0-2 write "__builtin__"), mapped as pickle itself does
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
@@ -205,7 +209,7 @@ def _materialise(ref: _TensorRef, storages: Mapping[str, np.ndarray], path: Path
     view = np.lib.stride_tricks.as_strided(
         data[ref.offset:], shape=ref.size, strides=[s * item for s in ref.stride], writeable=False
     )
-    return np.ascontiguousarray(view)
+    return np.array(view, order="C")  # a copy: the storage buffer is freed, 0-d stays 0-d
 
 
 def _collect(obj: Any, path: Path, storages: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -319,6 +323,9 @@ def load_torch_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise ConversionError(f"{path} is empty; download or save the checkpoint again")
     if zipfile.is_zipfile(path):
         return _load_zip(path)
+    with open(path, "rb") as fh:
+        if fh.read(4) == b"PK\x03\x04":
+            raise ConversionError(f"{path} is a truncated or corrupt zip checkpoint; download or save it again")
     return _load_legacy(path)
 
 
