@@ -119,6 +119,8 @@ def test_missing_and_empty_values_get_their_own_named_trace():
     points = plotted(plot_embeddings(df, color="label"))
     groups = points.groupby("trace").position.apply(sorted).to_dict()
     assert groups == {"x": [0, 3], "(empty)": [1, 4], "(missing)": [2], "y": [5]}
+    colours = points.groupby("trace").colour.first()
+    assert colours["(empty)"] == colours["(missing)"] == "#b0b0b0" != colours["x"] != colours["y"]
 
 
 def test_symbol_by_a_column_and_colour_by_another():

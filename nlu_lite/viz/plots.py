@@ -194,7 +194,7 @@ def figure_from_points(
             if continuous:
                 marker.update(color=colour_values.to_numpy(dtype=float)[idx], coloraxis="coloraxis")
             elif colour_by is not None:
-                marker["color"] = OTHER_COLOUR if c in (OTHER, MISSING) else palette[ci % len(palette)]
+                marker["color"] = OTHER_COLOUR if c in (OTHER, MISSING, EMPTY) else palette[ci % len(palette)]
             name = ", ".join(part for part in (c, s) if part) or "points"
             traces.append(trace_type(
                 **coords(idx), mode="markers", name=name, legendgroup=name, marker=marker,

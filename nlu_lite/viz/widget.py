@@ -112,8 +112,8 @@ class Explorer:
                 raise InputError(f"{name}={value!r} is not a column; choose one of {columns[1:]}")
         narrow = w.Layout(width="200px")
         self.method = w.Dropdown(options=methods, value=normalize_method(method), description="Method", layout=narrow)
-        self.dimensions = w.ToggleButtons(options=[("2D", 2), ("3D", 3)], value=dimensions, description="Axes",
-                                          style={"button_width": "48px"})
+        self.dimensions = w.ToggleButtons(options=[("2D", 2), ("3D", 3)], value=dimensions,
+                                          style={"button_width": "48px"}, layout=w.Layout(width="auto"))
         self.color = w.Dropdown(options=columns, value=color or NONE, description="Colour", layout=narrow)
         self.symbol = w.Dropdown(options=columns, value=symbol or NONE, description="Symbol", layout=narrow)
         slider = {"continuous_update": False, "style": {"description_width": "initial"}}
@@ -134,7 +134,8 @@ class Explorer:
                                       continuous_update=False, style={"description_width": "initial"})
         self.k = w.IntSlider(value=10, min=1, max=50, description="k", continuous_update=False,
                              layout=w.Layout(width="220px"))
-        self.metric = w.ToggleButtons(options=list(METRICS), value="cosine", style={"button_width": "72px"})
+        self.metric = w.ToggleButtons(options=list(METRICS), value="cosine", style={"button_width": "90px"},
+                                      layout=w.Layout(width="auto"))
         self._find = w.Button(description="Find", icon="search", layout=w.Layout(width="80px"))
         self._neighbour_table = w.HTML()
         self.status = w.HTML()
@@ -160,7 +161,7 @@ class Explorer:
         self._find.on_click(lambda _button: self._neighbours_from_box())
 
         self.widget = w.VBox([
-            w.HBox([self.method, self.dimensions, self.color, self.symbol]),
+            w.HBox([self.method, self.dimensions, self.color, self.symbol], layout=w.Layout(align_items="center")),
             w.HBox([self._tsne_box, self._umap_box, self.random_state]),
             w.HBox([self.search_box, self._search_info]),
             self.status,

@@ -1,0 +1,238 @@
+"""A real browser: JupyterLab on 127.0.0.1 runs the exploration notebook in headless Chromium.
+
+The explorer must render its plotly plot with one point per sentence, and redraw when a
+control changes (colour-by, then PCA → t-SNE). A second test opens a static HTML export of a
+notebook with the network cut and counts the points plotly.js drew. Screenshots go to
+test-artifacts/browser/. Needs ``playwright`` (pip) and Debian's ``/usr/bin/chromium``
+(apt), never a browser downloaded by playwright; where ``CI`` is set a missing one fails.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from _viz_support import ARTIFACTS, KERNEL_NAME, NOTEBOOKS, notebook_environment
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = os.environ.get("NLU_LITE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+SHOTS = ARTIFACTS / "browser"
+PLOT = ".nlu-lite-explorer .js-plotly-plot"
+# [title, [[trace name, [customdata...], [x...]], ...]] of the explorer's point traces
+READ_PLOT = f"""() => {{
+  const gd = document.querySelector('{PLOT}');
+  if (!gd || !gd.data || !gd.layout) return null;
+  const traces = gd.data.filter(t => t.meta === 'points');
+  return [String(gd.layout.title && gd.layout.title.text),
+          traces.map(t => [t.name, Array.from(t.customdata), Array.from(t.x)])];
+}}"""
+
+
+def _needs(what: str, ok: bool) -> None:
+    if not ok:
+        message = f"the browser test needs {what}"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must install it: see the test module's docstring)")
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _needs("playwright (pip install playwright; no `playwright install`)", False)
+    _needs(f"Chromium at {CHROMIUM} (apt-get install -y chromium)", Path(CHROMIUM).exists())
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium_profile")), executable_path=CHROMIUM, headless=True,
+            args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1300},
+        )
+        yield context
+        context.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def jupyter_lab(tmp_path, tmp_path_factory, minilm_wheel):
+    """JupyterLab serving tmp_path/work on 127.0.0.1 with a token; yields (url, token, root)."""
+    pytest.importorskip("jupyterlab")
+    env = {**os.environ, **notebook_environment(tmp_path_factory, minilm_wheel), "NLU_LITE_PROGRESS": "0"}
+    settings = tmp_path / "lab_settings"
+    notification = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True)
+    notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}), encoding="utf-8")
+    env.update(JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lab_workspaces"))
+    root = tmp_path / "work"
+    root.mkdir()
+    port, token = _free_port(), secrets.token_hex(16)
+    log = (tmp_path / "jupyter.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+         "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("Jupyter did not start:\n" + (tmp_path / "jupyter.log").read_text()) from None
+                time.sleep(0.5)
+        yield url, token, root
+    finally:
+        server.send_signal(signal.SIGINT)  # Jupyter shuts its kernels down on SIGINT (asks twice)
+        time.sleep(0.2)
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
+        log.close()
+
+
+def _trimmed_explore_notebook(target: Path) -> None:
+    """explore.ipynb up to its widget cell (tag "explorer"), on the test kernel."""
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.read(NOTEBOOKS / "explore.ipynb", as_version=4)
+    last = next(i for i, c in enumerate(nb.cells) if "explorer" in c.metadata.get("tags", []))
+    nb.cells = nb.cells[: last + 1]
+    nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "nlu_lite test", "language": "python"}
+    nbformat.write(nb, target)
+
+
+def _points(snapshot) -> dict[int, float]:
+    """customdata (row position) → x, over the explorer's point traces."""
+    return {int(p): x for _, positions, xs in snapshot[1] for p, x in zip(positions, xs)}
+
+
+def _wait_plot(page, predicate: str, timeout_s: float):
+    page.wait_for_function(f"() => {{ const s = ({READ_PLOT})(); return s && ({predicate}); }}",
+                           timeout=timeout_s * 1000)
+    return page.evaluate(READ_PLOT)
+
+
+def test_explorer_renders_and_redraws_in_jupyterlab(browser, jupyter_lab):
+    url, token, root = jupyter_lab
+    _trimmed_explore_notebook(root / "explore.ipynb")
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        page.goto(f"{url}/lab/tree/explore.ipynb?token={token}")
+        page.wait_for_function(
+            "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+            " const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
+            " return k && k.status === 'idle'; }", timeout=120_000)
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+        first = _wait_plot(page, "s[1].reduce((n, t) => n + t[1].length, 0) > 0", 240)
+        assert first[0].startswith("PCA of 360 sentence embeddings")
+        assert sorted(name for name, _, _ in first[1]) == \
+            ["cooking", "finance", "health", "nature", "sports", "technology"]
+        pca = _points(first)
+        assert sorted(pca) == list(range(360))  # every sentence once, in plotly.js's data
+        drawn = page.locator(f"{PLOT} .scatterlayer .point").count()
+        assert drawn == 360  # and as SVG markers on screen (under 2,000 points: no WebGL)
+        page.locator(PLOT).scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / "explore_pca_by_topic.png"), full_page=True)
+
+        page.locator(".nlu-lite-explorer .widget-dropdown", has_text="Colour").locator("select") \
+            .select_option(label="keyword")
+        recoloured = _wait_plot(page, "s[1].some(t => t[0] === 'bank')", 60)
+        assert sorted(name for name, _, _ in recoloured[1]) == \
+            ["(empty)", "apple", "bank", "bat", "cell", "chip", "cookie", "mouse", "python", "virus"]
+        assert _points(recoloured) == pca  # same points, new colours
+
+        page.locator(".nlu-lite-explorer .widget-dropdown", has_text="Method").locator("select") \
+            .select_option(label="t-SNE")
+        page.wait_for_selector(".nlu-lite-explorer .nlu-lite-busy", timeout=30_000)  # the busy notice
+        tsne = _wait_plot(page, "s[0].startsWith('t-SNE')", 240)
+        assert tsne[0].startswith("t-SNE of 360 sentence embeddings (perplexity 30, 1000 iterations)")
+        moved = _points(tsne)
+        assert sorted(moved) == list(range(360))
+        assert sum(abs(moved[p] - pca[p]) > 1e-6 for p in pca) > 300  # the points really moved
+        assert "t-SNE of 360 points" in page.locator(".nlu-lite-explorer .nlu-lite-done").inner_text()
+        page.locator(PLOT).scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / "explore_tsne_by_keyword.png"), full_page=True)
+        assert not errors, errors
+    except Exception:
+        page.screenshot(path=str(SHOTS / "explore_failure.png"), full_page=True)
+        raise
+    finally:
+        page.close()
+
+
+def test_static_html_export_draws_every_point_offline(browser, tmp_path, tmp_path_factory, minilm_wheel,
+                                                      monkeypatch):
+    """The static path: an executed notebook exported to HTML shows its figures with no network."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nbconvert = pytest.importorskip("nbconvert")
+    for name, value in notebook_environment(tmp_path_factory, minilm_wheel).items():
+        monkeypatch.setenv(name, value)
+    source = """
+import numpy as np, plotly.io as pio
+from nlu_lite.frame import build_frame
+from nlu_lite.viz import plot_embeddings
+pio.renderers.default = "plotly_mimetype+notebook"
+rng = np.random.default_rng(0)
+df = build_frame({"origin_index": np.arange(150), "sentence": [f"s{i}" for i in range(150)]},
+                 rng.normal(size=(150, 8)), "x_embeddings")
+df["group"] = np.arange(150) % 3
+plot_embeddings(df, color="group")
+"""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    nbclient.NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=120,
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    html, _ = nbconvert.HTMLExporter().from_notebook_node(nb)
+    page_file = tmp_path / "export.html"
+    page_file.write_text(html, encoding="utf-8")
+    page = browser.new_page()
+    blocked: list[str] = []
+
+    def only_local(route):
+        if route.request.url.startswith("file://"):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    try:
+        page.goto(page_file.as_uri())
+        page.wait_for_selector(".js-plotly-plot .scatterlayer .point", timeout=60_000)
+        drawn = page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot .scatterlayer .trace'))"
+                              ".map(t => t.querySelectorAll('.point').length)")
+        assert drawn == [50, 50, 50]  # SVG markers plotly.js drew, one trace per group
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "static_html_export.png"), full_page=True)
+    finally:
+        page.close()
+    assert not [u for u in blocked if "plot.ly" in u]  # plotly.js came from the page, not a CDN
