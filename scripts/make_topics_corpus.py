@@ -39,7 +39,10 @@ TOPICS: dict[str, tuple[list[str], list[str]]] = {
         ],
     ),
     "nature": (
-        ["The hikers", "The villagers", "The park ranger", "The old fisherman", "A group of students", "The photographer"],
+        [
+            "The hikers", "The villagers", "The park ranger", "The old fisherman", "A group of students",
+            "The photographer",
+        ],
         [
             "followed the stream through the pine forest.",
             "watched the fog lift over the mountain lake.",

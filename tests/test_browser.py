@@ -20,7 +20,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from _viz_support import ARTIFACTS, KERNEL_NAME, NOTEBOOKS, notebook_environment
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -7,7 +7,6 @@ import sys
 import types
 
 import numpy as np
-import pandas as pd
 import pytest
 
 pytest.importorskip("plotly")
@@ -205,7 +204,8 @@ def test_tsne_uses_the_parameters_matches_scikit_learn_and_is_fitted_once_per_pa
     plotted(plot_embeddings(df, "tsne", color=None, **kwargs))  # recolour: no refit
     assert len(_CountingTSNE.fits) == 1
     params = _CountingTSNE.fits[0]
-    assert (params["perplexity"], params["learning_rate"], params["max_iter"], params["random_state"]) == (8, 150, 300, 7)
+    used = (params["perplexity"], params["learning_rate"], params["max_iter"], params["random_state"])
+    assert used == (8, 150, 300, 7)
     expected = TSNE(n_components=2, perplexity=8, learning_rate=150, max_iter=300, random_state=7,
                     init="pca").fit_transform(to_matrix(df))
     got = first.sort_values("position")[["x", "y"]].to_numpy()

@@ -39,7 +39,9 @@ HIGHLIGHT_STYLES = (  # (colour, 2D symbol, 3D symbol) for successive highlight 
     ("#d62728", "diamond-open", "diamond-open"),
     ("#ff7f0e", "square-open", "square-open"),
 )
-SYMBOLS_2D = ("circle", "square", "diamond", "cross", "x", "triangle-up", "triangle-down", "star", "pentagon", "hexagon")
+SYMBOLS_2D = (
+    "circle", "square", "diamond", "cross", "x", "triangle-up", "triangle-down", "star", "pentagon", "hexagon",
+)
 SYMBOLS_3D = ("circle", "square", "diamond", "cross", "x", "circle-open", "square-open", "diamond-open")
 ROLE_POINTS, ROLE_HIGHLIGHT = "points", "highlight"
 
@@ -322,8 +324,12 @@ def plot_neighbours(
     plot_kwargs.setdefault("title", None)
     fig = plot_embeddings(df, highlight=highlight, **plot_kwargs)
     if plot_kwargs["title"] is None:
-        label = query if isinstance(query, str) else f"row {query}" if isinstance(query, (int, np.integer)) else "vector"
-        fig.update_layout(title={"text": f"{fig.layout.title.text}<br><sup>neighbours of {html.escape(str(label))}</sup>"})
+        if isinstance(query, str):
+            label = query
+        else:
+            label = f"row {query}" if isinstance(query, (int, np.integer)) else "a vector"
+        subtitle = f"<br><sup>neighbours of {html.escape(str(label))}</sup>"
+        fig.update_layout(title={"text": f"{fig.layout.title.text}{subtitle}"})
     return fig
 
 
