@@ -151,6 +151,20 @@ def _plan(pieces: Pieces, capacity: int, overlap: int) -> _Sequences:
                       np.array(end, np.int64), owner, windowed)
 
 
+def _batch_layout(lengths: np.ndarray, piece_start: np.ndarray, batch: np.ndarray):
+    """Where a batch's pieces sit, without a loop per sequence: ``(row, column, global piece)``.
+
+    Row b, column c (after [CLS]) of the padded batch holds global piece ``src``; ``piece_start``
+    is each sequence's first global piece (``text_piece_start[unit] + start``).
+    """
+    n = lengths[batch]
+    total = int(n.sum())
+    before = np.cumsum(n) - n  # pieces of earlier sequences in this batch
+    row = np.repeat(np.arange(len(batch)), n)
+    offset = np.arange(total) - np.repeat(before, n)
+    return row, offset + 1, np.repeat(piece_start[batch], n) + offset
+
+
 def _progress_enabled(option: bool | None, n_sequences: int) -> bool:
     if option is not None:
         return option
@@ -267,18 +281,17 @@ class Pipeline:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(order), desc=f"nlu_lite {self.spec.alias}", unit="seq")
+        piece_start = pieces.text_piece_start[seqs.unit] + seqs.start
         try:
             for batch in batches:
-                width = int(lengths[batch].max()) + 2
+                n = lengths[batch]
+                width = int(n.max()) + 2
                 ids = np.full((len(batch), width), self.tokenizer.pad_id, dtype=np.int64)
-                mask = np.zeros((len(batch), width), dtype=np.int64)
-                for b, k in enumerate(batch):
-                    lo = pieces.text_piece_start[seqs.unit[k]]
-                    n = lengths[k]
-                    ids[b, 0] = self.tokenizer.cls_id
-                    ids[b, 1:n + 1] = pieces.ids[lo + seqs.start[k]: lo + seqs.end[k]]
-                    ids[b, n + 1] = self.tokenizer.sep_id
-                    mask[b, :n + 2] = 1
+                mask = (np.arange(width) < (n + 2)[:, None]).astype(np.int64)
+                row, col, src = _batch_layout(lengths, piece_start, batch)
+                ids[row, col] = pieces.ids[src]
+                ids[:, 0] = self.tokenizer.cls_id
+                ids[np.arange(len(batch)), n + 1] = self.tokenizer.sep_id
                 result = self.encoder.run(ids, mask, outputs=tuple(dict.fromkeys(outputs)))
                 layer_states = [result[name] for name in outputs if name != "pooler_output"]
                 states = layer_states[0] if len(layer_states) == 1 else np.mean(layer_states, axis=0, dtype=np.float32)
@@ -294,19 +307,29 @@ class Pipeline:
         piece_unit = np.repeat(np.arange(len(units.row)), np.diff(pieces.text_piece_start))
         piece_states = None
         windowed_unit = np.zeros(len(units.row), bool)
+        # 'first'/'last' need one piece per word: scatter it straight into the word matrix
+        # instead of keeping every piece's vector and gathering afterwards
+        word_start = np.r_[True, pieces.word[1:] != pieces.word[:-1]] if len(pieces.word) else np.empty(0, bool)
+        direct = {"first": word_start, "last": np.r_[word_start[1:], True] if len(word_start) else word_start}.get(mode)
+        piece_start = lengths = None
         for batch, seqs, states, _ in self._run(pieces, opts, want_pooled=False):
             if piece_states is None:
-                piece_states = np.empty((len(pieces.ids), states.shape[2]), dtype=np.float32)
+                rows_needed = pieces.n_words if direct is not None else len(pieces.ids)
+                piece_states = np.empty((rows_needed, states.shape[2]), dtype=np.float32)
                 windowed_unit = seqs.windowed_unit
+                piece_start = pieces.text_piece_start[seqs.unit] + seqs.start
+                lengths = seqs.end - seqs.start
             # scatter each window's owned pieces to their global positions
-            for b, k in enumerate(batch):
-                lo = pieces.text_piece_start[seqs.unit[k]]
-                glob = np.arange(lo + seqs.start[k], lo + seqs.end[k])
-                own = seqs.owner[glob] == seqs.window[k]
-                piece_states[glob[own]] = states[b, 1:1 + len(glob)][own]
+            row, col, src = _batch_layout(lengths, piece_start, batch)
+            keep = seqs.owner[src] == seqs.window[batch][row]
+            if direct is not None:
+                keep &= direct[src]
+                piece_states[pieces.word[src[keep]]] = states[row[keep], col[keep]]
+            else:
+                piece_states[src[keep]] = states[row[keep], col[keep]]
         if piece_states is None:
             piece_states = np.empty((0, self.encoder.hidden_size), dtype=np.float32)
-        vectors = pooling.word_pool(piece_states, pieces.word, mode)
+        vectors = piece_states if direct is not None else pooling.word_pool(piece_states, pieces.word, mode)
         word_unit = piece_unit[np.flatnonzero(np.r_[True, pieces.word[1:] != pieces.word[:-1]])] if len(pieces.word) else np.empty(0, np.int64)
         word_row = units.row[word_unit]
         begin = units.begin[word_unit] + pieces.word_begin
@@ -338,12 +361,13 @@ class Pipeline:
             if pooler is None:
                 pooler = pooling.SequencePooler(len(units.row), states.shape[2], mode)
                 windowed_unit = seqs.windowed_unit
+                piece_start = pieces.text_piece_start[seqs.unit] + seqs.start
+                lengths = seqs.end - seqs.start
             own = np.zeros(states.shape[:2], dtype=bool)
-            for b, k in enumerate(batch):
-                lo = pieces.text_piece_start[seqs.unit[k]]
-                n = seqs.end[k] - seqs.start[k]
-                own[b, 0] = own[b, n + 1] = True  # [CLS], [SEP]
-                own[b, 1:n + 1] = seqs.owner[lo + seqs.start[k]: lo + seqs.end[k]] == seqs.window[k]
+            row, col, src = _batch_layout(lengths, piece_start, batch)
+            own[row, col] = seqs.owner[src] == seqs.window[batch][row]
+            own[:, 0] = True  # [CLS]
+            own[np.arange(len(batch)), lengths[batch] + 1] = True  # [SEP]
             pooler.add(seqs.unit[batch], states, own, pooled)
         if pooler is None:
             vectors = np.full((len(units.row), self.encoder.hidden_size), np.nan, dtype=np.float32)
