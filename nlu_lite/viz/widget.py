@@ -283,10 +283,9 @@ class Explorer:
                 return
             self._selection.clear()
             plot = self.plot
-            with plot.batch_update():
-                plot.data = ()
-                plot.layout = fig.layout
-            plot.add_traces(list(fig.data))
+            plot.data = ()
+            plot.add_traces(list(fig.data))  # one message with every trace
+            plot.layout = fig.layout  # last: a new title means the new traces have arrived
             for trace in plot.data:
                 trace.on_selection(self._on_selection)
                 trace.on_click(self._on_click)
