@@ -274,6 +274,18 @@ def _skip_layer_norm(b: _Builder, x: str, skip: str, w: Mapping[str, np.ndarray]
     return b.op("SkipLayerNormalization", inputs, out=out, domain="com.microsoft", epsilon=eps)
 
 
+def _embeddings(b: _Builder, w: Mapping[str, np.ndarray], config: BertConfig) -> str:
+    """word + (position + token type 0), then LayerNorm: transformers' ``hidden_states[0]``."""
+    word = b.op("Gather", [b.const("embeddings.word_embeddings.weight", w["embeddings.word_embeddings.weight"]), "input_ids"])
+    pos_type = w["embeddings.position_embeddings.weight"] + w["embeddings.token_type_embeddings.weight"][0]
+    one, two = b.const("one_i64", np.array([1], np.int64)), b.const("two_i64", np.array([2], np.int64))
+    seq_len = b.op("Slice", [b.op("Shape", ["input_ids"]), one, two])
+    positions = b.op("Slice", [b.const("embeddings.position_plus_type0", pos_type),
+                               b.const("zero_i64", np.array([0], np.int64)), seq_len])
+    summed = b.op("Add", [word, positions], out="embeddings_sum")
+    return _layer_norm(b, summed, w, "embeddings.LayerNorm", config.layer_norm_eps, out="hidden_state_0")
+
+
 def build_model(config: BertConfig, weights: Mapping[str, np.ndarray], *, graph: GraphVariant = DEFAULT_GRAPH,
                 metadata: Mapping[str, Any] | None = None):
     """The ONNX ``ModelProto`` for ``config`` and BertModel-named ``weights``."""
@@ -285,15 +297,7 @@ def build_model(config: BertConfig, weights: Mapping[str, np.ndarray], *, graph:
     b = _Builder()
     w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
 
-    # embeddings: word + (position + token type 0), then LayerNorm
-    word = b.op("Gather", [b.const("embeddings.word_embeddings.weight", w["embeddings.word_embeddings.weight"]), "input_ids"])
-    pos_type = w["embeddings.position_embeddings.weight"] + w["embeddings.token_type_embeddings.weight"][0]
-    seq_len = b.op("Slice", ["shape_ids", b.const("one_i64", np.array([1], np.int64)), b.const("two_i64", np.array([2], np.int64))])
-    b.nodes.insert(0, helper.make_node("Shape", ["input_ids"], ["shape_ids"], name="Shape_ids"))
-    positions = b.op("Slice", [b.const("embeddings.position_plus_type0", pos_type), b.const("zero_i64", np.array([0], np.int64)), seq_len])
-    summed = b.op("Add", [word, positions], out="embeddings_sum")
-    x = _layer_norm(b, summed, w, "embeddings.LayerNorm", config.layer_norm_eps, out="hidden_state_0")
-
+    x = _embeddings(b, w, config)
     if graph == "fused":
         mask = b.op("Cast", ["attention_mask"], to=TensorProto.INT32)
         layer = _layer_fused
