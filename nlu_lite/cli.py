@@ -56,7 +56,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_convert(args: argparse.Namespace) -> int:
     from .convert import convert_checkpoint
 
-    out = convert_checkpoint(Path(args.path), Path(args.out), precision=args.precision)
+    out = convert_checkpoint(Path(args.path), Path(args.out), precision=args.precision, graph=args.graph)
     print(out)
     return 0
 
@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("out")
     p.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
+    p.add_argument("--graph", choices=["fused", "standard"], default="fused",
+                   help="fused: onnxruntime's Attention/SkipLayerNorm ops (faster); standard: plain ONNX ops")
     p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("download", help="fetch models into the cache for offline use")

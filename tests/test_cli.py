@@ -50,3 +50,16 @@ def test_errors_are_one_line_with_exit_2(capsys, isolated_cache):
     assert main(["predict", "en.embed.nope", "x"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("nlu-lite: error: unknown model alias 'en.embed.nope'")
+
+
+@pytest.mark.parametrize("graph", ["fused", "standard"])
+def test_convert_writes_a_model_the_runtime_opens(tiny_bert_dir, tmp_path, graph, capsys):
+    from nlu_lite.runtime import OnnxEncoder
+
+    out = tmp_path / "m.onnx"
+    assert main(["convert", str(tiny_bert_dir), str(out), "--graph", graph]) == 0
+    encoder = OnnxEncoder.from_path(out)
+    assert (encoder.hidden_size, encoder.num_layers) == (32, 2)
+    ids = np.array([[2, 10, 11, 3]], dtype=np.int64)
+    states = encoder.run(ids, np.ones_like(ids))["last_hidden_state"]
+    assert states.shape == (1, 4, 32) and np.isfinite(states).all()
