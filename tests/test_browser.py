@@ -162,6 +162,25 @@ def test_explorer_renders_and_redraws_in_jupyterlab(browser, jupyter_lab):
         page.locator(PLOT).scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / "explore_pca_by_topic.png"), full_page=True)
 
+        # lasso the left half of the plot: plotly.js marks points, the kernel must get the same rows
+        box = page.locator(f"{PLOT} .nsewdrag").first.bounding_box()
+        left, top, bottom = box["x"] + 4, box["y"] + 4, box["y"] + box["height"] - 4
+        middle = box["x"] + box["width"] / 2
+        page.mouse.move(left, top)
+        page.mouse.down()
+        for x, y in ((middle, top), (middle, bottom), (left, bottom), (left, top + 1)):
+            page.mouse.move(x, y, steps=8)
+        page.mouse.up()
+        marked = page.wait_for_function(
+            f"() => {{ const gd = document.querySelector('{PLOT}');"
+            " const n = gd.data.filter(t => t.meta === 'points')"
+            ".reduce((n, t) => n + (t.selectedpoints ? t.selectedpoints.length : 0), 0);"
+            " return n > 0 ? n : null; }", timeout=30_000).json_value()
+        page.wait_for_selector(".nlu-lite-explorer .nlu-lite-selected", timeout=30_000)
+        reported = page.locator(".nlu-lite-explorer .nlu-lite-selected").inner_text()
+        assert reported == f"{marked} selected" and 10 < marked < 350, (reported, marked)
+        page.screenshot(path=str(SHOTS / "explore_lasso_selection.png"), full_page=True)
+
         page.locator(".nlu-lite-explorer .widget-dropdown", has_text="Colour").locator("select") \
             .select_option(label="keyword")
         recoloured = _wait_plot(page, "s[1].length === 10", 60)

@@ -20,8 +20,8 @@ import pandas as pd
 from .._optional import require
 from ..errors import InputError
 from ..frame import embedding_column, to_matrix
-from .frames import frame_level, hover_texts, label_columns, match_texts, sample_positions
-from .neighbours import METRICS, nearest_neighbours
+from .frames import frame_level, hover_texts, label_columns, match_texts, sample_positions, select_rows
+from .neighbours import METRICS, nearest_neighbours, query_vector
 from .plots import MAX_POINTS, ROLE_POINTS, Points, figure_from_points
 from .reduce import METHODS, cached_projection, normalize_method, project, umap_available
 
@@ -307,8 +307,6 @@ class Explorer:
 
     def select(self, rows: Any) -> pd.DataFrame:
         """Set the selection from Python (positions, texts or a mask) and return the rows."""
-        from .frames import select_rows
-
         self._selection = {-1: select_rows(self.df, rows)}
         self._show_selection()
         return self.selected
@@ -328,7 +326,7 @@ class Explorer:
             self._selection_info.value = "<i>no points selected</i>"
             return
         preview = self._table_html(chosen.head(TABLE_ROWS))
-        self._selection_info.value = (f"<b>{len(chosen)} selected</b> (explorer.selected)"
+        self._selection_info.value = (f"<b class='nlu-lite-selected'>{len(chosen)} selected</b> (explorer.selected)"
                                       f"{' — first ' + str(TABLE_ROWS) if len(chosen) > TABLE_ROWS else ''}{preview}")
 
     def _table_html(self, rows: pd.DataFrame) -> str:
@@ -379,8 +377,6 @@ class Explorer:
         except InputError as exc:
             self._neighbour_table.value = f"<span class='nlu-lite-error'>{html.escape(str(exc))}</span>"
             return pd.DataFrame()
-        from .neighbours import query_vector
-
         _, own = query_vector(self.df, query, pipe=self.pipe)
         self._neighbours, self._neighbour_rows, self._query_rows = table, table["position"].to_numpy(), own
         about = html.escape(query if isinstance(query, str) else
