@@ -63,7 +63,10 @@ def test_changing_controls_redraws():
     got = np.concatenate([np.c_[t.x, t.y] for t in _traces(ex)])
     order = np.concatenate([t.customdata for t in _traces(ex)])
     np.testing.assert_allclose(got, expected[order])
-    assert "t-SNE of 30 points" in ex.status.value
+    assert "t-SNE of 30 points in" in ex.status.value
+    ex.set(method="pca")
+    ex.set(method="tsne")  # back to a parameter set already fitted: no refit, and the status says so
+    assert "t-SNE of 30 points (cached; fitted in" in ex.status.value
     assert ex._tsne_box.layout.display is None and ex._umap_box.layout.display == "none"
     with pytest.raises(InputError, match="unknown controls"):
         ex.set(colour="topic")

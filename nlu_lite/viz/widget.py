@@ -202,18 +202,19 @@ class Explorer:
         with self._lock:
             self._generation += 1
             generation = self._generation
-        slow = method != "pca" and cached_projection(self._matrix, method, dims, **params) is None
-        if not (slow and self.background):
-            self._project_and_draw(generation, method, dims, params)
+        cached = cached_projection(self._matrix, method, dims, **params) is not None
+        if cached or method == "pca" or not self.background:
+            self._project_and_draw(generation, method, dims, params, cached)
             return
         label = METHODS[method]
         self.status.value = (f"<span class='nlu-lite-busy'>⏳ running {label} on {len(self.positions):,} points"
                              "… the kernel stays free</span>")
-        self._thread = threading.Thread(target=self._project_and_draw, args=(generation, method, dims, params),
+        self._thread = threading.Thread(target=self._project_and_draw, args=(generation, method, dims, params, False),
                                         name=f"nlu-lite-{method}", daemon=True)
         self._thread.start()
 
-    def _project_and_draw(self, generation: int, method: str, dims: int, params: dict[str, Any]) -> None:
+    def _project_and_draw(self, generation: int, method: str, dims: int, params: dict[str, Any],
+                          cached: bool) -> None:
         try:
             projection = project(self._matrix, method, dims, **params)
         except Exception as exc:  # shown in the widget: a thread has no caller to raise to
@@ -230,8 +231,9 @@ class Explorer:
             self._redraw()
             sample = (f" (a random sample of {len(self.positions):,} of {len(self.df):,} rows)"
                       if len(self.positions) < len(self.df) else "")
+            timing = f"(cached; fitted in {projection.seconds:.2f} s)" if cached else f"in {projection.seconds:.2f} s"
             self.status.value = (f"<span class='nlu-lite-done'>{projection.label} of {len(self.positions):,} "
-                                 f"points{sample} in {projection.seconds:.2f} s</span>")
+                                 f"points{sample} {timing}</span>")
 
     def wait(self, timeout: float | None = None) -> Explorer:
         """Wait for a projection running in the background (returns self)."""
