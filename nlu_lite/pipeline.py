@@ -262,6 +262,20 @@ class Pipeline:
             df = df.drop(columns="_row")
         return df
 
+    def explore(self, data: object, output_level: OutputLevel | None = None, **kwargs: Any):
+        """Embed ``data`` and open the interactive explorer on the result (needs ``nlu-lite[viz]``).
+
+        predict() options (see :class:`PredictOptions`) go to predict(); the rest to
+        :func:`nlu_lite.viz.explore` (method, dimensions, color, ...).
+
+        >>> pipe.explore(['The bank of the river.', 'The bank raised rates.'], color='token')  # doctest: +SKIP
+        """
+        from .viz import explore
+
+        predict_options = {k: kwargs.pop(k) for k in list(kwargs) if k in _OPTION_NAMES}
+        frame = self.predict(data, output_level=output_level, **predict_options)
+        return explore(frame, pipe=self, **kwargs)
+
     def _run(self, pieces: Pieces, opts: PredictOptions, *, want_pooled: bool):
         """Yield ``(sequence numbers, states (B,S,H), pooled or None, own-window mask)`` per batch."""
         max_length = opts.max_length or self.spec.max_length

@@ -61,3 +61,16 @@ def test_register_local_model_and_load_by_alias_or_path(tiny_bert_dir, isolated_
         nlu_lite.register_model("en.embed.x", repo="a/b")  # dims are required for a repo
     hub = nlu_lite.register_model("en.embed.remote_x", repo="org/remote-x", dim=8, layers=1, heads=2, replace=True)
     assert hub.sources[0].repo == "org/remote-x" and nlu_lite.list_models().alias.eq("en.embed.remote_x").any()
+
+
+def test_pipeline_explore_embeds_then_opens_the_explorer(tiny_bert_dir, isolated_cache):
+    pipe = nlu_lite.load(path=tiny_bert_dir)
+    texts = ["The dog runs to the river bank.", "The bank raised money.", "Paris is a city."]
+    explorer = pipe.explore(texts, output_level="sentence", batch_size=2, color="origin_index")
+    explorer.wait()
+    figure = explorer.figure.to_dict()
+    rows = sorted(int(r) for trace in figure["data"] for r in trace["customdata"])
+    assert rows == [0, 1, 2]  # one point per sentence, each frame row once
+    assert len(figure["data"]) == 3  # coloured by origin row: one trace each
+    with pytest.raises(TypeError):
+        pipe.explore(texts, not_an_option=1)
