@@ -31,7 +31,10 @@ LABELS = {
     "nlu_int8": "nlu_lite int8",
     "hf_input": "transformers, input order",
     "hf_sorted": "transformers, length-sorted",
+    "nlu_fp32_unfused_ln": "nlu_lite fp32, proposal: LayerNorm unfused",
+    "nlu_int8_unfused_ln": "nlu_lite int8, proposal: LayerNorm unfused",
 }
+PROPOSALS = ("nlu_fp32_unfused_ln", "nlu_int8_unfused_ln")
 LEVELS = ("token", "sentence", "document")
 COLD_SCRIPT_NLU = "import nlu_lite; nlu_lite.load(path={path!r}).predict('I love NLP')"
 COLD_SCRIPT_HF = (
@@ -169,6 +172,7 @@ def prepare(work: Path, quick: bool, with_minilm: bool) -> dict:
     first_load = {}
     for name, folder in checkpoints.items():
         first_load[name] = _child(["benchmarks.worker_misc", "first_load", folder], work)
+        _child(["benchmarks.worker_misc", "convert", folder, "standard"], work)  # for the proposal rows
     return {"model": str(model), "checkpoints": checkpoints, "corpora": texts, "first_load": first_load,
             "flops": models.flops_per_token(model)}
 
@@ -207,7 +211,7 @@ def accuracy(work: Path, corpus_names: list[str], tag: str = "", label: str = "{
         if not ref_path.is_file():
             continue
         ref = np.load(ref_path).astype(np.float64)
-        for other in ("nlu_int8", "hf_sorted", "hf_input"):
+        for other in ("nlu_int8", "hf_sorted", "hf_input", *PROPOSALS):
             path = work / f"vectors{tag}_{corpus_name}_{other}.npy"
             if not path.is_file():
                 continue
@@ -282,6 +286,9 @@ def report(meta: dict, results: list[dict], gemm: dict, acc: dict, cold: dict | 
                  "| × transformers (sorted) | peak RSS MB | load s | others' CPU |")
     lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     by = {(r["corpus"], r["level"], r["system"]): r for r in results}
+    corpus_order = list(meta["corpora"])
+    results = sorted(results, key=lambda r: (corpus_order.index(r["corpus"]), LEVELS.index(r["level"]),
+                                             list(LABELS).index(r["system"])))
     for r in results:
         c = meta["corpora"][r["corpus"]]
         tps = c["pieces"] / r["median_s"]
@@ -401,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="re-run a measurement during which other processes used >10%% of the CPUs (default 2, quick 0)")
     p.add_argument("--max-wait", type=float, default=None,
                    help="seconds to wait for a quiet machine before each measurement (default 300, quick 0)")
+    p.add_argument("--proposals", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time engine proposals (token level): the standard graph with LayerNorm unfused")
     p.add_argument("--minilm", action="store_true", help="also time the real all-MiniLM-L6-v2 (token level, fp32/int8)")
     args = p.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 3)
@@ -425,6 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     log("systems")
     results = run_systems(args.work, meta["model"], names, args.levels.split(","), args.systems.split(","),
                           repeats, args.threads, args.batch_size, log, retries=retries, max_wait=max_wait)
+    if args.proposals:
+        results += run_systems(args.work, meta["model"], names, ["token"], list(PROPOSALS), repeats, args.threads,
+                               args.batch_size, log, retries=retries, max_wait=max_wait)
     if args.minilm:
         extra = run_systems(args.work, meta["checkpoints"]["minilm_l6"], ["synthetic"], ["token"],
                             args.systems.split(","), repeats, args.threads, args.batch_size, log, tag="_minilm",

@@ -1,6 +1,7 @@
 """Child-process jobs besides throughput: first (converting) load, and streaming to parquet.
 
     python -m benchmarks.worker_misc first_load FOLDER
+    python -m benchmarks.worker_misc convert FOLDER GRAPH
     python -m benchmarks.worker_misc stream FOLDER WORK PIECES THREADS [on|off]
 
 ``stream`` embeds a lazily generated synthetic corpus (blocks of 2,000 seeded sentences,
@@ -42,6 +43,12 @@ def first_load(folder: str) -> dict:
             continue
         out[f"{precision}_s"] = time.perf_counter() - t
     return out
+
+
+def convert(folder: str, graph: str) -> dict:
+    from nlu_lite.convert import ensure_onnx
+
+    return {p: str(ensure_onnx(folder, precision=p, graph=graph)) for p in ("fp32", "int8")}
 
 
 def stream(folder: str, work: str, pieces: int, threads: int, arena: str = "on") -> dict:
@@ -98,6 +105,8 @@ def stream(folder: str, work: str, pieces: int, threads: int, arena: str = "on")
 def main(argv: list[str]) -> int:
     if argv[0] == "first_load":
         result = first_load(argv[1])
+    elif argv[0] == "convert":
+        result = convert(argv[1], argv[2])
     elif argv[0] == "stream":
         result = stream(argv[1], argv[2], int(argv[3]), int(argv[4]), *(argv[5:6]))
     else:
