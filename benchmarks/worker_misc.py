@@ -87,7 +87,7 @@ def stream(folder: str, work: str, pieces: int, threads: int, arena: str = "on")
     t = time.perf_counter()
     predict_to_parquet(pipe, sentences(), target, output_level="token", chunk_size=CHUNK_SIZE, progress=False)
     seconds = time.perf_counter() - t
-    samples.append(_rss_mb())
+    between = samples[1:] or [_rss_mb()]  # samples[0] is taken before the first chunk
     peak = _peak_mb()
     import pyarrow.parquet as pq
 
@@ -96,8 +96,9 @@ def stream(folder: str, work: str, pieces: int, threads: int, arena: str = "on")
            "row_groups": meta.num_row_groups, "file_mb": target.stat().st_size / 2**20, "peak_rss_mb": peak,
            "rss_loaded_mb": rss_loaded, "rss_samples_mb": samples, "chunk_size": CHUNK_SIZE,
            "enable_arena": arena == "on", "tokens_s": counted["pieces"] / seconds,
-           "rss_tenth_mb": samples[max(1, len(samples) // 10)], "rss_end_mb": samples[-1],
-           "growth_mb": samples[-1] - samples[min(1, len(samples) - 1)]}
+           # between chunks, from the end of the first to the start of the last: flat if memory is bounded
+           "rss_between_chunks_mb": [min(between), max(between)], "rss_first_chunk_mb": between[0],
+           "rss_last_chunk_mb": between[-1], "growth_mb": between[-1] - between[0]}
     target.unlink()
     return out
 
