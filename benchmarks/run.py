@@ -419,13 +419,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds to wait for a quiet machine before each measurement (default 300, quick 0)")
     p.add_argument("--proposals", action=argparse.BooleanOptionalAction, default=True,
                    help="also time engine proposals (token level): the standard graph with LayerNorm unfused")
-    p.add_argument("--minilm", action="store_true", help="also time the real all-MiniLM-L6-v2 (token level, fp32/int8)")
+    p.add_argument("--minilm", action=argparse.BooleanOptionalAction, default=None,
+                   help="also time the real all-MiniLM-L6-v2 at token level (default: on, off with --quick)")
     args = p.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 3)
     stream_pieces = args.stream_pieces if args.stream_pieces is not None else (20_000 if args.quick else 1_000_000)
     cold_runs = args.cold_runs if args.cold_runs is not None else (2 if args.quick else 5)
     retries = args.retries if args.retries is not None else (0 if args.quick else 2)
     max_wait = args.max_wait if args.max_wait is not None else (0.0 if args.quick else 300.0)
+    minilm = args.minilm if args.minilm is not None else not args.quick
     started = time.time()
 
     def log(msg: str) -> None:
@@ -433,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
 
     load_start = _load_average()
     log(f"preparing in {args.work} (load average {load_start})")
-    meta = prepare(args.work, args.quick, args.minilm)
+    meta = prepare(args.work, args.quick, minilm)
     meta.update(machine=_machine(), threads=args.threads, batch_size=args.batch_size, repeats=repeats,
                 load_start=load_start, date=time.strftime("%Y-%m-%d %H:%M"))
     log("GEMM rate")
@@ -446,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.proposals:
         results += run_systems(args.work, meta["model"], names, ["token"], list(PROPOSALS), repeats, args.threads,
                                args.batch_size, log, retries=retries, max_wait=max_wait)
-    if args.minilm:
+    if minilm:
         extra = run_systems(args.work, meta["checkpoints"]["minilm_l6"], ["synthetic"], ["token"],
                             args.systems.split(","), repeats, args.threads, args.batch_size, log, tag="_minilm",
                             retries=retries, max_wait=max_wait)
@@ -455,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         meta["corpora"]["synthetic (MiniLM-L6)"] = meta["corpora"]["synthetic"]
         results += extra
     acc = accuracy(args.work, names)
-    if args.minilm:
+    if minilm:
         acc.update(accuracy(args.work, ["synthetic"], tag="_minilm", label="{} (MiniLM-L6)"))
     cold = None
     if cold_runs:
