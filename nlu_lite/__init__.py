@@ -35,12 +35,13 @@ _LAZY = {
     "Pipeline": ("pipeline", "Pipeline"),
     "to_matrix": ("frame", "to_matrix"),
     "split_sentences": ("sentences", "split_sentences"),
+    "read_parquet": ("stream", "read_parquet"),
     "explore": ("viz", "explore"),
 }
 
 __all__ = [
     "load", "list_models", "print_components", "register_model", "Pipeline", "to_matrix",
-    "split_sentences", "explore", "NluLiteError", "RegistryError", "UnknownModelError", "InputError",
+    "split_sentences", "read_parquet", "explore", "NluLiteError", "RegistryError", "UnknownModelError", "InputError",
     "MissingDependencyError", "ArtifactNotFoundError", "OfflineError", "DownloadError", "IntegrityError",
     "UnsafeArchiveError", "ConversionError", "UnsafeCheckpointError", "__version__",
 ]

@@ -35,17 +35,18 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     texts = _read_texts(args)
     pipe = load(args.alias, offline=args.offline or None, precision=args.precision)
-    df = pipe.predict(texts, output_level=args.level, batch_size=args.batch_size,
-                      progress=False if args.no_progress else None)
-    if args.out:
-        out = Path(args.out)
+    options = {"batch_size": args.batch_size, "progress": False if args.no_progress else None}
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix == ".parquet":
+        pipe.predict_to_parquet(texts, out, output_level=args.level, **options)
+        print(f"wrote {out}", file=sys.stderr)
+        return 0
+    if out is not None and out.suffix != ".csv":
+        raise NluLiteError(f"--out must end in .parquet or .csv, got {out.name}")
+    df = pipe.predict(texts, output_level=args.level, **options)
+    if out is not None:
         column = pipe.spec.embedding_column
-        if out.suffix == ".parquet":
-            df.assign(**{column: df[column].map(lambda v: v.tolist())}).to_parquet(out, index=False)
-        elif out.suffix == ".csv":
-            df.assign(**{column: df[column].map(lambda v: " ".join(map(repr, v.tolist())))}).to_csv(out, index=False)
-        else:
-            raise NluLiteError(f"--out must end in .parquet or .csv, got {out.name}")
+        df.assign(**{column: df[column].map(lambda v: " ".join(map(repr, v.tolist())))}).to_csv(out, index=False)
         print(f"wrote {len(df)} rows to {out}", file=sys.stderr)
     else:
         with _wide_pandas():

@@ -18,8 +18,12 @@ EMBEDDING_SUFFIX = "_embeddings"
 
 
 def embedding_cells(matrix: np.ndarray) -> np.ndarray:
-    """An object array of read-only float32 row views of one C-contiguous copy of ``matrix``."""
-    shared = np.array(matrix, dtype=np.float32, order="C", copy=True)
+    """An object array of read-only float32 row views of ``matrix``.
+
+    A float32 C-contiguous matrix is used as it is (no copy) and made read-only; the caller
+    hands it over. Anything else is converted once.
+    """
+    shared = np.ascontiguousarray(matrix, dtype=np.float32)
     shared.setflags(write=False)
     cells = np.empty(len(shared), dtype=object)
     cells[:] = list(shared)  # row views, created in C

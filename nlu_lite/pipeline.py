@@ -262,6 +262,31 @@ class Pipeline:
             df = df.drop(columns="_row")
         return df
 
+    def predict_iter(self, data: object, *, output_level: OutputLevel | None = None, chunk_size: int = 1000,
+                     **options: Any):
+        """predict() over ``data`` in chunks of ``chunk_size`` input rows, yielding one DataFrame per chunk.
+
+        Memory stays bounded by the chunk, whatever the corpus size; ``data`` may be any iterable.
+
+        >>> for part in pipe.predict_iter(open('corpus.txt'), chunk_size=5000): ...  # doctest: +SKIP
+        """
+        from .stream import predict_iter
+
+        return predict_iter(self, data, output_level=output_level, chunk_size=chunk_size, **options)
+
+    def predict_to_parquet(self, data: object, path: str | os.PathLike, *, output_level: OutputLevel | None = None,
+                           chunk_size: int = 1000, compression: str = "zstd", **options: Any):
+        """Stream predict() results to a parquet file (written under a temporary name, then renamed).
+
+        Read it back with :func:`nlu_lite.read_parquet`, which restores the float32 vectors.
+
+        >>> pipe.predict_to_parquet(texts, 'embeddings.parquet', output_level='token')  # doctest: +SKIP
+        """
+        from .stream import predict_to_parquet
+
+        return predict_to_parquet(self, data, path, output_level=output_level, chunk_size=chunk_size,
+                                  compression=compression, **options)
+
     def explore(self, data: object, output_level: OutputLevel | None = None, **kwargs: Any):
         """Embed ``data`` and open the interactive explorer on the result (needs ``nlu-lite[viz]``).
 

@@ -74,3 +74,16 @@ def test_pipeline_explore_embeds_then_opens_the_explorer(tiny_bert_dir, isolated
     assert len(figure["data"]) == 3  # coloured by origin row: one trace each
     with pytest.raises(TypeError):
         pipe.explore(texts, not_an_option=1)
+
+
+def test_pipeline_streaming_methods_match_predict(tiny_bert_dir, isolated_cache, tmp_path):
+    pipe = nlu_lite.load(path=tiny_bert_dir)
+    texts = [f"the dog number {i} runs to the bank." for i in range(7)]
+    whole = pipe.predict(texts, output_level="sentence")
+    parts = list(pipe.predict_iter(iter(texts), output_level="sentence", chunk_size=3))
+    assert [len(p) for p in parts] == [3, 3, 1]
+    np.testing.assert_array_equal(np.vstack([nlu_lite.to_matrix(p) for p in parts]), nlu_lite.to_matrix(whole))
+    path = pipe.predict_to_parquet(texts, tmp_path / "out.parquet", output_level="sentence", chunk_size=2)
+    back = nlu_lite.read_parquet(path)
+    assert back.sentence.tolist() == whole.sentence.tolist()
+    np.testing.assert_array_equal(nlu_lite.to_matrix(back), nlu_lite.to_matrix(whole))
