@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nlu_lite.convert.bert import BertConfig, build_model, expected_shapes  # noqa: E402
-from nlu_lite.runtime import session_options  # noqa: E402
+from nlu_lite.runtime import DISABLED_OPTIMIZERS, session_options  # noqa: E402
 
 CONFIG = BertConfig(vocab_size=30522, hidden_size=512, num_layers=4, num_heads=8, intermediate_size=2048)
 FUSED_OPS = ("Attention", "SkipLayerNormalization", "BiasGelu", "FastGelu", "Gelu", "FusedMatMul",
@@ -91,7 +91,8 @@ def session(model, threads: int, workdir: Path, name: str, spinning: bool):
     opts = session_options(threads=threads, optimized_model_path=optimized)
     if not spinning:  # idle threads sleep instead of spinning, so CPU time counts only work
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"],
+                                disabled_optimizers=list(DISABLED_OPTIMIZERS))  # as nlu_lite.runtime opens it
     ops = collections.Counter(n.op_type for n in onnx.load_model(str(optimized), load_external_data=False).graph.node)
     return sess, ops
 

@@ -56,9 +56,8 @@ def _nlu(job: dict, texts: list[str]):
 
 
 def _unfused_layernorm_pipeline(folder: str, precision: str, threads: int):
-    """A proposal, not what load() does today: the "standard" graph with onnxruntime's
-    SkipLayerNormFusion disabled, so residual + LayerNorm run as Add + LayerNormalization
-    (faster than the SkipLayerNormalization kernel on this CPU). Same public parts as load()."""
+    """The "standard" graph (plain ONNX attention instead of com.microsoft Attention), opened
+    as load() opens the default graph (SkipLayerNormFusion off). Same public parts as load()."""
     import onnxruntime as ort
 
     from nlu_lite.api import spec_from_folder

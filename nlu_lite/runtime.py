@@ -27,6 +27,11 @@ INPUT_NAMES = ("input_ids", "attention_mask")
 _HIDDEN = re.compile(r"hidden_state_(\d+)$")
 
 
+# onnxruntime 1.32's SkipLayerNormalization CPU kernel is slower than Add + LayerNormalization
+# on small BERT shapes (measured: benchmarks/engine_graph.py, benchmarks/run.py), so its fusion is off
+DISABLED_OPTIMIZERS: tuple[str, ...] = ("SkipLayerNormFusion",)
+
+
 def session_options(*, threads: int | None = None, optimization: Optimization = "all", enable_arena: bool = True,
                     optimized_model_path: str | os.PathLike | None = None):
     """The ``SessionOptions`` every nlu_lite session uses.
@@ -103,7 +108,8 @@ class OnnxEncoder:
         if not path.is_file():
             raise ArtifactNotFoundError(f"no ONNX model at {path}; create it with nlu_lite.convert.ensure_onnx(folder)")
         options = session_options(threads=threads, optimization=optimization, enable_arena=enable_arena)
-        session = ort.InferenceSession(str(path), sess_options=options, providers=list(providers or ["CPUExecutionProvider"]))
+        session = ort.InferenceSession(str(path), sess_options=options, providers=list(providers or ["CPUExecutionProvider"]),
+                                       disabled_optimizers=list(DISABLED_OPTIMIZERS))
         logger.debug("opened %s with providers %s", path, session.get_providers())
         return cls(session, path=path)
 
