@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out")
     p.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
     p.add_argument("--graph", choices=["fused", "standard"], default="fused",
-                   help="fused: onnxruntime's Attention/SkipLayerNorm ops (faster); standard: plain ONNX ops")
+                   help="fused: onnxruntime's Attention/BiasGelu kernels (faster); standard: plain ONNX ops")
     p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("download", help="fetch models into the cache for offline use")
