@@ -123,9 +123,19 @@ class _Sequences:
     end: np.ndarray
     owner: np.ndarray  # (n_pieces,) owning window number of each piece (within its unit)
     windowed_unit: np.ndarray  # (n_units,) bool
+    piece_start: np.ndarray = None  # (n_sequences,) global number of each sequence's first piece
+
+    def __post_init__(self) -> None:
+        self.lengths = self.end - self.start  # (n_sequences,) word pieces, without [CLS]/[SEP]
 
 
 def _plan(pieces: Pieces, capacity: int, overlap: int) -> _Sequences:
+    seqs = _plan_windows(pieces, capacity, overlap)
+    seqs.piece_start = pieces.text_piece_start[seqs.unit] + seqs.start
+    return seqs
+
+
+def _plan_windows(pieces: Pieces, capacity: int, overlap: int) -> _Sequences:
     counts = np.diff(pieces.text_piece_start)
     n_units = len(counts)
     owner = np.zeros(int(pieces.text_piece_start[-1]), dtype=np.int64)
@@ -312,7 +322,7 @@ class Pipeline:
         outputs = list(self.encoder.layer_output_names(opts.layers))
         if want_pooled:
             outputs = outputs + ["pooler_output"]
-        lengths = seqs.end - seqs.start
+        lengths, piece_start = seqs.lengths, seqs.piece_start
         order = np.argsort(lengths, kind="stable")  # length-sorted batches; order restored by scatter
         batches = [order[i:i + opts.batch_size] for i in range(0, len(order), opts.batch_size)]
         bar = None
@@ -320,7 +330,6 @@ class Pipeline:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(order), desc=f"nlu_lite {self.spec.alias}", unit="seq")
-        piece_start = pieces.text_piece_start[seqs.unit] + seqs.start
         try:
             for batch in batches:
                 n = lengths[batch]
@@ -350,16 +359,13 @@ class Pipeline:
         # instead of keeping every piece's vector and gathering afterwards
         word_start = np.r_[True, pieces.word[1:] != pieces.word[:-1]] if len(pieces.word) else np.empty(0, bool)
         direct = {"first": word_start, "last": np.r_[word_start[1:], True] if len(word_start) else word_start}.get(mode)
-        piece_start = lengths = None
         for batch, seqs, states, _ in self._run(pieces, opts, want_pooled=False):
             if piece_states is None:
                 rows_needed = pieces.n_words if direct is not None else len(pieces.ids)
                 piece_states = np.empty((rows_needed, states.shape[2]), dtype=np.float32)
                 windowed_unit = seqs.windowed_unit
-                piece_start = pieces.text_piece_start[seqs.unit] + seqs.start
-                lengths = seqs.end - seqs.start
             # scatter each window's owned pieces to their global positions
-            row, col, src = _batch_layout(lengths, piece_start, batch)
+            row, col, src = _batch_layout(seqs.lengths, seqs.piece_start, batch)
             keep = seqs.owner[src] == seqs.window[batch][row]
             if direct is not None:
                 keep &= direct[src]
@@ -369,7 +375,7 @@ class Pipeline:
         if piece_states is None:
             piece_states = np.empty((0, self.encoder.hidden_size), dtype=np.float32)
         vectors = piece_states if direct is not None else pooling.word_pool(piece_states, pieces.word, mode)
-        word_unit = piece_unit[np.flatnonzero(np.r_[True, pieces.word[1:] != pieces.word[:-1]])] if len(pieces.word) else np.empty(0, np.int64)
+        word_unit = piece_unit[word_start]
         word_row = units.row[word_unit]
         begin = units.begin[word_unit] + pieces.word_begin
         end = units.begin[word_unit] + pieces.word_end
@@ -400,13 +406,11 @@ class Pipeline:
             if pooler is None:
                 pooler = pooling.SequencePooler(len(units.row), states.shape[2], mode)
                 windowed_unit = seqs.windowed_unit
-                piece_start = pieces.text_piece_start[seqs.unit] + seqs.start
-                lengths = seqs.end - seqs.start
             own = np.zeros(states.shape[:2], dtype=bool)
-            row, col, src = _batch_layout(lengths, piece_start, batch)
+            row, col, src = _batch_layout(seqs.lengths, seqs.piece_start, batch)
             own[row, col] = seqs.owner[src] == seqs.window[batch][row]
             own[:, 0] = True  # [CLS]
-            own[np.arange(len(batch)), lengths[batch] + 1] = True  # [SEP]
+            own[np.arange(len(batch)), seqs.lengths[batch] + 1] = True  # [SEP]
             pooler.add(seqs.unit[batch], states, own, pooled)
         if pooler is None:
             vectors = np.full((len(units.row), self.encoder.hidden_size), np.nan, dtype=np.float32)
