@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import pooling
+from ._env import progress_enabled
 from .errors import InputError
 from .frame import build_frame
 from .inputs import Rows, to_rows
@@ -30,7 +31,6 @@ logger = logging.getLogger(__name__)
 
 OutputLevel = Literal["token", "sentence", "document"]
 OUTPUT_LEVELS = ("token", "sentence", "document")
-ENV_PROGRESS = "NLU_LITE_PROGRESS"
 PROGRESS_MIN_SEQUENCES = 256  # below this a progress bar is noise
 
 
@@ -173,14 +173,6 @@ def _batch_layout(lengths: np.ndarray, piece_start: np.ndarray, batch: np.ndarra
     row = np.repeat(np.arange(len(batch)), n)
     offset = np.arange(total) - np.repeat(before, n)
     return row, offset + 1, np.repeat(piece_start[batch], n) + offset
-
-
-def _progress_enabled(option: bool | None, n_sequences: int) -> bool:
-    if option is not None:
-        return option
-    if os.environ.get(ENV_PROGRESS, "").strip().lower() in ("0", "false", "no", "off"):
-        return False
-    return n_sequences >= PROGRESS_MIN_SEQUENCES
 
 
 def _describe_runtime(encoder: Any) -> str:
@@ -326,7 +318,7 @@ class Pipeline:
         order = np.argsort(lengths, kind="stable")  # length-sorted batches; order restored by scatter
         batches = [order[i:i + opts.batch_size] for i in range(0, len(order), opts.batch_size)]
         bar = None
-        if _progress_enabled(opts.progress, len(order)):
+        if progress_enabled(opts.progress, default=len(order) >= PROGRESS_MIN_SEQUENCES):
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(order), desc=f"nlu_lite {self.spec.alias}", unit="seq")

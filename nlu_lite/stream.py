@@ -30,6 +30,7 @@ import pandas as pd
 
 from ._optional import require
 from .cache import atomic_path
+from ._env import progress_enabled
 from .errors import InputError
 from .frame import build_frame, embedding_column, to_matrix
 
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 1000
-ENV_PROGRESS = "NLU_LITE_PROGRESS"
 
 
 def _chunks(data: object, chunk_size: int) -> Iterator[object]:
@@ -65,10 +65,7 @@ def _chunks(data: object, chunk_size: int) -> Iterator[object]:
 
 def _progress_bar(option: bool | None, data: object, desc: str):
     total = len(data) if hasattr(data, "__len__") and not isinstance(data, str) else None
-    if option is None:
-        off = os.environ.get(ENV_PROGRESS, "").strip().lower() in ("0", "false", "no", "off")
-        option = not off and (total is None or total >= 1000)
-    if not option:
+    if not progress_enabled(option, default=total is None or total >= 1000):
         return None
     from tqdm.auto import tqdm
 

@@ -12,24 +12,12 @@ from pathlib import Path
 from filelock import Timeout
 
 from ..cache import lock_for
+from .._env import env_flag, progress_enabled
 from ..registry import HubSource, LocalSource, PypiSource, Source, UrlSource
 
 logger = logging.getLogger(__name__)
 
 ENV_OFFLINE = "NLU_LITE_OFFLINE"
-ENV_PROGRESS = "NLU_LITE_PROGRESS"
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
-
-
-def env_flag(name: str) -> bool | None:
-    """``True``/``False`` for the usual spellings of an environment switch, ``None`` when unset."""
-    value = os.environ.get(name, "").strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    return None
 
 
 def resolve_offline(offline: bool | None) -> tuple[bool, str]:
@@ -45,10 +33,7 @@ def resolve_offline(offline: bool | None) -> tuple[bool, str]:
 
 def resolve_progress(progress: bool | None) -> bool:
     """The argument if given, else ``NLU_LITE_PROGRESS`` (``0`` turns bars off), else on."""
-    if progress is not None:
-        return bool(progress)
-    flag = env_flag(ENV_PROGRESS)
-    return True if flag is None else flag
+    return progress_enabled(progress)
 
 
 def hf_cache_dir() -> Path:
