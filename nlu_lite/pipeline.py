@@ -244,9 +244,7 @@ class Pipeline:
 
         >>> pipe.predict(['I love NLP', 'Dr. Smith is here. He waits.'], output_level='sentence')  # doctest: +SKIP
         """
-        level = output_level or ("token" if self.spec.task == "token" else "sentence")
-        if level not in OUTPUT_LEVELS:
-            raise InputError(f"output_level must be one of {list(OUTPUT_LEVELS)}; got {output_level!r}")
+        level = self.resolve_level(output_level)
         opts = _options(dict(options))
         rows = to_rows(data, text_column=opts.text_column, keep_columns=opts.keep_columns,
                        skip_invalid=opts.skip_invalid)
@@ -263,6 +261,13 @@ class Pipeline:
         else:
             df = df.drop(columns="_row")
         return df
+
+    def resolve_level(self, output_level: OutputLevel | None) -> OutputLevel:
+        """``output_level``, or the model's default ('token' for token models, else 'sentence'), validated."""
+        level = output_level or ("token" if self.spec.task == "token" else "sentence")
+        if level not in OUTPUT_LEVELS:
+            raise InputError(f"output_level must be one of {list(OUTPUT_LEVELS)}; got {output_level!r}")
+        return level
 
     def predict_iter(self, data: object, *, output_level: OutputLevel | None = None, chunk_size: int = 1000,
                      **options: Any):

@@ -112,7 +112,7 @@ def _arrow_table(df: pd.DataFrame, width: int):
 
 def _vector_width(pipe: Pipeline, level: str | None, options: dict[str, Any]) -> int:
     mode = options.get("subtoken_pooling") or pipe.spec.subtoken_pooling
-    token_level = (level or ("token" if pipe.spec.task == "token" else "sentence")) == "token"
+    token_level = pipe.resolve_level(level) == "token"
     return pipe.spec.dim * (2 if token_level and mode == "first_last" else 1)
 
 
