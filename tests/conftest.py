@@ -40,20 +40,28 @@ def _corpus() -> list[str]:
     return lines
 
 
-def build_wordpiece_vocab(folder: Path, vocab_size: int = 600, lowercase: bool = True) -> Path:
-    """Train a small WordPiece vocab in memory (deterministic) and write vocab.txt + tokenizer.json."""
-    from tokenizers import BertWordPieceTokenizer
+def build_wordpiece_vocab(folder: Path, lowercase: bool = True) -> Path:
+    """A small WordPiece vocab built by rule (deterministic), written as vocab.txt + tokenizer.json.
 
-    tok = BertWordPieceTokenizer(lowercase=lowercase, strip_accents=None if lowercase else False)
-    tok.train_from_iterator(
-        _corpus(),
-        vocab_size=vocab_size,
-        min_frequency=1,
-        special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
-        show_progress=False,
-    )
+    Every character of the corpus (alone and as a ``##`` continuation), every corpus word as
+    BERT's normaliser and pre-tokenizer see it, and a few common suffixes. (tokenizers' WordPiece
+    trainer is not deterministic across runs, so it is not used here.)
+    """
+    from tokenizers import BertWordPieceTokenizer
+    from tokenizers.normalizers import BertNormalizer
+    from tokenizers.pre_tokenizers import BertPreTokenizer
+
+    normalizer = BertNormalizer(lowercase=lowercase, strip_accents=None if lowercase else False)
+    pre = BertPreTokenizer()
+    words = {w for line in _corpus() for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(line))}
+    chars = sorted({c for w in words for c in w})
+    suffixes = ["##ing", "##s", "##er", "##able", "##ly", "##ed"]
+    vocab = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars + [f"##{c}" for c in chars]
+             + sorted(words - set(chars)) + suffixes)
     folder.mkdir(parents=True, exist_ok=True)
-    tok.save_model(str(folder))  # vocab.txt
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tok = BertWordPieceTokenizer(str(folder / "vocab.txt"), lowercase=lowercase,
+                                 strip_accents=None if lowercase else False)
     tok.save(str(folder / "tokenizer.json"))
     return folder / "vocab.txt"
 
@@ -76,7 +84,7 @@ def build_bert_checkpoint(
 
     ``weights``: "safetensors" or "bin" (pytorch_model.bin, torch's zip pickle format).
     ``bert_prefix``: save as BertForMaskedLM-style names ("bert.encoder...").
-    ``vocab_size``: None trains a small WordPiece vocab and uses its size; an int writes a
+    ``vocab_size``: None builds a small WordPiece vocab (build_wordpiece_vocab) and uses its size; an int writes a
     vocab with that many entries (for the exact small BERT configuration).
     """
     import torch
@@ -121,7 +129,7 @@ def build_bert_checkpoint(
 
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory) -> Path:
-    """A 2-layer, 32-dim BERT with a trained 600-piece vocab and tokenizer.json (safetensors)."""
+    """A 2-layer, 32-dim BERT with a small corpus vocab and tokenizer.json (safetensors)."""
     return build_bert_checkpoint(tmp_path_factory.mktemp("tiny_bert"))
 
 
