@@ -11,7 +11,8 @@ output vectors of the last repeat, saved after peak RSS is read).
 What each side does, per timed repeat, end to end from the list of strings:
 
 - nlu_lite: ``pipe.predict(texts, output_level=level, batch_size=32)``: sentence split,
-  tokenise (Rust, one batch call), length-sorted batches through onnxruntime, first piece
+  tokenise (Rust, one batch call), length-sorted batches (at most 32 sequences and the default
+  ``max_batch_tokens=1024`` padded positions each) through onnxruntime, first piece
   per word (token) or masked mean (sentence, document), and the DataFrame (one row per
   token/sentence/document with text, offsets and a float32 vector view).
 - transformers: for each batch of 32 texts (in input order, or sorted by piece count),

@@ -44,7 +44,10 @@ class PredictOptions:
     pooling: sentence/document pooling: 'mean', 'cls', 'max', 'pooler'.
     normalize: L2-normalise sentence/document vectors.
     layers: hidden layers to use, e.g. [-1] (default) or [-4, -3, -2, -1] (averaged, as flair).
-    batch_size: sequences per onnxruntime call; sequences are sorted by length first.
+    batch_size: at most this many sequences per onnxruntime call; sequences are sorted by length first.
+    max_batch_tokens: at most this many padded positions (sequences x longest) per call, so a
+        batch of long sequences (documents, 512-piece windows) does not multiply onnxruntime's
+        working memory; a single sequence longer than this still runs alone.
     max_length: window size in word pieces including [CLS]/[SEP] (default: the model's).
     window_overlap: pieces shared by consecutive windows of a long text.
     progress: show a tqdm progress bar (default: for long inputs, unless NLU_LITE_PROGRESS=0).
@@ -58,6 +61,7 @@ class PredictOptions:
     normalize: bool | None = None
     layers: tuple[int, ...] = (-1,)
     batch_size: int = 32
+    max_batch_tokens: int = 1024
     max_length: int | None = None
     window_overlap: int = 128
     progress: bool | None = None
@@ -159,6 +163,19 @@ def _plan_windows(pieces: Pieces, capacity: int, overlap: int) -> _Sequences:
     windowed[long_units] = True
     return _Sequences(np.array(unit, np.int64), np.array(window, np.int64), np.array(start, np.int64),
                       np.array(end, np.int64), owner, windowed)
+
+
+def _batches(order: np.ndarray, widths: np.ndarray, batch_size: int, max_tokens: int) -> list[np.ndarray]:
+    """Split ``order`` (sequence numbers sorted by ascending ``widths``) into consecutive batches of
+    at most ``batch_size`` sequences and at most ``max_tokens`` padded positions (at least one each)."""
+    batches, start, n = [], 0, len(order)
+    while start < n:
+        candidates = widths[order[start:start + batch_size]]
+        # ascending widths: the k-th candidate makes the batch (k + 1) x widths[k] positions, which only grows
+        size = max(1, int(np.count_nonzero(np.arange(1, len(candidates) + 1) * candidates <= max_tokens)))
+        batches.append(order[start:start + size])
+        start += size
+    return batches
 
 
 def _batch_layout(lengths: np.ndarray, piece_start: np.ndarray, batch: np.ndarray):
@@ -313,15 +330,17 @@ class Pipeline:
         max_length = opts.max_length or self.spec.max_length
         if max_length > self.spec.max_length:
             raise InputError(f"max_length {max_length} exceeds the model's {self.spec.max_length} positions")
-        if opts.batch_size < 1:
-            raise InputError(f"batch_size must be a positive integer; got {opts.batch_size}")
+        for name in ("batch_size", "max_batch_tokens"):
+            value = getattr(opts, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise InputError(f"{name} must be a positive integer; got {value!r}")
         seqs = _plan(pieces, max_length - 2, opts.window_overlap)
         outputs = list(self.encoder.layer_output_names(opts.layers))
         if want_pooled:
             outputs = outputs + ["pooler_output"]
         lengths, piece_start = seqs.lengths, seqs.piece_start
         order = np.argsort(lengths, kind="stable")  # length-sorted batches; order restored by scatter
-        batches = [order[i:i + opts.batch_size] for i in range(0, len(order), opts.batch_size)]
+        batches = _batches(order, lengths + 2, opts.batch_size, opts.max_batch_tokens)
         bar = None
         if progress_enabled(opts.progress, default=len(order) >= PROGRESS_MIN_SEQUENCES):
             from tqdm.auto import tqdm

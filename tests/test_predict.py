@@ -144,8 +144,51 @@ def test_batching_and_sorting_do_not_change_results(tiny):
     texts = [" ".join(["dog"] * n) + "." for n in (3, 40, 1, 17, 8, 25)]
     a = pipe.predict(texts, batch_size=1)
     b = pipe.predict(texts, batch_size=4)
+    c = pipe.predict(texts, batch_size=32, max_batch_tokens=50)  # a token cap splits the batches instead
     pd.testing.assert_frame_equal(a.iloc[:, :-1], b.iloc[:, :-1])
+    pd.testing.assert_frame_equal(a.iloc[:, :-1], c.iloc[:, :-1])
     np.testing.assert_allclose(emb(a), emb(b), atol=TOL)
+    np.testing.assert_allclose(emb(a), emb(c), atol=TOL)
+
+
+def test_batches_respect_both_caps_and_cover_every_sequence():
+    from nlu_lite.pipeline import _batches
+
+    rng = np.random.default_rng(3)
+    widths = rng.integers(3, 600, size=500)
+    order = np.argsort(widths, kind="stable")
+    for batch_size, max_tokens in [(32, 1024), (1, 10**9), (32, 10**9), (7, 100), (500, 1)]:
+        batches = _batches(order, widths, batch_size, max_tokens)
+        np.testing.assert_array_equal(np.concatenate(batches), order)  # all, once, in order
+        for b in batches:
+            assert 1 <= len(b) <= batch_size
+            assert len(b) == 1 or len(b) * widths[b].max() <= max_tokens
+        # greedy: a batch stops only when the next sequence would break a cap
+        for b, nxt in zip(batches, batches[1:]):
+            assert len(b) == batch_size or (len(b) + 1) * widths[nxt[0]] > max_tokens
+
+
+def test_long_sequences_are_capped_by_tokens_not_only_sequences(tiny):
+    pipe, _ = tiny
+    calls = []
+    original = pipe.encoder.run
+
+    def recording(ids, mask, outputs):
+        calls.append(ids.shape)
+        return original(ids, mask, outputs)
+
+    pipe.encoder.run = recording
+    texts = [" ".join(["dog"] * n) + "." for n in (120, 125, 130, 3, 4)]
+    try:
+        pipe.predict(texts, output_level="document", batch_size=32, max_batch_tokens=10**6)
+        uncapped, calls[:] = list(calls), []
+        pipe.predict(texts, output_level="document", batch_size=32, max_batch_tokens=256)
+    finally:
+        del pipe.encoder.run
+    assert [rows for rows, _ in uncapped] == [5]
+    assert sum(rows for rows, _ in calls) == 5  # every document ran once
+    assert all(rows * width <= 256 for rows, width in calls)  # no call above the cap
+    assert sorted(rows for rows, _ in calls) == [1, 2, 2]  # greedy: as many as fit
 
 
 def test_sentence_and_document_mean_pooling_match_the_reference(tiny):
@@ -221,6 +264,9 @@ def test_options_are_validated_with_the_valid_names(tiny):
         pipe.predict("x", layers=[5])
     with pytest.raises(InputError, match="max_length"):
         pipe.predict("x", max_length=4096)
+    for name, value in [("batch_size", 0), ("max_batch_tokens", 0), ("max_batch_tokens", 1.5), ("batch_size", True)]:
+        with pytest.raises(InputError, match=name):
+            pipe.predict("x", **{name: value})
 
 
 def _long_document(n_words: int, rng) -> str:

@@ -35,7 +35,7 @@ GRAPH_VARIANTS: tuple[str, ...] = ("fused", "standard")
 DEFAULT_GRAPH: GraphVariant = "fused"  # measured faster: see benchmarks/engine_graph.py
 OPSET = 17  # LayerNormalization is a standard op from 17
 MS_OPSET = 1
-CONVERTER_VERSION = "2"  # bump whenever the graph for the same weights changes
+CONVERTER_VERSION = "3"  # 3: weights as external data; int8 keeps layer 0 FFN output fp32. Bump whenever the graph for the same weights changes
 METADATA_KEY = "nlu_lite"
 
 # transformers' hidden_act names -> how we compute them
