@@ -3,12 +3,18 @@
     python -m benchmarks.worker_misc first_load FOLDER
     python -m benchmarks.worker_misc convert FOLDER GRAPH
     python -m benchmarks.worker_misc stream FOLDER WORK PIECES THREADS [on|off]
+    python -m benchmarks.worker_misc profile FOLDER TEXTS THREADS
 
 ``stream`` embeds a lazily generated synthetic corpus (blocks of 2,000 seeded sentences,
 never held whole) of at least PIECES word pieces at token level with
 ``nlu_lite.stream.predict_to_parquet`` and reports the time, the file, the peak RSS and the
 RSS sampled between chunks. ``on|off`` is onnxruntime's CPU memory arena (default: on, as
 ``load()`` opens sessions).
+
+``profile`` runs one token-level ``predict`` over TEXTS (a JSON list) with onnxruntime's
+profiler on and reports where the engine's time goes: kernel time per operator type, the
+rate of the dense MatMul kernels themselves (FLOPs from their shapes), and how many rows the
+model computes per counted word piece ([CLS], [SEP] and padding are computed, not counted).
 """
 from __future__ import annotations
 
@@ -103,11 +109,70 @@ def stream(folder: str, work: str, pieces: int, threads: int, arena: str = "on")
     return out
 
 
+def profile(folder: str, texts_path: str, threads: int) -> dict:
+    import collections
+    import os
+    import tempfile
+
+    import numpy as np
+    import onnxruntime as ort
+
+    import nlu_lite
+    from nlu_lite.runtime import DISABLED_OPTIMIZERS, OnnxEncoder, session_options
+
+    with open(texts_path, encoding="utf-8") as fh:
+        texts = json.load(fh)
+    pipe = nlu_lite.load(path=folder, threads=threads)
+    options = session_options(threads=threads)
+    options.enable_profiling = True
+    options.profile_file_prefix = os.path.join(tempfile.mkdtemp(prefix="nlu_lite_profile_"), "ort")
+    session = ort.InferenceSession(pipe.model_path, options, providers=["CPUExecutionProvider"],
+                                   disabled_optimizers=list(DISABLED_OPTIMIZERS))
+    pipe.encoder = OnnxEncoder(session, path=Path(pipe.model_path))
+    shapes: list[tuple[int, int]] = []
+    original = pipe.encoder.run
+
+    def recording(ids, mask, outputs=("last_hidden_state",)):
+        shapes.append((ids.shape[0], ids.shape[1], int(np.asarray(mask).sum())))
+        return original(ids, mask, outputs)
+
+    pipe.encoder.run = recording
+    pipe.predict(texts[:64], output_level="token", progress=False)  # warm-up, not counted below
+    warm_calls = len(shapes)
+    t = time.perf_counter()
+    pipe.predict(texts, output_level="token", progress=False)
+    wall = time.perf_counter() - t
+    events = json.loads(Path(session.end_profiling()).read_text(encoding="utf-8"))
+    runs = [e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"]
+    first_timed = runs[warm_calls]["ts"] if len(runs) > warm_calls else 0
+    per_op: collections.Counter = collections.Counter()
+    matmul_us, matmul_flop = 0, 0.0
+    for e in events:
+        if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time") or e["ts"] < first_timed:
+            continue
+        op = e["args"]["op_name"]
+        per_op[op] += e["dur"]
+        if op == "MatMul":
+            x = e["args"]["input_type_shape"][0]["float"]
+            y = e["args"]["output_type_shape"][0]["float"]
+            matmul_us += e["dur"]
+            matmul_flop += 2.0 * float(np.prod(x[:-1])) * x[-1] * y[-1]
+    timed = shapes[warm_calls:]
+    pieces = sum(real - 2 * rows for rows, _, real in timed)
+    kernel_us = sum(per_op.values())
+    return {"wall_s": wall, "kernel_s": kernel_us / 1e6, "ops_s": {k: v / 1e6 for k, v in per_op.most_common()},
+            "matmul_gflops": matmul_flop / matmul_us / 1e3 if matmul_us else None,
+            "pieces": pieces, "rows_real": sum(real for _, _, real in timed),
+            "rows_padded": sum(rows * width for rows, width, _ in timed), "calls": len(timed)}
+
+
 def main(argv: list[str]) -> int:
     if argv[0] == "first_load":
         result = first_load(argv[1])
     elif argv[0] == "convert":
         result = convert(argv[1], argv[2])
+    elif argv[0] == "profile":
+        result = profile(argv[1], argv[2], int(argv[3]))
     elif argv[0] == "stream":
         result = stream(argv[1], argv[2], int(argv[3]), int(argv[4]), *(argv[5:6]))
     else:

@@ -56,9 +56,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_convert(args: argparse.Namespace) -> int:
     from .convert import convert_checkpoint
+    from .convert.store import data_path_for
 
     out = convert_checkpoint(Path(args.path), Path(args.out), precision=args.precision, graph=args.graph)
     print(out)
+    print(data_path_for(out))  # the weights: keep the two files together
     return 0
 
 
@@ -127,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("convert", help="convert a local BERT checkpoint folder to ONNX")
+    p = sub.add_parser("convert", help="convert a local BERT checkpoint folder to ONNX: OUT (graph) and OUT.data (weights)")
     p.add_argument("path")
     p.add_argument("out")
     p.add_argument("--precision", choices=["fp32", "int8"], default="fp32")

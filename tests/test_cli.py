@@ -58,6 +58,8 @@ def test_convert_writes_a_model_the_runtime_opens(tiny_bert_dir, tmp_path, graph
 
     out = tmp_path / "m.onnx"
     assert main(["convert", str(tiny_bert_dir), str(out), "--graph", graph]) == 0
+    assert capsys.readouterr().out.split() == [str(out), str(out) + ".data"]
+    assert (tmp_path / "m.onnx.data").stat().st_size > out.stat().st_size  # the weights are beside the graph
     encoder = OnnxEncoder.from_path(out)
     assert (encoder.hidden_size, encoder.num_layers) == (32, 2)
     ids = np.array([[2, 10, 11, 3]], dtype=np.int64)
