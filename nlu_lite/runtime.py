@@ -111,8 +111,18 @@ class OnnxEncoder:
         if not path.is_file():
             raise ArtifactNotFoundError(f"no ONNX model at {path}; create it with nlu_lite.convert.ensure_onnx(folder)")
         options = session_options(threads=threads, optimization=optimization, enable_arena=enable_arena)
-        session = ort.InferenceSession(str(path), sess_options=options, providers=list(providers or ["CPUExecutionProvider"]),
-                                       disabled_optimizers=list(DISABLED_OPTIMIZERS))
+        try:
+            session = ort.InferenceSession(str(path), sess_options=options,
+                                           providers=list(providers or ["CPUExecutionProvider"]),
+                                           disabled_optimizers=list(DISABLED_OPTIMIZERS))
+        except Exception as exc:
+            data = path.with_name(path.name + ".data")  # nlu_lite's models keep their weights there
+            if not data.exists() and "external" in str(exc).lower():
+                raise ArtifactNotFoundError(
+                    f"{path} keeps its weights in {data.name}, which is missing: copy or move the two files "
+                    "together (nlu_lite.convert.ensure_onnx re-creates a cached model)"
+                ) from exc
+            raise
         logger.debug("opened %s with providers %s", path, session.get_providers())
         return cls(session, path=path)
 

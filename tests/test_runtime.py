@@ -155,6 +155,16 @@ def test_missing_or_foreign_model(tmp_path):
         OnnxEncoder.from_path(tmp_path / "other.onnx")
 
 
+def test_graph_without_its_data_file_is_a_clear_error(model_path, tmp_path):
+    import shutil
+
+    shutil.copy(model_path, tmp_path / "model.onnx")  # the graph alone, not model.onnx.data
+    with pytest.raises(ArtifactNotFoundError, match=r"model\.onnx\.data, which is missing"):
+        OnnxEncoder.from_path(tmp_path / "model.onnx")
+    shutil.copy(str(model_path) + ".data", tmp_path / "model.onnx.data")
+    assert OnnxEncoder.from_path(tmp_path / "model.onnx").hidden_size == 32  # together they open
+
+
 def test_no_torch_or_transformers_at_run_time(tiny_bert_dir, tmp_path):
     """Importing, converting a pickle checkpoint and running it never imports torch/transformers."""
     from conftest import build_bert_checkpoint
