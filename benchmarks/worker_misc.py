@@ -142,7 +142,10 @@ def profile(folder: str, texts_path: str, threads: int) -> dict:
     t = time.perf_counter()
     pipe.predict(texts, output_level="token", progress=False)
     wall = time.perf_counter() - t
-    events = json.loads(Path(session.end_profiling()).read_text(encoding="utf-8"))
+    trace = Path(session.end_profiling())
+    events = json.loads(trace.read_text(encoding="utf-8"))
+    trace.unlink()
+    trace.parent.rmdir()
     runs = [e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"]
     first_timed = runs[warm_calls]["ts"] if len(runs) > warm_calls else 0
     per_op: collections.Counter = collections.Counter()
