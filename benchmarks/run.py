@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from nlu_lite.pipeline import PredictOptions
+
 from . import corpus as corpora
 from . import models
 
@@ -266,7 +268,8 @@ def report(meta: dict, results: list[dict], gemm: dict, acc: dict, cold: dict | 
     lines.append(f"Machine: {m['cpu']}, {m['cores']} cores ({m.get('isa', '?')}); Python {m['python']}, "
                  f"onnxruntime {m['onnxruntime']}, torch {m['torch']}, transformers {m['transformers']}, "
                  f"tokenizers {m['tokenizers']}. Threads: {meta['threads']} for every system; batch "
-                 f"{meta['batch_size']} (nlu_lite: also at most its default max_batch_tokens=1024 padded positions); median of {meta['repeats']} timed runs after a warm-up. Load average "
+                 f"{meta['batch_size']} (nlu_lite: also at most its default max_batch_tokens="
+                 f"{PredictOptions.max_batch_tokens} padded positions); median of {meta['repeats']} timed runs after a warm-up. Load average "
                  f"at start {meta['load_start']}, at end {meta['load_end']}. {meta['date']}, "
                  f"{meta['total_min']:.1f} min.")
     lines.append("")

@@ -129,7 +129,7 @@ def profile(folder: str, texts_path: str, threads: int) -> dict:
     session = ort.InferenceSession(pipe.model_path, options, providers=["CPUExecutionProvider"],
                                    disabled_optimizers=list(DISABLED_OPTIMIZERS))
     pipe.encoder = OnnxEncoder(session, path=Path(pipe.model_path))
-    shapes: list[tuple[int, int]] = []
+    shapes: list[tuple[int, int, int]] = []  # (rows, width, real positions) per call
     original = pipe.encoder.run
 
     def recording(ids, mask, outputs=("last_hidden_state",)):

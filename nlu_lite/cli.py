@@ -55,8 +55,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from .convert import convert_checkpoint
-    from .convert.store import data_path_for
+    from .convert import convert_checkpoint, data_path_for
 
     out = convert_checkpoint(Path(args.path), Path(args.out), precision=args.precision, graph=args.graph)
     print(out)

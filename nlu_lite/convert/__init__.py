@@ -9,7 +9,7 @@ checkpoint is read by an unpickler that can only rebuild tensors.
 from __future__ import annotations
 
 from .bert import CONVERTER_VERSION, DEFAULT_GRAPH, GRAPH_VARIANTS, OPSET, BertConfig, build_model, read_config
-from .store import PRECISIONS, convert_checkpoint, ensure_onnx, onnx_cache_dir, quantize_int8
+from .store import PRECISIONS, convert_checkpoint, data_path_for, ensure_onnx, onnx_cache_dir, quantize_int8
 from .torch_pickle import load_torch_checkpoint
 from .weights import load_weights, weights_file
 
@@ -22,6 +22,7 @@ __all__ = [
     "PRECISIONS",
     "build_model",
     "convert_checkpoint",
+    "data_path_for",
     "ensure_onnx",
     "load_torch_checkpoint",
     "load_weights",
