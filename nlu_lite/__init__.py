@@ -15,8 +15,10 @@ from .errors import (
     ConversionError,
     DownloadError,
     InputError,
+    InferenceError,
     IntegrityError,
     MissingDependencyError,
+    ModelFormatError,
     NluLiteError,
     OfflineError,
     RegistryError,
@@ -35,15 +37,18 @@ _LAZY = {
     "Pipeline": ("pipeline", "Pipeline"),
     "to_matrix": ("frame", "to_matrix"),
     "split_sentences": ("sentences", "split_sentences"),
+    "predict_iter": ("stream", "predict_iter"),
+    "predict_to_parquet": ("stream", "predict_to_parquet"),
     "read_parquet": ("stream", "read_parquet"),
     "explore": ("viz", "explore"),
 }
 
 __all__ = [
     "load", "list_models", "print_components", "register_model", "Pipeline", "to_matrix",
-    "split_sentences", "read_parquet", "explore", "NluLiteError", "RegistryError", "UnknownModelError", "InputError",
-    "MissingDependencyError", "ArtifactNotFoundError", "OfflineError", "DownloadError", "IntegrityError",
-    "UnsafeArchiveError", "ConversionError", "UnsafeCheckpointError", "__version__",
+    "split_sentences", "predict_iter", "predict_to_parquet", "read_parquet", "explore", "NluLiteError",
+    "RegistryError", "UnknownModelError", "InputError", "MissingDependencyError", "ArtifactNotFoundError",
+    "OfflineError", "DownloadError", "IntegrityError", "UnsafeArchiveError", "ConversionError", "ModelFormatError",
+    "InferenceError", "UnsafeCheckpointError", "__version__",
 ]
 
 

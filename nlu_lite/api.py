@@ -1,14 +1,17 @@
 """The one-liner's entry points: load(), list_models(), register_model(), print_components()."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from .choices import GRAPH_VARIANTS, PRECISIONS, SENTENCE_POOLINGS, TASKS, check_choice
 from .errors import ArtifactNotFoundError, InputError
-from .registry import HubSource, LocalSource, ModelSpec, default_registry
+from .registry import LocalSource, ModelSpec, default_registry
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -16,8 +19,6 @@ if TYPE_CHECKING:
     from .pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
-
-PRECISIONS = ("fp32", "int8")
 
 
 def load(
@@ -27,6 +28,8 @@ def load(
     offline: bool | None = None,
     precision: str = "fp32",
     threads: int | None = None,
+    providers: Sequence[Any] | None = None,
+    graph: str = "fused",
     progress: bool | None = None,
 ) -> Pipeline:
     """Load a model by NLU alias (or a local checkpoint folder) and return its :class:`Pipeline`.
@@ -36,43 +39,39 @@ def load(
     ``config.json``, weights and ``vocab.txt``/``tokenizer.json``. ``offline``: never touch the
     network (also ``NLU_LITE_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``). ``precision``: ``'fp32'`` or
     ``'int8'`` (dynamic quantisation, done once and cached). ``threads``: onnxruntime intra-op
-    threads (default: all physical cores).
+    threads (default: all physical cores). ``providers``: onnxruntime execution providers, e.g.
+    ``['CUDAExecutionProvider', 'CPUExecutionProvider']`` (default: the CPU); one this
+    onnxruntime lacks is an error. ``graph``: the converter's graph variant, ``'fused'``
+    (onnxruntime's fused kernels, the default) or ``'standard'`` (plain ONNX ops).
+
+    The pipeline pickles: unpickled in another process it loads again from the cache with
+    the same settings.
 
     >>> import nlu_lite
     >>> nlu_lite.load('en.embed.minilm_l6').predict('I love NLP')  # doctest: +SKIP
     """
-    from . import artifacts
-    from .convert import ensure_onnx
     from .pipeline import Pipeline
-    from .runtime import OnnxEncoder
-    from .tokenize import WordPieceTokenizer
 
-    if precision not in PRECISIONS:
-        raise InputError(f"precision must be one of {list(PRECISIONS)}; got {precision!r}")
+    check_choice(precision, PRECISIONS, "precision", InputError)
+    check_choice(graph, GRAPH_VARIANTS, "graph", InputError)
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise InputError(f"threads must be a positive integer, or None for one per physical core; got {threads!r}")
     if path is None and alias is not None and _looks_like_folder(alias):
         path = alias
     if path is not None:
         spec = spec_from_folder(path)
-        folder = Path(path)
-        source = str(folder.resolve())
     elif alias is not None:
+        if not isinstance(alias, str):
+            raise InputError(f"load() takes an alias string or path=; got {type(alias).__name__}")
         spec = default_registry().resolve(alias)
-        folder = artifacts.fetch(spec, offline=offline, progress=progress)
-        source = _describe_source(spec, folder)
     else:
         raise InputError("load() needs an alias, e.g. load('en.embed.minilm_l6'), or path='...'")
-    onnx_path = ensure_onnx(folder, precision=precision)
-    encoder = OnnxEncoder.from_path(onnx_path, threads=threads)
-    tokenizer = WordPieceTokenizer.from_folder(folder, lowercase=not spec.case_sensitive)
-    return Pipeline(spec, encoder, tokenizer, source=source, model_path=str(onnx_path), precision=precision)
+    return Pipeline.from_spec(spec, precision=precision, threads=threads, providers=providers, graph=graph,
+                              offline=offline, progress=progress)
 
 
 def _looks_like_folder(alias: str) -> bool:
     return (os.sep in alias or alias.startswith((".", "~"))) and Path(alias).expanduser().is_dir()
-
-
-def _describe_source(spec: ModelSpec, folder: Path) -> str:
-    return f"{folder}"
 
 
 def _case_sensitive(folder: Path) -> bool:
@@ -98,23 +97,26 @@ def _case_sensitive(folder: Path) -> bool:
 def spec_from_folder(path: str | os.PathLike, *, alias: str | None = None, task: str = "token",
                      pooling: str = "mean", normalize: bool = False) -> ModelSpec:
     """A :class:`ModelSpec` for a local checkpoint folder, read from its ``config.json``."""
+    from .convert import read_config
+
     folder = Path(path).expanduser()
-    config_file = folder / "config.json"
-    if not config_file.is_file():
+    if not (folder / "config.json").is_file():
         raise ArtifactNotFoundError(
             f"{folder} has no config.json: pass the folder of a Hugging Face BERT checkpoint "
             "(config.json, model.safetensors or pytorch_model.bin, vocab.txt or tokenizer.json)"
         )
-    config = json.loads(config_file.read_text(encoding="utf-8"))
+    check_choice(task, TASKS, "task", InputError)
+    check_choice(pooling, SENTENCE_POOLINGS, "pooling", InputError)
+    config = read_config(folder)  # a ConversionError naming the field for a checkpoint that is not BERT-shaped
     name = alias or folder.resolve().name
     return ModelSpec(
         name=name,
         aliases=(alias,) if alias else (),
         task=task,  # type: ignore[arg-type]
-        dim=int(config["hidden_size"]),
-        layers=int(config["num_hidden_layers"]),
-        heads=int(config["num_attention_heads"]),
-        max_length=int(config.get("max_position_embeddings", 512)),
+        dim=config.hidden_size,
+        layers=config.num_layers,
+        heads=config.num_heads,
+        max_length=config.max_position_embeddings,
         case_sensitive=_case_sensitive(folder),
         pooling=pooling,  # type: ignore[arg-type]
         normalize=normalize,
@@ -151,8 +153,10 @@ def register_model(
     if (path is None) == (repo is None):
         raise InputError("register_model() needs exactly one of path= (a local folder) or repo= (an HF repo id)")
     if path is not None:
-        spec = spec_from_folder(path, alias=alias, task=task, pooling=pooling, normalize=normalize)
-        spec = ModelSpec(**{**spec.__dict__, "name": alias})
+        if not isinstance(normalize, bool):
+            raise InputError(f"normalize must be True or False; got {normalize!r}")
+        spec = dataclasses.replace(spec_from_folder(path, alias=alias, task=task, pooling=pooling, normalize=normalize),
+                                   name=alias)
     else:
         if not (dim and layers and heads):
             raise InputError("register_model(repo=...) needs dim=, layers= and heads= (see the repo's config.json)")

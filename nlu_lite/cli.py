@@ -6,7 +6,8 @@ import logging
 import sys
 from pathlib import Path
 
-from .errors import NluLiteError
+from .choices import GRAPH_VARIANTS, OUTPUT_LEVELS, PRECISIONS, SENTENCE_POOLINGS, SUBTOKEN_POOLINGS, TASKS
+from .errors import InputError, NluLiteError
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -27,22 +28,26 @@ def _read_texts(args: argparse.Namespace) -> list[str]:
         return list(args.text)
     if not sys.stdin.isatty():
         return [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    raise NluLiteError("give TEXT arguments, --file PATH (one text per line, '-' for stdin), or pipe text in")
+    raise InputError("give TEXT arguments, --file PATH (one text per line, '-' for stdin), or pipe text in")
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .api import load
 
     texts = _read_texts(args)
-    pipe = load(args.alias, offline=args.offline or None, precision=args.precision)
-    options = {"batch_size": args.batch_size, "progress": False if args.no_progress else None}
+    options = {"batch_size": args.batch_size, "progress": False if args.no_progress else None,
+               "subtoken_pooling": args.subtoken_pooling, "pooling": args.pooling, "normalize": args.normalize}
+    pipe = load(args.alias, offline=args.offline or None, precision=args.precision, threads=args.threads)
+    pipe.resolve_options(args.level, **options)  # a wrong option fails before any text is read
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix == ".parquet":
-        pipe.predict_to_parquet(texts, out, output_level=args.level, **options)
+        from .stream import predict_to_parquet
+
+        predict_to_parquet(pipe, texts, out, output_level=args.level, **options)
         print(f"wrote {out}", file=sys.stderr)
         return 0
     if out is not None and out.suffix != ".csv":
-        raise NluLiteError(f"--out must end in .parquet or .csv, got {out.name}")
+        raise InputError(f"--out must end in .parquet or .csv, got {out.name}")
     df = pipe.predict(texts, output_level=args.level, **options)
     if out is not None:
         column = pipe.spec.embedding_column
@@ -113,17 +118,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("models", help="list the registry's models and whether they are cached")
-    p.add_argument("--task", choices=["token", "sentence"])
+    p.add_argument("--task", choices=TASKS)
     p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("predict", help="embed texts (arguments, --file, or stdin)")
     p.add_argument("alias", help="model alias (e.g. en.embed.minilm_l6) or a local checkpoint folder")
     p.add_argument("text", nargs="*", help="texts to embed; omit to read stdin")
     p.add_argument("--file", help="a file with one text per line ('-' for stdin)")
-    p.add_argument("--level", choices=["token", "sentence", "document"], default=None)
+    p.add_argument("--level", choices=OUTPUT_LEVELS, default=None)
     p.add_argument("--out", help="write to .parquet or .csv instead of printing")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
+    p.add_argument("--subtoken-pooling", choices=SUBTOKEN_POOLINGS, default=None,
+                   help="token level: a word's vector from its word pieces (default: first)")
+    p.add_argument("--pooling", choices=SENTENCE_POOLINGS, default=None,
+                   help="sentence/document level: pooling (default: the model's)")
+    p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
+                   help="L2-normalise the vectors (default: the model's, for sentences and documents)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: one per core)")
     p.add_argument("--offline", action="store_true", help="never touch the network")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_predict)
@@ -131,8 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("convert", help="convert a local BERT checkpoint folder to ONNX: OUT (graph) and OUT.data (weights)")
     p.add_argument("path")
     p.add_argument("out")
-    p.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
-    p.add_argument("--graph", choices=["fused", "standard"], default="fused",
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    p.add_argument("--graph", choices=GRAPH_VARIANTS, default="fused",
                    help="fused: onnxruntime's Attention/BiasGelu kernels (faster); standard: plain ONNX ops")
     p.set_defaults(func=_cmd_convert)
 

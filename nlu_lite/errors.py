@@ -21,7 +21,7 @@ class UnknownModelError(NluLiteError, KeyError):
 
 
 class InputError(NluLiteError, ValueError):
-    """predict() was given input it cannot take (wrong type, unknown option)."""
+    """predict() or load() was given input it cannot take (wrong type, unknown option, bad value)."""
 
 
 class MissingDependencyError(NluLiteError, ImportError):
@@ -50,6 +50,14 @@ class UnsafeArchiveError(NluLiteError, ValueError):
 
 class ConversionError(NluLiteError, ValueError):
     """A checkpoint cannot be turned into an ONNX model."""
+
+
+class ModelFormatError(ConversionError):
+    """An ONNX file that does not have nlu_lite's model interface (not written by nlu_lite.convert)."""
+
+
+class InferenceError(NluLiteError, RuntimeError):
+    """onnxruntime failed to open or run a model; the message names the file and the batch shape."""
 
 
 class UnsafeCheckpointError(ConversionError):

@@ -1,11 +1,16 @@
-"""predict()'s DataFrame: built from one contiguous float32 matrix, read back in one call.
+"""predict()'s DataFrame: its columns per output level, built from one contiguous float32 matrix.
 
 Each embedding cell is a read-only float32 view of one row of a single ``(n, dim)`` matrix:
 no per-row allocation, no lists of floats. :func:`to_matrix` gives the ``(n, dim)`` matrix of
-any frame (filtered, reordered, concatenated) with one ``np.stack``, which copies in C.
+any frame (filtered, reordered, concatenated) with one ``np.stack``, which copies in C; an
+empty frame gives ``(0, dim)``, so chunks stack whatever they hold.
+
+The columns and their dtypes are fixed per level (:func:`output_columns`) and an empty
+result has them all, so a schema is known before any text is embedded.
 """
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,8 +18,45 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .inputs import Rows
+from .tokenize import Pieces
+from .units import Units
 
 EMBEDDING_SUFFIX = "_embeddings"
+ATTRS_KEY = "nlu_lite"  # df.attrs[ATTRS_KEY] = {"embedding_column": name, "dim": width}
+
+# every column but origin_index (the input's index dtype) and the embedding column (object: float32 vectors)
+_DTYPES = {"sentence_index": "int64", "token": "object", "begin": "int64", "end": "int64", "sentence": "object",
+           "document": "object", "windowed": "bool"}
+LEVEL_COLUMNS = {
+    "token": ("origin_index", "sentence_index", "token", "begin", "end", "sentence", "windowed"),
+    "sentence": ("origin_index", "sentence_index", "sentence", "begin", "end", "windowed"),
+    "document": ("origin_index", "document", "windowed"),
+}
+
+
+def output_columns(level: str, embedding_name: str, *, index_dtype: Any = "int64",
+                   extra: Mapping[str, Any] | None = None) -> dict[str, np.dtype]:
+    """The columns and dtypes of a predict() frame at ``level``, in order.
+
+    ``extra``: the caller's kept columns and their dtypes (they follow ``origin_index``).
+    """
+    names = LEVEL_COLUMNS[level]
+    columns: dict[str, np.dtype] = {"origin_index": np.dtype(index_dtype) if index_dtype != "object" else np.dtype(object)}
+    columns.update({name: np.dtype(dtype) for name, dtype in (extra or {}).items()})
+    columns.update({name: np.dtype(_DTYPES[name]) for name in names[1:]})
+    columns[embedding_name] = np.dtype(object)
+    return columns
+
+
+def check_kept_columns(names: list[str], level: str, embedding_name: str) -> None:
+    """Kept input columns must not repeat predict()'s own: nothing is overwritten or doubled silently."""
+    clash = [n for n in names if n in LEVEL_COLUMNS[level] or n == embedding_name]
+    if clash:
+        raise InputError(
+            f"keep_columns would repeat predict()'s own column(s) {clash} at output_level={level!r}; "
+            "rename them first (df.rename(columns={...})) or list the ones to keep: keep_columns=[...]"
+        )
 
 
 def embedding_cells(matrix: np.ndarray) -> np.ndarray:
@@ -44,6 +86,9 @@ def embedding_column(df: pd.DataFrame) -> str:
 def to_matrix(df: pd.DataFrame | pd.Series, column: str | None = None) -> np.ndarray:
     """The embeddings of a predict() frame (or its embedding column) as one ``(n, dim)`` float32 matrix.
 
+    An empty frame gives ``(0, dim)`` (the width is recorded in ``df.attrs``), so the
+    matrices of ``predict_iter`` chunks stack even when a chunk has no rows.
+
     >>> import nlu_lite
     >>> df = nlu_lite.load('en.embed.minilm_l6').predict('I love NLP')  # doctest: +SKIP
     >>> nlu_lite.to_matrix(df).shape  # doctest: +SKIP
@@ -52,7 +97,8 @@ def to_matrix(df: pd.DataFrame | pd.Series, column: str | None = None) -> np.nda
     series = df if isinstance(df, pd.Series) else df[column or embedding_column(df)]
     cells = series.to_numpy(dtype=object)
     if len(cells) == 0:
-        return np.empty((0, 0), dtype=np.float32)
+        meta = df.attrs.get(ATTRS_KEY) or {}
+        return np.empty((0, int(meta.get("dim", 0))), dtype=np.float32)
     try:
         return np.stack(cells).astype(np.float32, copy=False)
     except (ValueError, TypeError) as exc:
@@ -71,10 +117,57 @@ class NluAccessor:
         return to_matrix(self._df, column)
 
 
-def build_frame(columns: Mapping[str, Any], matrix: np.ndarray, embedding_name: str) -> pd.DataFrame:
-    """A DataFrame of ``columns`` plus the embedding column made of row views of ``matrix``."""
+def build_frame(columns: Mapping[str, Any], matrix: np.ndarray, embedding_name: str, *,
+                extra: pd.DataFrame | None = None, extra_rows: np.ndarray | None = None) -> pd.DataFrame:
+    """A DataFrame of ``columns`` plus the embedding column made of row views of ``matrix``.
+
+    ``extra``: the caller's kept columns, taken at ``extra_rows`` and placed after the first column.
+    """
     df = pd.DataFrame(dict(columns))
     if len(df) != len(matrix):
         raise AssertionError(f"{len(df)} rows but {len(matrix)} vectors")
+    for name, dtype in _DTYPES.items():
+        if name in df.columns and df[name].dtype != dtype:
+            df[name] = df[name].astype(dtype)
     df[embedding_name] = embedding_cells(matrix)
+    if extra is not None:
+        kept = extra.take(extra_rows).reset_index(drop=True)
+        df = pd.concat([df.iloc[:, :1], kept, df.iloc[:, 1:]], axis=1)
+    df.attrs[ATTRS_KEY] = {"embedding_column": embedding_name, "dim": int(matrix.shape[1])}
     return df
+
+
+def token_frame(rows: Rows, units: Units, pieces: Pieces, vectors: np.ndarray, windowed_unit: np.ndarray,
+                embedding_name: str) -> pd.DataFrame:
+    """One row per word: its text as written, its offsets in the row's text, its sentence."""
+    word_start = np.r_[True, pieces.word[1:] != pieces.word[:-1]] if len(pieces.word) else np.empty(0, bool)
+    piece_unit = np.repeat(np.arange(len(units)), np.diff(pieces.text_piece_start))
+    word_unit = piece_unit[word_start]
+    word_row = units.row[word_unit]
+    begin = units.begin[word_unit] + pieces.word_begin
+    end = units.begin[word_unit] + pieces.word_end
+    texts = np.array(rows.texts, dtype=object)[word_row] if len(word_row) else np.empty(0, object)
+    tokens = list(map(operator.getitem, texts, map(slice, begin.tolist(), end.tolist())))
+    sentence_text = np.array(units.text, dtype=object)[word_unit] if len(word_unit) else np.empty(0, object)
+    columns = {
+        "origin_index": rows.index.take(word_row),
+        "sentence_index": units.sentence_index[word_unit],
+        "token": tokens,
+        "begin": begin,
+        "end": end,
+        "sentence": sentence_text,
+        "windowed": windowed_unit[word_unit],
+    }
+    return build_frame(columns, vectors, embedding_name, extra=rows.extra, extra_rows=word_row)
+
+
+def pooled_frame(rows: Rows, units: Units, vectors: np.ndarray, windowed_unit: np.ndarray, level: str,
+                 embedding_name: str) -> pd.DataFrame:
+    """One row per sentence (with its span) or per document."""
+    columns: dict[str, Any] = {"origin_index": rows.index.take(units.row)}
+    if level == "sentence":
+        columns.update(sentence_index=units.sentence_index, sentence=units.text, begin=units.begin, end=units.end)
+    else:
+        columns["document"] = units.text
+    columns["windowed"] = windowed_unit
+    return build_frame(columns, vectors, embedding_name, extra=rows.extra, extra_rows=units.row)

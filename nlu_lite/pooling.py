@@ -1,47 +1,16 @@
-"""Pure numpy: windows over long texts, subword -> word pooling, sequence pooling. No I/O.
+"""Encoder states -> vectors: word pieces to words (token level), positions to sentences/documents.
 
-Windows: a text of ``n`` word pieces that does not fit the model (``n > capacity``, where
-capacity is ``max_length - 2`` for [CLS]/[SEP]) is cut into windows of ``capacity`` pieces
-that overlap by ``overlap`` pieces. Every piece is *owned* by exactly one window, the one in
-which it sits farthest from an edge, so it is embedded with the most context on both sides.
+Pure numpy, no I/O. Both poolers take batches in any order and keep only the positions a
+batch's windows own (see :mod:`nlu_lite.windows`), so a long text embedded in overlapping
+windows gives each piece once, from the window where it is most central.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .batching import Batch
+from .choices import SENTENCE_POOLINGS, SUBTOKEN_POOLINGS, check_choice
 from .errors import InputError
-
-
-def plan_windows(n_pieces: int, capacity: int, overlap: int) -> np.ndarray:
-    """``(n_windows, 2)`` piece ranges ``[start, end)`` covering ``0..n_pieces``; one window if it fits.
-
-    >>> plan_windows(10, 4, 2).tolist()
-    [[0, 4], [2, 6], [4, 8], [6, 10]]
-    """
-    if capacity < 1:
-        raise InputError(f"max_length leaves no room for word pieces (capacity {capacity})")
-    if not 0 <= overlap < capacity:
-        raise InputError(f"window_overlap must be between 0 and {capacity - 1}, got {overlap}")
-    if n_pieces <= capacity:
-        return np.array([[0, n_pieces]], dtype=np.int64)
-    step = capacity - overlap
-    n_windows = -(-(n_pieces - capacity) // step) + 1
-    starts = np.minimum(np.arange(n_windows, dtype=np.int64) * step, n_pieces - capacity)
-    return np.stack([starts, starts + capacity], axis=1)
-
-
-def owner_window(n_pieces: int, windows: np.ndarray) -> np.ndarray:
-    """For each piece, the window (row of ``windows``) that owns it: the one where it is most central.
-
-    All windows of a plan have the same size, so the most central is the one with the nearest
-    centre (ties go to the earlier window); O(n log w) time and O(n) memory.
-    """
-    pos = np.arange(n_pieces, dtype=np.float64)
-    centres = (windows[:, 0] + windows[:, 1] - 1) / 2.0
-    right = np.clip(np.searchsorted(centres, pos), 0, len(centres) - 1)
-    left = np.clip(right - 1, 0, len(centres) - 1)
-    take_left = np.abs(pos - centres[left]) <= np.abs(pos - centres[right])
-    return np.where(take_left, left, right)
 
 
 def word_pool(states: np.ndarray, word: np.ndarray, mode: str) -> np.ndarray:
@@ -64,7 +33,8 @@ def word_pool(states: np.ndarray, word: np.ndarray, mode: str) -> np.ndarray:
         return (sums / (ends - starts)[:, None]).astype(np.float32)
     if mode == "first_last":
         return np.concatenate([states[starts], states[ends - 1]], axis=1)
-    raise InputError(f"subtoken_pooling must be one of 'first', 'last', 'mean', 'first_last'; got {mode!r}")
+    check_choice(mode, SUBTOKEN_POOLINGS, "subtoken_pooling", InputError)
+    raise AssertionError(mode)
 
 
 def normalize_rows(matrix: np.ndarray) -> np.ndarray:
@@ -84,14 +54,17 @@ class SequencePooler:
     """
 
     def __init__(self, n_units: int, width: int, mode: str) -> None:
-        if mode not in ("mean", "max", "cls", "pooler"):
-            raise InputError(f"pooling must be one of 'mean', 'cls', 'max', 'pooler'; got {mode!r}")
+        check_choice(mode, SENTENCE_POOLINGS, "pooling", InputError)
         self.mode = mode
         fill = -np.inf if mode == "max" else 0.0
         self.acc = np.full((n_units, width), fill, dtype=np.float64)
         self.count = np.zeros(n_units, dtype=np.int64)
 
-    def add(self, unit: np.ndarray, states: np.ndarray, own: np.ndarray, pooled: np.ndarray | None = None) -> None:
+    def add_batch(self, unit: np.ndarray, batch: Batch, states: np.ndarray, pooled: np.ndarray | None) -> None:
+        """Pool one encoded batch: ``unit`` (B,) is the unit of each of its sequences."""
+        self.add(unit, states, batch.own_mask() if self.mode in ("mean", "max") else None, pooled)
+
+    def add(self, unit: np.ndarray, states: np.ndarray, own: np.ndarray | None, pooled: np.ndarray | None = None) -> None:
         """``unit`` (B,) unit of each sequence; ``states`` (B,S,H); ``own`` (B,S) bool positions to pool."""
         if self.mode == "mean":
             sums = np.einsum("bs,bsh->bh", own.astype(states.dtype), states, dtype=np.float64)
@@ -118,3 +91,29 @@ class SequencePooler:
             out /= np.where(empty, 1, self.count)[:, None]
         out[empty] = np.nan
         return out.astype(np.float32)
+
+
+class TokenPooler:
+    """Accumulates, batch by batch, one vector per word from the word pieces their windows own.
+
+    ``word[p]`` is piece p's word number (sorted). ``first``/``last`` scatter the one piece they
+    need straight into the ``(n_words, width)`` matrix; ``mean``/``first_last`` keep every
+    piece's vector and pool them in :meth:`result` (see :func:`word_pool`).
+    """
+
+    def __init__(self, word: np.ndarray, n_words: int, width: int, mode: str) -> None:
+        check_choice(mode, SUBTOKEN_POOLINGS, "subtoken_pooling", InputError)
+        self.mode, self.word = mode, word
+        starts = np.r_[True, word[1:] != word[:-1]] if len(word) else np.empty(0, bool)
+        self.pick = {"first": starts, "last": np.r_[starts[1:], True] if len(starts) else starts}.get(mode)
+        self.states = np.empty((n_words if self.pick is not None else len(word), width), dtype=np.float32)
+
+    def add_batch(self, batch: Batch, states: np.ndarray) -> None:
+        keep = batch.owned if self.pick is None else batch.owned & self.pick[batch.src]
+        src = batch.src[keep]
+        target = self.word[src] if self.pick is not None else src
+        self.states[target] = states[batch.row[keep], batch.col[keep]]
+
+    def result(self) -> np.ndarray:
+        """(n_words, width), or (n_words, 2 * width) for ``first_last``."""
+        return self.states if self.pick is not None else word_pool(self.states, self.word, self.mode)

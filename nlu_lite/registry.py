@@ -9,23 +9,16 @@ import dataclasses
 import difflib
 import functools
 import os
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Union
 
+from .choices import ARCHITECTURES, SENTENCE_POOLINGS, SUBTOKEN_POOLINGS, TASKS, SentencePooling, SubtokenPooling, Task
 from .errors import RegistryError, UnknownModelError
-
-Task = Literal["token", "sentence"]
-SentencePooling = Literal["mean", "cls", "max", "pooler"]
-SubtokenPooling = Literal["first", "last", "mean", "first_last"]
-
-TASKS = ("token", "sentence")
-SENTENCE_POOLINGS = ("mean", "cls", "max", "pooler")
-SUBTOKEN_POOLINGS = ("first", "last", "mean", "first_last")
-ARCHITECTURES = ("bert",)
 
 
 @dataclass(frozen=True)
@@ -185,6 +178,15 @@ def _normalise(alias: str) -> str:
     return alias.strip().lower()
 
 
+_ACTION_PREFIX = re.compile(r"^(?:[a-z]{2,3}\.)?(?:embed|embed_sentence)\.(.+)$")
+
+
+def _short_form(key: str) -> str | None:
+    """NLU's reference without language and action: ``en.embed.my_bert`` -> ``my_bert``."""
+    match = _ACTION_PREFIX.match(key)
+    return match.group(1) if match else None
+
+
 class Registry:
     """Models by name and alias. ``resolve`` accepts NLU's forms: the ``en.`` prefix is optional."""
 
@@ -192,6 +194,7 @@ class Registry:
         self._models: dict[str, ModelSpec] = {}
         self._index: dict[str, str] = {}
         self._spelling: dict[str, str] = {}  # normalised key -> alias as the registry writes it
+        self._short: dict[str, set[str]] = {}  # 'my_bert' -> names whose alias is [en.]embed[_sentence].my_bert
         self._lock = threading.Lock()
         for spec in models:
             self.add(spec)
@@ -213,6 +216,9 @@ class Registry:
             for key, original in zip(keys, (spec.name, *spec.aliases)):
                 self._index[key] = spec.name
                 self._spelling[key] = original
+                short = _short_form(key)
+                if short is not None:
+                    self._short.setdefault(short, set()).add(spec.name)
 
     def __iter__(self):
         return iter(self._models.values())
@@ -221,7 +227,10 @@ class Registry:
         return len(self._models)
 
     def __contains__(self, alias: object) -> bool:
-        return isinstance(alias, str) and self._lookup(alias) is not None
+        try:
+            return isinstance(alias, str) and self._lookup(alias) is not None
+        except UnknownModelError:  # ambiguous: it does not resolve
+            return False
 
     def _lookup(self, alias: str) -> ModelSpec | None:
         key = _normalise(alias)
@@ -230,7 +239,12 @@ class Registry:
             name = self._index.get(candidate)
             if name is not None:
                 return self._models[name]
-        return None
+        # NLU also accepts a reference without its action: 'my_bert' for 'en.embed.my_bert'
+        names = set().union(*(self._short.get(c, set()) for c in candidates))
+        if len(names) > 1:
+            choices = sorted(self._models[n].alias for n in names)
+            raise UnknownModelError(f"alias {alias!r} could mean any of {choices}; pass the full alias")
+        return self._models[names.pop()] if names else None
 
     def resolve(self, alias: str) -> ModelSpec:
         """The entry for ``alias``, or :class:`UnknownModelError` with the closest aliases."""

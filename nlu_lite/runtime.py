@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import ArtifactNotFoundError, InputError, NluLiteError
+from .errors import ArtifactNotFoundError, InferenceError, InputError, ModelFormatError
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class OnnxEncoder:
         self.output_names: tuple[str, ...] = tuple(o.name for o in session.get_outputs())
         inputs = tuple(i.name for i in session.get_inputs())
         if set(inputs) != set(INPUT_NAMES) or "last_hidden_state" not in self.output_names:
-            raise NluLiteError(
+            raise ModelFormatError(
                 f"{path or 'the model'} does not have nlu_lite's interface (inputs {list(INPUT_NAMES)}, "
                 f"output 'last_hidden_state'); it has inputs {list(inputs)}. Convert the checkpoint with "
                 "nlu_lite.convert.convert_checkpoint."
@@ -101,8 +101,10 @@ class OnnxEncoder:
         """Open ``path`` (an ONNX file written by nlu_lite.convert) in an InferenceSession.
 
         ``threads``: intra-op threads (None: one per physical core). ``providers``:
-        onnxruntime execution providers (None: CPU). ``optimization``: graph optimization
-        level. ``enable_arena``: onnxruntime's CPU memory arena (faster; holds on to memory).
+        onnxruntime execution providers, names or ``(name, options)`` pairs (None: CPU); one
+        that this onnxruntime build lacks is an error, never a silent fall-back to the CPU.
+        ``optimization``: graph optimization level. ``enable_arena``: onnxruntime's CPU
+        memory arena (faster; holds on to memory).
 
         >>> encoder = OnnxEncoder.from_path("model.onnx", threads=2)  # doctest: +SKIP
         """
@@ -112,11 +114,11 @@ class OnnxEncoder:
         if not path.is_file():
             raise ArtifactNotFoundError(f"no ONNX model at {path}; create it with nlu_lite.convert.ensure_onnx(folder)")
         options = session_options(threads=threads, optimization=optimization, enable_arena=enable_arena)
+        chosen = check_providers(providers)
         try:
-            session = ort.InferenceSession(str(path), sess_options=options,
-                                           providers=list(providers or ["CPUExecutionProvider"]),
+            session = ort.InferenceSession(str(path), sess_options=options, providers=list(chosen),
                                            disabled_optimizers=list(DISABLED_OPTIMIZERS))
-        except Exception as exc:
+        except Exception as exc:  # onnxruntime raises its own, unrelated exception types
             from .convert import data_path_for  # only on this error path: no import cost at start-up
 
             data = data_path_for(path)
@@ -125,7 +127,10 @@ class OnnxEncoder:
                     f"{path} keeps its weights in {data.name}, which is missing: copy or move the two files "
                     "together (nlu_lite.convert.ensure_onnx re-creates a cached model)"
                 ) from exc
-            raise
+            raise InferenceError(
+                f"onnxruntime could not open {path} ({type(exc).__name__}: {exc}). If the file is damaged, "
+                f"delete its folder {path.parent} and load again: a cached model is converted anew"
+            ) from exc
         logger.debug("opened %s with providers %s", path, session.get_providers())
         return cls(session, path=path)
 
@@ -171,6 +176,9 @@ class OnnxEncoder:
     def run(self, input_ids: Any, attention_mask: Any, outputs: Sequence[str] = ("last_hidden_state",)) -> dict[str, np.ndarray]:
         """Run a padded batch; return ``{output name: array}`` for the requested ``outputs``.
 
+        A failure inside onnxruntime (out of memory, a damaged file) is an
+        :class:`InferenceError` naming the model file and the batch shape.
+
         >>> encoder.run(ids, mask, outputs=("last_hidden_state", "pooler_output"))  # doctest: +SKIP
         """
         if isinstance(outputs, str):
@@ -179,24 +187,69 @@ class OnnxEncoder:
         if unknown or not outputs:
             raise InputError(f"unknown output(s) {unknown or list(outputs)}; this model has {list(self.output_names)}")
         ids, mask = self._check_batch(input_ids, attention_mask)
-        values = self.session.run(list(outputs), {"input_ids": ids, "attention_mask": mask})
+        try:
+            values = self.session.run(list(outputs), {"input_ids": ids, "attention_mask": mask})
+        except Exception as exc:  # onnxruntime's own exception types
+            raise InferenceError(
+                f"onnxruntime failed running {self.path or 'the model'} on a batch of shape {tuple(ids.shape)} "
+                f"(sequences x positions): {type(exc).__name__}: {exc}. If it ran out of memory, pass a smaller "
+                "batch_size= or max_batch_tokens= to predict()"
+            ) from exc
         return dict(zip(outputs, values))
 
-    def run_layers(self, input_ids: Any, attention_mask: Any, layers: Sequence[int] = (-1,), *,
-                   layer_mean: bool = True) -> np.ndarray:
-        """Hidden states of ``layers`` (flair's ``layers`` / ``layer_mean``): their mean, or concatenated.
+    def hidden_states(self, input_ids: Any, attention_mask: Any, layers: Sequence[int] = (-1,), *,
+                      layer_mean: bool = True, pooler: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(states, pooler_output or None)`` of one run: the hidden states of ``layers`` (flair's
+        ``layers`` / ``layer_mean``), averaged or concatenated, and BERT's pooled output if asked.
 
-        Returns ``[batch, sequence, hidden]`` with ``layer_mean`` (or a single layer), else
+        ``states`` is ``[batch, sequence, hidden]`` with ``layer_mean`` (or a single layer), else
         ``[batch, sequence, hidden * len(layers)]`` in the order of ``layers``.
         """
         names = self.layer_output_names(layers)
         if not names:
             raise InputError("layers is empty; pass e.g. layers=(-1,) or (-4, -3, -2, -1)")
-        unique = tuple(dict.fromkeys(names))
-        result = self.run(input_ids, attention_mask, outputs=unique)
-        states = [result[n] for n in names]
-        if len(states) == 1:
-            return states[0]
-        if layer_mean:
-            return np.mean(np.stack(states), axis=0, dtype=np.float32)
-        return np.concatenate(states, axis=-1)
+        if pooler and not self.has_pooler:
+            raise InputError(f"{self.path or 'this model'} has no pooler output; use another pooling")
+        wanted = tuple(dict.fromkeys(names + (("pooler_output",) if pooler else ())))
+        result = self.run(input_ids, attention_mask, outputs=wanted)
+        layer_states = [result[n] for n in names]
+        if len(layer_states) == 1:
+            states = layer_states[0]
+        elif layer_mean:
+            states = np.mean(layer_states, axis=0, dtype=np.float32)
+        else:
+            states = np.concatenate(layer_states, axis=-1)
+        return states, result.get("pooler_output")
+
+    def run_layers(self, input_ids: Any, attention_mask: Any, layers: Sequence[int] = (-1,), *,
+                   layer_mean: bool = True) -> np.ndarray:
+        """The hidden states of ``layers``, averaged (``layer_mean``) or concatenated: see :meth:`hidden_states`."""
+        return self.hidden_states(input_ids, attention_mask, layers, layer_mean=layer_mean)[0]
+
+
+def check_providers(providers: Sequence[Any] | None) -> tuple[Any, ...]:
+    """onnxruntime execution providers, checked against this build: names or ``(name, options)`` pairs.
+
+    ``None`` is the CPU. A provider this onnxruntime lacks is an :class:`InputError` listing
+    the available ones (onnxruntime itself would warn and quietly fall back to the CPU).
+    """
+    import onnxruntime as ort
+
+    if providers is None:
+        return ("CPUExecutionProvider",)
+    if isinstance(providers, str):
+        providers = (providers,)
+    available = ort.get_available_providers()
+    chosen = []
+    for entry in providers:
+        name = entry[0] if isinstance(entry, (tuple, list)) and len(entry) == 2 else entry
+        if not isinstance(name, str):
+            raise InputError(f"providers: {entry!r} is neither a provider name nor a (name, options) pair")
+        if name not in available:
+            hint = " (pip install onnxruntime-gpu for CUDA)" if name.startswith(("CUDA", "Tensorrt")) else ""
+            raise InputError(f"execution provider {name!r} is not available in this onnxruntime{hint}; "
+                             f"available: {available}")
+        chosen.append((name, dict(entry[1])) if isinstance(entry, (tuple, list)) else name)
+    if not chosen:
+        raise InputError(f"providers is empty; pass None for the CPU or some of {available}")
+    return tuple(chosen)

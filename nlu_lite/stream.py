@@ -84,11 +84,18 @@ def predict_iter(pipe: Pipeline, data: object, *, output_level: str | None = Non
     >>> for df in predict_iter(pipe, open('corpus.txt'), output_level='sentence'):  # doctest: +SKIP
     ...     handle(df)
     """
-    if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
         raise InputError(f"chunk_size must be a positive integer (rows per chunk); got {chunk_size!r}")
-    bar = _progress_bar(options.pop("progress", None), data, f"nlu_lite {pipe.spec.alias}")
+    progress = options.pop("progress", None)
+    pipe.resolve_options(output_level, progress=progress, **options)  # a wrong option fails before any chunk is read
+    return _predict_chunks(pipe, data, output_level, int(chunk_size), progress, options)
+
+
+def _predict_chunks(pipe: Pipeline, data: object, output_level: str | None, chunk_size: int,
+                    progress: bool | None, options: dict[str, Any]) -> Iterator[pd.DataFrame]:
+    bar = _progress_bar(progress, data, f"nlu_lite {pipe.spec.alias}")
     try:
-        for chunk in _chunks(data, int(chunk_size)):
+        for chunk in _chunks(data, chunk_size):
             yield pipe.predict(chunk, output_level=output_level, progress=False, **options)
             if bar is not None:
                 bar.update(len(chunk) if hasattr(chunk, "__len__") and not isinstance(chunk, str) else 1)
@@ -110,12 +117,6 @@ def _arrow_table(df: pd.DataFrame, width: int):
     return table.append_column(pa.field(column, vectors.type, nullable=False), vectors).replace_schema_metadata(None)
 
 
-def _vector_width(pipe: Pipeline, level: str | None, options: dict[str, Any]) -> int:
-    mode = options.get("subtoken_pooling") or pipe.spec.subtoken_pooling
-    token_level = pipe.resolve_level(level) == "token"
-    return pipe.spec.dim * (2 if token_level and mode == "first_last" else 1)
-
-
 def predict_to_parquet(pipe: Pipeline, data: object, path: str | os.PathLike, *, output_level: str | None = None,
                        chunk_size: int = DEFAULT_CHUNK_SIZE, compression: str = "zstd", **options: Any) -> Path:
     """Embed ``data`` chunk by chunk into the parquet file ``path``; return its path.
@@ -130,7 +131,7 @@ def predict_to_parquet(pipe: Pipeline, data: object, path: str | os.PathLike, *,
     """
     pq = require("pyarrow.parquet", "parquet", package="pyarrow")
     target = Path(path)
-    width = _vector_width(pipe, output_level, options)
+    width = pipe.resolve_options(output_level, **options).vector_width
     writer = None
     rows = 0
     with atomic_path(target) as tmp:

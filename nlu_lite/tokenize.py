@@ -37,6 +37,23 @@ class Pieces:
         return len(self.word_begin)
 
 
+@dataclass(frozen=True)
+class Framing:
+    """How a model frames a sequence: ``prefix + pieces + suffix``, padded with ``pad_id``.
+
+    BERT: ``([CLS],)``, ``([SEP],)``. The prefix and suffix count against the model's
+    ``max_length``, and pooling owns them like any other position.
+    """
+
+    prefix: tuple[int, ...]
+    suffix: tuple[int, ...]
+    pad_id: int
+
+    @property
+    def overhead(self) -> int:
+        return len(self.prefix) + len(self.suffix)
+
+
 class WordPieceTokenizer:
     """A BERT WordPiece tokenizer that never truncates or pads (windows handle long texts)."""
 
@@ -47,6 +64,7 @@ class WordPieceTokenizer:
         self.cls_id = self._special("[CLS]")
         self.sep_id = self._special("[SEP]")
         self.pad_id = self._special("[PAD]")
+        self.framing = Framing((self.cls_id,), (self.sep_id,), self.pad_id)
 
     def _special(self, token: str) -> int:
         token_id = self._tok.token_to_id(token)

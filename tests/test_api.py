@@ -63,27 +63,28 @@ def test_register_local_model_and_load_by_alias_or_path(tiny_bert_dir, isolated_
     assert hub.sources[0].repo == "org/remote-x" and nlu_lite.list_models().alias.eq("en.embed.remote_x").any()
 
 
-def test_pipeline_explore_embeds_then_opens_the_explorer(tiny_bert_dir, isolated_cache):
+def test_explore_a_pipelines_frame(tiny_bert_dir, isolated_cache):
     pipe = nlu_lite.load(path=tiny_bert_dir)
     texts = ["The dog runs to the river bank.", "The bank raised money.", "Paris is a city."]
-    explorer = pipe.explore(texts, output_level="sentence", batch_size=2, color="origin_index")
+    explorer = nlu_lite.explore(pipe.predict(texts, output_level="sentence", batch_size=2), pipe=pipe,
+                                color="origin_index")
     explorer.wait()
     figure = explorer.figure.to_dict()
     rows = sorted(int(r) for trace in figure["data"] for r in trace["customdata"])
     assert rows == [0, 1, 2]  # one point per sentence, each frame row once
     assert len(figure["data"]) == 3  # coloured by origin row: one trace each
     with pytest.raises(TypeError):
-        pipe.explore(texts, not_an_option=1)
+        nlu_lite.explore(pipe.predict(texts), not_an_option=1)
 
 
-def test_pipeline_streaming_methods_match_predict(tiny_bert_dir, isolated_cache, tmp_path):
+def test_streaming_functions_match_predict(tiny_bert_dir, isolated_cache, tmp_path):
     pipe = nlu_lite.load(path=tiny_bert_dir)
     texts = [f"the dog number {i} runs to the bank." for i in range(7)]
     whole = pipe.predict(texts, output_level="sentence")
-    parts = list(pipe.predict_iter(iter(texts), output_level="sentence", chunk_size=3))
+    parts = list(nlu_lite.predict_iter(pipe, iter(texts), output_level="sentence", chunk_size=3))
     assert [len(p) for p in parts] == [3, 3, 1]
     np.testing.assert_array_equal(np.vstack([nlu_lite.to_matrix(p) for p in parts]), nlu_lite.to_matrix(whole))
-    path = pipe.predict_to_parquet(texts, tmp_path / "out.parquet", output_level="sentence", chunk_size=2)
+    path = nlu_lite.predict_to_parquet(pipe, texts, tmp_path / "out.parquet", output_level="sentence", chunk_size=2)
     back = nlu_lite.read_parquet(path)
     assert back.sentence.tolist() == whole.sentence.tolist()
     np.testing.assert_array_equal(nlu_lite.to_matrix(back), nlu_lite.to_matrix(whole))

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from nlu_lite.errors import InputError
-from nlu_lite.pooling import SequencePooler, normalize_rows, owner_window, plan_windows, word_pool
+from nlu_lite.pooling import SequencePooler, normalize_rows, word_pool
+from nlu_lite.windows import owner_window, plan_windows
 
 
 def _brute_owner(n, windows):

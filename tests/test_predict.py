@@ -11,7 +11,7 @@ import pytest
 
 import nlu_lite
 from nlu_lite.errors import InputError
-from nlu_lite.pooling import owner_window, plan_windows
+from nlu_lite.windows import owner_window, plan_windows
 
 TOL = 1e-4
 
@@ -152,7 +152,7 @@ def test_batching_and_sorting_do_not_change_results(tiny):
 
 
 def test_batches_respect_both_caps_and_cover_every_sequence():
-    from nlu_lite.pipeline import _batches
+    from nlu_lite.batching import split_batches as _batches
 
     rng = np.random.default_rng(3)
     widths = rng.integers(3, 600, size=500)

@@ -24,14 +24,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
+from ..choices import GRAPH_VARIANTS, GraphVariant
 from ..errors import ArtifactNotFoundError, ConversionError
 
-GraphVariant = Literal["fused", "standard"]
-GRAPH_VARIANTS: tuple[str, ...] = ("fused", "standard")
 DEFAULT_GRAPH: GraphVariant = "fused"  # measured faster: see benchmarks/engine_graph.py
 OPSET = 17  # LayerNormalization is a standard op from 17
 MS_OPSET = 1

@@ -32,17 +32,15 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
 
 from ..cache import atomic_path, cache_root, lock_for, sha256_file
+from ..choices import GRAPH_VARIANTS, PRECISIONS, GraphVariant, Precision
 from ..errors import ConversionError
-from .bert import CONVERTER_VERSION, DEFAULT_GRAPH, GRAPH_VARIANTS, METADATA_KEY, OPSET, GraphVariant, build_model, read_config
+from .bert import CONVERTER_VERSION, DEFAULT_GRAPH, METADATA_KEY, OPSET, build_model, read_config
 from .weights import load_weights, weights_file
 
 logger = logging.getLogger(__name__)
 
-Precision = Literal["fp32", "int8"]
-PRECISIONS = ("fp32", "int8")
 MANIFEST_FORMAT = 2  # 2: weights in model.onnx.data, recorded in the manifest
 EXTERNAL_ALIGNMENT = 1 << 16  # onnxruntime maps external data only at page-aligned offsets (64 KiB: Windows too)
 EXTERNAL_MIN_BYTES = 1024  # smaller tensors (scalars, shapes) stay inside the graph

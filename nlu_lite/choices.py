@@ -1,0 +1,33 @@
+"""Every list of allowed values, in one place.
+
+The registry, ``load()``, ``predict()``, the converter and the ``nlu-lite`` command all
+validate against these tuples and name them in their error messages, so a choice added
+here is accepted everywhere at once.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+OutputLevel = Literal["token", "sentence", "document"]
+Task = Literal["token", "sentence"]
+Precision = Literal["fp32", "int8"]
+SubtokenPooling = Literal["first", "last", "mean", "first_last"]
+SentencePooling = Literal["mean", "cls", "max", "pooler"]
+GraphVariant = Literal["fused", "standard"]
+
+OUTPUT_LEVELS: tuple[str, ...] = ("token", "sentence", "document")
+TASKS: tuple[str, ...] = ("token", "sentence")
+PRECISIONS: tuple[str, ...] = ("fp32", "int8")
+# a word's vector from its word pieces; 'first_last' concatenates the two (2 x dim, as flair)
+SUBTOKEN_POOLINGS: tuple[str, ...] = ("first", "last", "mean", "first_last")
+# a sentence's or document's vector from its positions; 'pooler' is BERT's pooled [CLS] output
+SENTENCE_POOLINGS: tuple[str, ...] = ("mean", "cls", "max", "pooler")
+GRAPH_VARIANTS: tuple[str, ...] = ("fused", "standard")
+ARCHITECTURES: tuple[str, ...] = ("bert",)
+
+
+def check_choice(value: object, choices: tuple[str, ...], name: str, error: type[Exception]) -> str:
+    """``value`` if it is one of ``choices``, else ``error`` naming ``name``, the value and the choices."""
+    if not isinstance(value, str) or value not in choices:
+        raise error(f"{name} must be one of {list(choices)}; got {value!r}")
+    return value

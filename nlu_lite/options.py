@@ -1,0 +1,206 @@
+"""predict()'s options, resolved and checked in one place before any text is touched.
+
+Every option is checked against the model (its layers, pooler, positions) and the output
+level: a wrong value, or an option that means nothing at that level (``pooling`` for
+tokens, ``subtoken_pooling`` for sentences), is an :class:`InputError` naming the option,
+the value and the valid choices. Defaults come from the model's registry entry. The result
+is a frozen :class:`PredictOptions` with every value concrete, which the steps of
+predict() read and never re-check.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .choices import OUTPUT_LEVELS, SENTENCE_POOLINGS, SUBTOKEN_POOLINGS, check_choice
+from .errors import InputError
+from .registry import ModelSpec
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What option checks need to know about a loaded model beyond its registry entry."""
+
+    hidden_size: int
+    num_layers: int
+    has_pooler: bool
+    max_positions: int  # the most positions a sequence may have, framing included
+    framing_overhead: int = 2  # [CLS] + [SEP]
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """predict()'s options, resolved: every value concrete and valid for the model and level.
+
+    output_level: 'token', 'sentence' or 'document'.
+    text_column: DataFrame column holding the text (None: ``text``).
+    keep_columns: True keeps every other DataFrame column alongside the output; a tuple keeps those.
+    subtoken_pooling: token level only: 'first', 'last', 'mean', 'first_last' (concatenated, 2*dim).
+    pooling: sentence/document level only: 'mean', 'cls', 'max', 'pooler'.
+    normalize: L2-normalise each output vector (token, sentence or document).
+    layers: hidden layers to use, e.g. (-1,) or (-4, -3, -2, -1) (averaged, as flair).
+    batch_size: at most this many sequences per onnxruntime call; sequences are sorted by length first.
+    max_batch_tokens: at most this many padded positions (sequences x longest) per call; a single
+        longer sequence still runs alone.
+    max_length: window size in word pieces including [CLS]/[SEP].
+    window_overlap: pieces shared by consecutive windows of a long text.
+    progress: tqdm progress bar (None: for long inputs, unless NLU_LITE_PROGRESS=0).
+    skip_invalid: keep non-string values as rows without text instead of raising.
+    """
+
+    output_level: str
+    text_column: str | None
+    keep_columns: bool | tuple[str, ...]
+    subtoken_pooling: str | None
+    pooling: str | None
+    normalize: bool
+    layers: tuple[int, ...]
+    batch_size: int
+    max_batch_tokens: int
+    max_length: int
+    window_overlap: int
+    progress: bool | None
+    skip_invalid: bool
+    dim: int = 0  # the model's hidden size
+
+    @property
+    def vector_width(self) -> int:
+        """Width of each output vector: the hidden size, doubled by ``subtoken_pooling='first_last'``."""
+        return self.dim * (2 if self.subtoken_pooling == "first_last" else 1)
+
+
+# the keywords predict() takes, with their documented defaults (None: the model's)
+DEFAULTS: dict[str, Any] = {
+    "text_column": None, "keep_columns": False, "subtoken_pooling": None, "pooling": None, "normalize": None,
+    "layers": (-1,), "batch_size": 32, "max_batch_tokens": 1024, "max_length": None, "window_overlap": 128,
+    "progress": None, "skip_invalid": False,
+}
+OPTION_NAMES: tuple[str, ...] = tuple(DEFAULTS)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _positive_int(name: str, value: object) -> int:
+    if not _is_int(value) or value < 1:
+        raise InputError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def _optional_bool(name: str, value: object) -> bool | None:
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return None if value is None else bool(value)
+    raise InputError(f"{name} must be True, False or None; got {value!r}")
+
+
+def _layers(value: object, num_layers: int) -> tuple[int, ...]:
+    values = (value,) if _is_int(value) else value
+    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple, np.ndarray, range)):
+        raise InputError(f"layers must be an int or a list of ints, e.g. [-1] or [-4, -3, -2, -1]; got {value!r}")
+    layers = tuple(values)
+    if not layers:
+        raise InputError("layers is empty; pass e.g. [-1] or [-4, -3, -2, -1]")
+    for layer in layers:
+        if not _is_int(layer) or not -num_layers - 1 <= layer <= num_layers:
+            raise InputError(
+                f"layers: layer {layer!r} does not exist: this model has hidden states 0..{num_layers} "
+                f"(or -{num_layers + 1}..-1 counting from the last)"
+            )
+    return tuple(int(v) for v in layers)
+
+
+def _keep_columns(value: object) -> bool | tuple[str, ...]:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple, np.ndarray)) or type(value).__name__ == "Index":
+        return tuple(value)  # names are checked against the DataFrame's columns by inputs.to_rows
+    raise InputError(f"keep_columns must be True, False or a list of column names; got {value!r}")
+
+
+def resolve_options(spec: ModelSpec, facts: ModelFacts, output_level: str | None,
+                    options: Mapping[str, Any]) -> PredictOptions:
+    """Check ``options`` (predict()'s keywords) and fill the model's defaults; no text is touched.
+
+    >>> resolve_options(spec, facts, 'token', {'subtoken_pooling': 'avg'})  # doctest: +SKIP
+    Traceback (most recent call last):
+    InputError: subtoken_pooling must be one of ['first', 'last', 'mean', 'first_last']; got 'avg'
+    """
+    unknown = sorted(set(options) - set(OPTION_NAMES))
+    if unknown:
+        raise InputError(f"unknown option(s) {unknown} for predict(); valid options are {list(OPTION_NAMES)}")
+    given = {**DEFAULTS, **options}
+    level = check_choice(output_level or ("token" if spec.task == "token" else "sentence"), OUTPUT_LEVELS,
+                         "output_level", InputError)
+
+    text_column = given["text_column"]
+    if text_column is not None and (not isinstance(text_column, str) or not text_column):
+        raise InputError(f"text_column must be a column name (a string); got {text_column!r}")
+
+    if level == "token":
+        if given["pooling"] is not None:
+            raise InputError(
+                f"pooling={given['pooling']!r} has no meaning at output_level='token' (it pools sentences and "
+                f"documents); a token's vector from its word pieces is subtoken_pooling= {list(SUBTOKEN_POOLINGS)}"
+            )
+        subtoken = check_choice(given["subtoken_pooling"] or spec.subtoken_pooling, SUBTOKEN_POOLINGS,
+                                "subtoken_pooling", InputError)
+        pooling = None
+    else:
+        if given["subtoken_pooling"] is not None:
+            raise InputError(
+                f"subtoken_pooling={given['subtoken_pooling']!r} has no meaning at output_level={level!r} (it pools "
+                f"a token's word pieces); a {level}'s vector is pooling= {list(SENTENCE_POOLINGS)}"
+            )
+        subtoken = None
+        default = spec.pooling if spec.task == "sentence" else "mean"
+        pooling = check_choice(given["pooling"] or default, SENTENCE_POOLINGS, "pooling", InputError)
+        if pooling == "pooler" and not facts.has_pooler:
+            origin = "" if given["pooling"] is not None else f" (the default of {spec.alias!r})"
+            raise InputError(f"pooling='pooler'{origin} needs a model with a pooler, and this checkpoint has none; "
+                             f"pass pooling= one of {[p for p in SENTENCE_POOLINGS if p != 'pooler']}")
+
+    normalize = _optional_bool("normalize", given["normalize"])
+    if normalize is None:
+        normalize = spec.normalize if level != "token" else False
+
+    layers = _layers(given["layers"], facts.num_layers)
+    if pooling == "pooler" and {v % (facts.num_layers + 1) for v in layers} != {facts.num_layers}:
+        raise InputError(f"layers={list(layers)} has no effect with pooling='pooler' (BERT's pooler reads the "
+                         "last layer only); drop layers=, or use pooling='mean' or 'cls' over those layers")
+
+    batch_size = _positive_int("batch_size", given["batch_size"])
+    max_batch_tokens = _positive_int("max_batch_tokens", given["max_batch_tokens"])
+    limit = min(spec.max_length, facts.max_positions)
+    max_length = limit if given["max_length"] is None else given["max_length"]
+    if not _is_int(max_length) or not facts.framing_overhead < max_length <= limit:
+        raise InputError(f"max_length must be an integer from {facts.framing_overhead + 1} to the model's "
+                         f"{limit} positions ([CLS] and [SEP] included); got {given['max_length']!r}")
+    capacity = int(max_length) - facts.framing_overhead
+    overlap = given["window_overlap"]
+    if not _is_int(overlap) or not 0 <= overlap < capacity:
+        raise InputError(f"window_overlap must be an integer from 0 to {capacity - 1} (less than max_length "
+                         f"{int(max_length)} minus [CLS] and [SEP]); got {overlap!r}")
+
+    return PredictOptions(
+        output_level=level,
+        text_column=text_column,
+        keep_columns=_keep_columns(given["keep_columns"]),
+        subtoken_pooling=subtoken,
+        pooling=pooling,
+        normalize=normalize,
+        layers=layers,
+        batch_size=batch_size,
+        max_batch_tokens=max_batch_tokens,
+        max_length=int(max_length),
+        window_overlap=int(overlap),
+        progress=_optional_bool("progress", given["progress"]),
+        skip_invalid=bool(_optional_bool("skip_invalid", given["skip_invalid"])),
+        dim=facts.hidden_size,
+    )
+
