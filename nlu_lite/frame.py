@@ -25,9 +25,11 @@ from .units import Units
 EMBEDDING_SUFFIX = "_embeddings"
 ATTRS_KEY = "nlu_lite"  # df.attrs[ATTRS_KEY] = {"embedding_column": name, "dim": width}
 
+# text columns take the installed pandas' default string dtype ('str' from pandas 3, object before)
+TEXT_DTYPE = pd.Series(["text"]).dtype
 # every column but origin_index (the input's index dtype) and the embedding column (object: float32 vectors)
-_DTYPES = {"sentence_index": "int64", "token": "object", "begin": "int64", "end": "int64", "sentence": "object",
-           "document": "object", "windowed": "bool"}
+_DTYPES = {"sentence_index": np.dtype("int64"), "token": TEXT_DTYPE, "begin": np.dtype("int64"),
+           "end": np.dtype("int64"), "sentence": TEXT_DTYPE, "document": TEXT_DTYPE, "windowed": np.dtype("bool")}
 LEVEL_COLUMNS = {
     "token": ("origin_index", "sentence_index", "token", "begin", "end", "sentence", "windowed"),
     "sentence": ("origin_index", "sentence_index", "sentence", "begin", "end", "windowed"),
@@ -36,15 +38,16 @@ LEVEL_COLUMNS = {
 
 
 def output_columns(level: str, embedding_name: str, *, index_dtype: Any = "int64",
-                   extra: Mapping[str, Any] | None = None) -> dict[str, np.dtype]:
+                   extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The columns and dtypes of a predict() frame at ``level``, in order.
 
-    ``extra``: the caller's kept columns and their dtypes (they follow ``origin_index``).
+    ``index_dtype``: the input's index dtype (``int64`` for lists). ``extra``: the caller's
+    kept columns and their dtypes (they follow ``origin_index``).
     """
     names = LEVEL_COLUMNS[level]
-    columns: dict[str, np.dtype] = {"origin_index": np.dtype(index_dtype) if index_dtype != "object" else np.dtype(object)}
-    columns.update({name: np.dtype(dtype) for name, dtype in (extra or {}).items()})
-    columns.update({name: np.dtype(_DTYPES[name]) for name in names[1:]})
+    columns: dict[str, Any] = {"origin_index": pd.Series([], dtype=index_dtype).dtype}
+    columns.update({name: pd.Series([], dtype=dtype).dtype for name, dtype in (extra or {}).items()})
+    columns.update({name: _DTYPES[name] for name in names[1:]})
     columns[embedding_name] = np.dtype(object)
     return columns
 

@@ -65,3 +65,22 @@ def test_convert_writes_a_model_the_runtime_opens(tiny_bert_dir, tmp_path, graph
     ids = np.array([[2, 10, 11, 3]], dtype=np.int64)
     states = encoder.run(ids, np.ones_like(ids))["last_hidden_state"]
     assert states.shape == (1, 4, 32) and np.isfinite(states).all()
+
+
+def test_predict_options_use_the_shared_choices_and_fail_before_work(tiny_bert_dir, capsys, isolated_cache):
+    assert main(["predict", str(tiny_bert_dir), "the dog runs.", "--level", "token", "--pooling", "cls",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "pooling='cls' has no meaning at output_level='token'" in err
+    with pytest.raises(SystemExit):
+        main(["predict", str(tiny_bert_dir), "x", "--subtoken-pooling", "avg"])
+    err = capsys.readouterr().err
+    assert "invalid choice: 'avg'" in err and "first_last" in err
+
+
+def test_predict_normalize_flag_gives_unit_vectors(tiny_bert_dir, tmp_path, isolated_cache):
+    out = tmp_path / "n.parquet"
+    assert main(["predict", str(tiny_bert_dir), "the dog runs.", "--normalize", "--subtoken-pooling", "mean",
+                 "--out", str(out), "--no-progress"]) == 0
+    back = nlu_lite.read_parquet(out)
+    np.testing.assert_allclose(np.linalg.norm(nlu_lite.to_matrix(back), axis=1), 1.0, rtol=1e-5)

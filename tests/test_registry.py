@@ -128,3 +128,29 @@ def test_registry_file_errors(tmp_path):
     good = tmp_path / "g.yaml"
     good.write_text(yaml.safe_dump({"version": 1, "models": [_entry()]}))
     assert len(load_registry(good)) == 1
+
+
+def test_a_registered_alias_resolves_as_nlu_spells_it(tiny_bert_dir, isolated_cache):
+    import nlu_lite
+
+    nlu_lite.register_model("en.embed.my_minilm", path=tiny_bert_dir, replace=True)
+    for spelling in ("en.embed.my_minilm", "embed.my_minilm", "my_minilm", "MY_MINILM"):
+        assert nlu_lite.load(spelling).spec.alias == "en.embed.my_minilm", spelling
+    with pytest.raises(UnknownModelError, match="my_minilm"):
+        nlu_lite.load("embed_sentence.my_minilmx")
+
+
+def test_a_short_form_shared_by_two_models_is_ambiguous_not_a_guess():
+    reg = Registry([parse_model(_entry(name="a", aliases=["en.embed.twin"])),
+                    parse_model(_entry(name="b", aliases=["en.embed_sentence.twin"]))])
+    assert reg.resolve("embed.twin").name == "a" and reg.resolve("en.embed_sentence.twin").name == "b"
+    with pytest.raises(UnknownModelError, match=r"could mean any of \['en.embed.twin', 'en.embed_sentence.twin'\]"):
+        reg.resolve("twin")
+    assert "twin" not in reg
+
+
+def test_built_in_short_forms_do_not_change():
+    reg = default_registry()
+    assert reg.resolve("bert").alias == reg.resolve("en.embed.bert.small_L2_128").alias  # NLU's default for 'bert'
+    assert reg.resolve("minilm_l6").task == "token"
+    assert reg.resolve("bert.small_L4_512").alias == "en.embed.bert.small_L4_512"
