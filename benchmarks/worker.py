@@ -3,7 +3,7 @@
     python -m benchmarks.worker '<json job>'   ->  prints one JSON result line
 
 Job keys: ``system`` (nlu_fp32, nlu_int8, hf_input, hf_sorted; nlu_fp32_unfused_ln and
-nlu_int8_unfused_ln: an engine proposal, see ``_unfused_layernorm_pipeline``), ``model`` (checkpoint
+nlu_int8_unfused_ln: the same through ``load(..., graph="standard")``), ``model`` (checkpoint
 folder), ``texts`` (a JSON file holding a list of strings), ``level`` (token, sentence,
 document), ``repeats``, ``batch_size``, ``threads``, optional ``save`` (an .npy path for the
 output vectors of the last repeat, saved after peak RSS is read).
@@ -41,10 +41,8 @@ def _nlu(job: dict, texts: list[str]):
     import nlu_lite
 
     precision = "int8" if job["system"].startswith("nlu_int8") else "fp32"
-    if job["system"].endswith("_unfused_ln"):
-        pipe = _unfused_layernorm_pipeline(job["model"], precision, job["threads"])
-    else:
-        pipe = nlu_lite.load(path=job["model"], precision=precision, threads=job["threads"])
+    graph = "standard" if job["system"].endswith("_unfused_ln") else "fused"  # plain ONNX attention
+    pipe = nlu_lite.load(path=job["model"], precision=precision, threads=job["threads"], graph=graph)
     load_s = time.perf_counter() - t0
 
     def work(batch_texts):
@@ -54,25 +52,6 @@ def _nlu(job: dict, texts: list[str]):
         return nlu_lite.to_matrix(df)
 
     return load_s, work, matrix
-
-
-def _unfused_layernorm_pipeline(folder: str, precision: str, threads: int):
-    """The "standard" graph (plain ONNX attention instead of com.microsoft Attention), opened
-    as load() opens the default graph (SkipLayerNormFusion off). Same public parts as load()."""
-    import onnxruntime as ort
-
-    from nlu_lite.api import spec_from_folder
-    from nlu_lite.convert import ensure_onnx
-    from nlu_lite.pipeline import Pipeline
-    from nlu_lite.runtime import OnnxEncoder, session_options
-    from nlu_lite.tokenize import WordPieceTokenizer
-
-    spec = spec_from_folder(folder)
-    path = ensure_onnx(folder, precision=precision, graph="standard")
-    session = ort.InferenceSession(str(path), sess_options=session_options(threads=threads),
-                                   providers=["CPUExecutionProvider"], disabled_optimizers=["SkipLayerNormFusion"])
-    tokenizer = WordPieceTokenizer.from_folder(folder, lowercase=not spec.case_sensitive)
-    return Pipeline(spec, OnnxEncoder(session, path=path), tokenizer, model_path=str(path), precision=precision)
 
 
 def _hf(job: dict, texts: list[str]):
