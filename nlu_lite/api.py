@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .choices import GRAPH_VARIANTS, PRECISIONS, SENTENCE_POOLINGS, TASKS, check_choice
 from .errors import ArtifactNotFoundError, InputError
 from .registry import LocalSource, ModelSpec, default_registry
@@ -54,9 +56,11 @@ def load(
 
     check_choice(precision, PRECISIONS, "precision", InputError)
     check_choice(graph, GRAPH_VARIANTS, "graph", InputError)
-    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
-        raise InputError(f"threads must be a positive integer, or None for one per physical core; got {threads!r}")
-    if path is None and alias is not None and _looks_like_folder(alias):
+    if threads is not None:
+        if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)) or threads < 1:
+            raise InputError(f"threads must be a positive integer, or None for one per physical core; got {threads!r}")
+        threads = int(threads)
+    if path is None and alias is not None and looks_like_folder(alias):
         path = alias
     if path is not None:
         spec = spec_from_folder(path)
@@ -70,7 +74,8 @@ def load(
                               offline=offline, progress=progress)
 
 
-def _looks_like_folder(alias: str) -> bool:
+def looks_like_folder(alias: str) -> bool:
+    """Whether ``alias`` is a path to an existing folder rather than a registry alias."""
     return (os.sep in alias or alias.startswith((".", "~"))) and Path(alias).expanduser().is_dir()
 
 

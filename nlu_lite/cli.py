@@ -34,11 +34,11 @@ def _read_texts(args: argparse.Namespace) -> list[str]:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .api import load
 
-    texts = _read_texts(args)
     options = {"batch_size": args.batch_size, "progress": False if args.no_progress else None,
                "subtoken_pooling": args.subtoken_pooling, "pooling": args.pooling, "normalize": args.normalize}
+    _check_before_loading(args.alias, args.level, options)
+    texts = _read_texts(args)
     pipe = load(args.alias, offline=args.offline or None, precision=args.precision, threads=args.threads)
-    pipe.resolve_options(args.level, **options)  # a wrong option fails before any text is read
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix == ".parquet":
         from .stream import predict_to_parquet
@@ -57,6 +57,18 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         with _wide_pandas():
             print(df)
     return 0
+
+
+def _check_before_loading(alias: str, level: str | None, options: dict) -> None:
+    """Options checked against the registry entry (or the folder's config) before stdin is read or
+    a model downloaded; predict() checks them again against the loaded model (its pooler)."""
+    from .api import looks_like_folder, spec_from_folder
+    from .options import ModelFacts, resolve_options
+    from .registry import default_registry
+
+    spec = spec_from_folder(alias) if looks_like_folder(alias) else default_registry().resolve(alias)
+    facts = ModelFacts(hidden_size=spec.dim, num_layers=spec.layers, has_pooler=True, max_positions=spec.max_length)
+    resolve_options(spec, facts, level, options)
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:

@@ -47,6 +47,12 @@ def to_rows(
     skip_invalid: bool = False,
 ) -> Rows:
     """Normalise ``data`` (see the module docstring) into :class:`Rows`."""
+    if not isinstance(data, pd.DataFrame):  # checked before an iterable is read
+        if keep_columns:
+            raise InputError("keep_columns applies to DataFrame input only")
+        if text_column is not None:
+            raise InputError(f"text_column={text_column!r} applies to DataFrame input only; a string, list or "
+                             "Series is the text itself: pass a DataFrame, or drop text_column")
     extra = None
     if isinstance(data, str):
         values: Sequence[object] = [data]
@@ -84,8 +90,6 @@ def to_rows(
             f"predict() takes a string, a list/tuple/array of strings, a pandas Series or a DataFrame; "
             f"got {type(data).__name__}"
         )
-    if keep_columns and not isinstance(data, pd.DataFrame):
-        raise InputError("keep_columns applies to DataFrame input only")
 
     texts: list[str] = []
     missing = np.zeros(len(values), dtype=bool)

@@ -46,7 +46,8 @@ class PredictOptions:
     max_batch_tokens: at most this many padded positions (sequences x longest) per call; a single
         longer sequence still runs alone.
     max_length: window size in word pieces including [CLS]/[SEP].
-    window_overlap: pieces shared by consecutive windows of a long text.
+    window_overlap: pieces shared by consecutive windows of a long text (default 128, or half of
+        a window of 128 pieces or fewer).
     progress: tqdm progress bar (None: for long inputs, unless NLU_LITE_PROGRESS=0).
     skip_invalid: keep non-string values as rows without text instead of raising.
     """
@@ -75,7 +76,7 @@ class PredictOptions:
 # the keywords predict() takes, with their documented defaults (None: the model's)
 DEFAULTS: dict[str, Any] = {
     "text_column": None, "keep_columns": False, "subtoken_pooling": None, "pooling": None, "normalize": None,
-    "layers": (-1,), "batch_size": 32, "max_batch_tokens": 1024, "max_length": None, "window_overlap": 128,
+    "layers": (-1,), "batch_size": 32, "max_batch_tokens": 1024, "max_length": None, "window_overlap": None,
     "progress": None, "skip_invalid": False,
 }
 OPTION_NAMES: tuple[str, ...] = tuple(DEFAULTS)
@@ -114,7 +115,7 @@ def _layers(value: object, num_layers: int) -> tuple[int, ...]:
 
 
 def _keep_columns(value: object) -> bool | tuple[str, ...]:
-    if isinstance(value, (bool, np.bool_)):
+    if value is None or isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, str):
         return (value,)
@@ -148,7 +149,8 @@ def resolve_options(spec: ModelSpec, facts: ModelFacts, output_level: str | None
                 f"pooling={given['pooling']!r} has no meaning at output_level='token' (it pools sentences and "
                 f"documents); a token's vector from its word pieces is subtoken_pooling= {list(SUBTOKEN_POOLINGS)}"
             )
-        subtoken = check_choice(given["subtoken_pooling"] or spec.subtoken_pooling, SUBTOKEN_POOLINGS,
+        chosen = given["subtoken_pooling"]
+        subtoken = check_choice(spec.subtoken_pooling if chosen is None else chosen, SUBTOKEN_POOLINGS,
                                 "subtoken_pooling", InputError)
         pooling = None
     else:
@@ -159,7 +161,8 @@ def resolve_options(spec: ModelSpec, facts: ModelFacts, output_level: str | None
             )
         subtoken = None
         default = spec.pooling if spec.task == "sentence" else "mean"
-        pooling = check_choice(given["pooling"] or default, SENTENCE_POOLINGS, "pooling", InputError)
+        pooling = check_choice(default if given["pooling"] is None else given["pooling"], SENTENCE_POOLINGS,
+                               "pooling", InputError)
         if pooling == "pooler" and not facts.has_pooler:
             origin = "" if given["pooling"] is not None else f" (the default of {spec.alias!r})"
             raise InputError(f"pooling='pooler'{origin} needs a model with a pooler, and this checkpoint has none; "
@@ -183,6 +186,8 @@ def resolve_options(spec: ModelSpec, facts: ModelFacts, output_level: str | None
                          f"{limit} positions ([CLS] and [SEP] included); got {given['max_length']!r}")
     capacity = int(max_length) - facts.framing_overhead
     overlap = given["window_overlap"]
+    if overlap is None:  # 128 pieces, or half of a window too small for that
+        overlap = 128 if capacity > 128 else capacity // 2
     if not _is_int(overlap) or not 0 <= overlap < capacity:
         raise InputError(f"window_overlap must be an integer from 0 to {capacity - 1} (less than max_length "
                          f"{int(max_length)} minus [CLS] and [SEP]); got {overlap!r}")

@@ -13,12 +13,17 @@ embedded in overlapping windows and its rows say ``windowed``.
 
 A pipeline pickles: it carries how it was loaded (:class:`LoadRecipe`) and, unpickled, loads
 again from the cache (no network when cached, no reconversion), so joblib, multiprocessing,
-Spark and Dask can ship it to workers.
+Spark and Dask can ship it to workers. A process loads a given pipeline once: unpickling it
+again (a worker gets it with every task) returns the one already loaded.
 """
 from __future__ import annotations
 
+import collections
 import html
 import logging
+import os
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,10 +72,40 @@ def _describe_runtime(encoder: Any) -> str:
     return f"onnxruntime {ort.__version__} ({providers}, {threads or 'all'} threads)"
 
 
+# Pipelines loaded in this process, by recipe, so that unpickling one that is already loaded here
+# (a worker receiving the same pipeline with every task, copy.copy) shares it instead of loading
+# it again. Keyed by process id too: a forked child must not reuse its parent's onnxruntime
+# session, whose thread pool did not survive the fork.
+_LIVE: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_KEPT: collections.OrderedDict = collections.OrderedDict()  # the last few unpickled pipelines, held
+KEEP_UNPICKLED = 4
+_LOCK = threading.RLock()  # from_spec registers under it while _restore holds it
+
+
 def _restore(recipe: LoadRecipe) -> Pipeline:
-    """Unpickling: load the pipeline again from its recipe (the cache; the network only if not cached)."""
-    return Pipeline.from_spec(recipe.spec, precision=recipe.precision, threads=recipe.threads,
-                              providers=recipe.providers, graph=recipe.graph, offline=recipe.offline, progress=False)
+    """Unpickling: the pipeline already loaded in this process for ``recipe``, else load it again
+    (from the cache; the network only if it is not cached) and keep it for the next unpickling."""
+    key = (os.getpid(), recipe)
+    with _LOCK:
+        pipe = _LIVE.get(key)
+        if pipe is None:
+            pipe = Pipeline.from_spec(recipe.spec, precision=recipe.precision, threads=recipe.threads,
+                                      providers=recipe.providers, graph=recipe.graph, offline=recipe.offline,
+                                      progress=False)
+        _KEPT[key] = pipe
+        _KEPT.move_to_end(key)
+        while len(_KEPT) > KEEP_UNPICKLED:
+            _KEPT.popitem(last=False)
+    return pipe
+
+
+# methods that became functions over a pipeline (the layout keeps pipeline.py left of them)
+_MOVED = {
+    "predict_iter": "nlu_lite.predict_iter(pipe, data, chunk_size=...)",
+    "predict_to_parquet": "nlu_lite.predict_to_parquet(pipe, data, path)",
+    "explore": "nlu_lite.explore(pipe.predict(data), pipe=pipe)",
+    "resolve_level": "pipe.resolve_options(output_level).output_level",
+}
 
 
 class Pipeline:
@@ -115,11 +150,21 @@ class Pipeline:
         encoder = OnnxEncoder.from_path(onnx_path, threads=threads, providers=chosen)
         tokenizer = WordPieceTokenizer.from_folder(folder, lowercase=not spec.case_sensitive)
         recipe = LoadRecipe(spec, precision, threads, chosen, graph, offline)
-        return cls(spec, encoder, tokenizer, source=str(folder), model_path=str(onnx_path), precision=precision,
+        pipe = cls(spec, encoder, tokenizer, source=str(folder), model_path=str(onnx_path), precision=precision,
                    recipe=recipe)
+        with _LOCK:
+            _LIVE[(os.getpid(), recipe)] = pipe
+        return pipe
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _MOVED:
+            raise AttributeError(f"Pipeline.{name} is now a function over a pipeline: use {_MOVED[name]}")
+        raise AttributeError(f"'Pipeline' object has no attribute {name!r}")
 
     # -- pickling -------------------------------------------------------------------------
     def __reduce__(self):
+        """Pickled as its recipe; unpickled, the same model is loaded again, or shared if this
+        process already has it loaded (so ``copy.copy(pipe) is pipe``)."""
         if self.recipe is None:
             raise TypeError("this Pipeline was built from parts, so it cannot be loaded again elsewhere; "
                             "build it with nlu_lite.load() or Pipeline.from_spec() to pickle it")

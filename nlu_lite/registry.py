@@ -212,13 +212,17 @@ class Registry:
                     )
             if spec.name in self._models and not replace:
                 raise RegistryError(f"model {spec.name!r} is already registered; pass replace=True")
+            for key in [k for k, name in self._index.items() if name == spec.name]:  # a replaced entry's old aliases
+                del self._index[key], self._spelling[key]
             self._models[spec.name] = spec
             for key, original in zip(keys, (spec.name, *spec.aliases)):
                 self._index[key] = spec.name
                 self._spelling[key] = original
+            self._short = {}  # rebuilt from the index: a replaced alias leaves no stale owner behind
+            for key, name in self._index.items():
                 short = _short_form(key)
                 if short is not None:
-                    self._short.setdefault(short, set()).add(spec.name)
+                    self._short.setdefault(short, set()).add(name)
 
     def __iter__(self):
         return iter(self._models.values())

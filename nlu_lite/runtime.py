@@ -116,7 +116,8 @@ class OnnxEncoder:
         options = session_options(threads=threads, optimization=optimization, enable_arena=enable_arena)
         chosen = check_providers(providers)
         try:
-            session = ort.InferenceSession(str(path), sess_options=options, providers=list(chosen),
+            ort_providers = [(p[0], dict(p[1])) if isinstance(p, tuple) else p for p in chosen]
+            session = ort.InferenceSession(str(path), sess_options=options, providers=ort_providers,
                                            disabled_optimizers=list(DISABLED_OPTIMIZERS))
         except Exception as exc:  # onnxruntime raises its own, unrelated exception types
             from .convert import data_path_for  # only on this error path: no import cost at start-up
@@ -230,7 +231,7 @@ class OnnxEncoder:
 def check_providers(providers: Sequence[Any] | None) -> tuple[Any, ...]:
     """onnxruntime execution providers, checked against this build: names or ``(name, options)`` pairs.
 
-    ``None`` is the CPU. A provider this onnxruntime lacks is an :class:`InputError` listing
+    Returns a hashable tuple (options as sorted ``(key, value)`` pairs). ``None`` is the CPU. A provider this onnxruntime lacks is an :class:`InputError` listing
     the available ones (onnxruntime itself would warn and quietly fall back to the CPU).
     """
     import onnxruntime as ort
@@ -249,7 +250,8 @@ def check_providers(providers: Sequence[Any] | None) -> tuple[Any, ...]:
             hint = " (pip install onnxruntime-gpu for CUDA)" if name.startswith(("CUDA", "Tensorrt")) else ""
             raise InputError(f"execution provider {name!r} is not available in this onnxruntime{hint}; "
                              f"available: {available}")
-        chosen.append((name, dict(entry[1])) if isinstance(entry, (tuple, list)) else name)
+        # options as sorted pairs: the result is hashable (a pipeline's recipe is a dict key)
+        chosen.append((name, tuple(sorted(dict(entry[1]).items()))) if isinstance(entry, (tuple, list)) else name)
     if not chosen:
         raise InputError(f"providers is empty; pass None for the CPU or some of {available}")
     return tuple(chosen)

@@ -8,7 +8,7 @@ context on both sides; later steps keep only owned positions.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -64,11 +64,10 @@ class Sequences:
     piece_start: np.ndarray  # (n_sequences,) int64, global number of the first piece
     owner: np.ndarray  # (n_pieces,) int64
     windowed_unit: np.ndarray  # (n_units,) bool
+    lengths: np.ndarray = field(init=False)  # (n_sequences,) word pieces, framing excluded
 
-    @property
-    def lengths(self) -> np.ndarray:
-        """Word pieces per sequence, framing excluded."""
-        return self.end - self.start
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lengths", self.end - self.start)  # once: every batch reads it
 
     def __len__(self) -> int:
         return len(self.unit)

@@ -85,6 +85,10 @@ def test_providers_reach_onnxruntime_and_a_missing_one_is_refused(tiny_bert_dir,
 
     pipe = nlu_lite.load(path=tiny_bert_dir, providers=["CPUExecutionProvider"])
     assert pipe.encoder.session.get_providers() == ["CPUExecutionProvider"]
+    # (name, options) pairs: kept in the recipe as sorted pairs, so the recipe stays hashable
+    tuned = nlu_lite.load(path=tiny_bert_dir, providers=[("CPUExecutionProvider", {"b": "2", "a": "1"})])
+    assert tuned.recipe.providers == (("CPUExecutionProvider", (("a", "1"), ("b", "2"))),)
+    assert hash(tuned.recipe) and tuned.encoder.session.get_providers() == ["CPUExecutionProvider"]
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         with pytest.raises(InputError, match="onnxruntime-gpu"):
             nlu_lite.load(path=tiny_bert_dir, providers=["CUDAExecutionProvider"])

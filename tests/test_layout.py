@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from nlu_lite import _LAZY
+
 PACKAGE = Path(__file__).parents[1] / "nlu_lite"
 
 # left to right, as docs/DESIGN.md draws it; shared leaves first
@@ -22,7 +24,8 @@ def _step(module: str) -> str:
 
 def _imports(path: Path) -> set[str]:
     """The nlu_lite steps ``path`` imports, at any depth (function-level imports included)."""
-    module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    inside = path.is_relative_to(PACKAGE.parent)
+    module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts) if inside else "nlu_lite.sample"
     package = module.rsplit(".", 1)[0] if path.name != "__init__.py" else module.removesuffix(".__init__")
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -32,6 +35,9 @@ def _imports(path: Path) -> set[str]:
                 found.add(".".join(base + [node.module]))
             else:
                 found.update(".".join(base + [a.name]) for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module == "nlu_lite":
+            # from nlu_lite import pipeline / load: a module, or a lazy export of one
+            found.update("nlu_lite." + (_LAZY[a.name][0] if a.name in _LAZY else a.name) for a in node.names)
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("nlu_lite."):
             found.add(node.module)
         elif isinstance(node, ast.Import):
@@ -56,6 +62,7 @@ def test_no_module_imports_one_to_its_right():
     assert not wrong, wrong
 
 
-def test_the_check_sees_lazy_imports(tmp_path):
-    sample = PACKAGE / "pipeline.py"
-    assert {"artifacts", "convert", "runtime"} <= _imports(sample)  # imported inside from_spec only
+def test_the_check_sees_lazy_and_absolute_imports(tmp_path):
+    assert {"artifacts", "convert", "runtime"} <= _imports(PACKAGE / "pipeline.py")  # inside from_spec only
+    (tmp_path / "sample.py").write_text("def f():\n    from nlu_lite import pipeline, load\n    import nlu_lite.cli\n")
+    assert _imports(tmp_path / "sample.py") == {"pipeline", "api", "cli"}

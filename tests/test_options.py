@@ -50,6 +50,8 @@ WRONG = [
     ("sentence", {"subtoken_pooling": "mean"}, ["subtoken_pooling", "'sentence'", "pooling="]),
     ("document", {"subtoken_pooling": "first"}, ["subtoken_pooling", "'document'"]),
     ("sentence", {"pooling": "avg"}, ["pooling", "'avg'", "'cls'"]),
+    ("sentence", {"pooling": ""}, ["pooling", "''", "'cls'"]),
+    ("token", {"subtoken_pooling": ""}, ["subtoken_pooling", "''"]),
     ("document", {"pooling": None, "normalize": "yes"}, ["normalize", "'yes'"]),
     ("token", {"normalize": 1}, ["normalize", "1"]),
     ("sentence", {"layers": [5]}, ["layers", "5", "0..2"]),
@@ -115,6 +117,10 @@ def test_defaults_come_from_the_model_and_level(pipe):
     assert pipe.resolve_options("token", layers=np.int64(-1)).layers == (-1,)
     assert pipe.resolve_options("sentence", batch_size=np.int32(4)).batch_size == 4
     assert set(OPTION_NAMES) == set(DEFAULTS)
+    assert sentence.window_overlap == 128
+    assert pipe.resolve_options("token", max_length=66).window_overlap == 32  # half of a 64-piece window
+    assert pipe.resolve_options("token", max_length=200).window_overlap == 128  # as before: 128 when it fits
+    assert pipe.resolve_options("token", keep_columns=None).keep_columns is False
 
 
 def test_normalize_applies_at_token_level(pipe):
@@ -137,9 +143,13 @@ def test_keep_columns_that_repeat_output_columns_are_refused(pipe):
     assert "label" in out.columns and "sentence" not in out.columns
 
 
-def test_text_column_and_keep_columns_need_a_dataframe(pipe):
-    with pytest.raises(InputError, match="DataFrame"):
-        pipe.predict(["the dog."], keep_columns=["label"])
+def test_text_column_and_keep_columns_need_a_dataframe(pipe, untouched):
+    calls, rows = untouched
+    with pytest.raises(InputError, match="keep_columns applies to DataFrame"):
+        pipe.predict(rows(), keep_columns=["label"])
+    with pytest.raises(InputError, match="text_column='body' applies to DataFrame"):
+        pipe.predict(rows(), text_column="body")
+    assert calls == {"rows": 0, "encode": 0}
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -152,6 +162,7 @@ def test_text_column_and_keep_columns_need_a_dataframe(pipe):
 def test_options_either_resolve_to_valid_values_or_fail_before_work(pipe, untouched, level, subtoken, pooling,
                                                                     normalize, layers, batch_size):
     calls, rows = untouched
+    calls.update(rows=0, encode=0)  # one fixture serves every example
     options = {"subtoken_pooling": subtoken, "pooling": pooling, "normalize": normalize, "layers": layers,
                "batch_size": batch_size}
     try:
@@ -159,7 +170,7 @@ def test_options_either_resolve_to_valid_values_or_fail_before_work(pipe, untouc
     except InputError:
         with pytest.raises(InputError):
             pipe.predict(rows(5), output_level=level, **options)
-        assert calls["rows"] == 0 and calls["encode"] == 0
+        assert calls == {"rows": 0, "encode": 0}
         return
     # resolved: every value concrete, valid, and meaningful at this level
     assert resolved.output_level == level
@@ -171,3 +182,10 @@ def test_options_either_resolve_to_valid_values_or_fail_before_work(pipe, untouc
     assert all(-3 <= v <= 2 for v in resolved.layers) and resolved.layers
     df = pipe.predict(["the dog runs. It is quick!", ""], output_level=level, **options)
     assert nlu_lite.to_matrix(df).shape[1] == resolved.vector_width
+
+
+def test_methods_that_became_functions_say_where_they_went(pipe):
+    with pytest.raises(AttributeError, match=r"nlu_lite.predict_iter\(pipe"):
+        pipe.predict_iter(["x"])
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        pipe.nonsense

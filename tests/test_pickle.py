@@ -98,27 +98,35 @@ def test_registered_hub_pipeline_unpickles_where_the_alias_is_unknown_and_sends_
     _assert_same_as(pipe, meta, arrays)
 
 
-def test_pickle_round_trip_keeps_settings_and_is_small(tiny_bert_dir, isolated_cache):
+def test_pickle_is_small_and_shares_the_pipeline_already_loaded_here(tiny_bert_dir, isolated_cache):
+    import copy
+
     pipe = nlu_lite.load(path=tiny_bert_dir, threads=1, providers=["CPUExecutionProvider"])
     blob = pickle.dumps(pipe)
     assert len(blob) < 10_000  # the recipe, not the weights
-    back = pickle.loads(blob)
-    assert back.recipe == pipe.recipe and back.model_path == pipe.model_path
-    assert back.encoder.session.get_session_options().intra_op_num_threads == 1
-    np.testing.assert_array_equal(nlu_lite.to_matrix(back.predict(TEXTS)), nlu_lite.to_matrix(pipe.predict(TEXTS)))
+    assert pickle.loads(blob) is pipe and copy.copy(pipe) is pipe  # loaded once per process
+    assert hash(pickle.loads(blob).recipe) == hash(pipe.recipe)  # usable as a cache key
+    other = nlu_lite.load(path=tiny_bert_dir, threads=2)
+    assert pickle.loads(pickle.dumps(other)) is other and other.recipe != pipe.recipe
+    assert other.encoder.session.get_session_options().intra_op_num_threads == 2
 
 
-def _embed(pipe: Pipeline, text: str) -> np.ndarray:
-    return nlu_lite.to_matrix(pipe.predict(text, output_level="sentence"))
+def _embed(pipe: Pipeline, text: str) -> tuple[int, int, np.ndarray]:
+    return os.getpid(), id(pipe), nlu_lite.to_matrix(pipe.predict(text, output_level="sentence"))
 
 
-def test_a_spawned_process_pool_takes_the_pipeline(tiny_bert_dir, isolated_cache, monkeypatch):
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_a_process_pool_takes_the_pipeline_and_loads_it_once_per_worker(tiny_bert_dir, isolated_cache,
+                                                                        monkeypatch, method):
     monkeypatch.setenv("NLU_LITE_OFFLINE", "1")  # inherited by the workers: the cache must suffice
     pipe = nlu_lite.load(path=tiny_bert_dir)
-    with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn")) as pool:
-        got = list(pool.map(_embed, [pipe] * 3, TEXTS))
-    for text, vectors in zip(TEXTS, got):
-        np.testing.assert_array_equal(vectors, _embed(pipe, text))
+    pipe.predict("warm the parent's onnxruntime threads up before a fork")
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context(method)) as pool:
+        got = list(pool.map(_embed, [pipe] * 6, TEXTS * 2, timeout=120))
+    assert len({(pid, ident) for pid, ident, _ in got}) == 1  # six tasks, one worker, one load
+    assert got[0][0] != os.getpid()
+    for text, (_, _, vectors) in zip(TEXTS * 2, got):
+        np.testing.assert_array_equal(vectors, _embed(pipe, text)[2])
 
 
 def test_a_pipeline_built_from_parts_says_how_to_make_it_picklable(tiny_bert_dir, isolated_cache):

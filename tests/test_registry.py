@@ -130,13 +130,20 @@ def test_registry_file_errors(tmp_path):
     assert len(load_registry(good)) == 1
 
 
-def test_a_registered_alias_resolves_as_nlu_spells_it(tiny_bert_dir, isolated_cache):
+@pytest.fixture()
+def scratch_registry():
+    """register_model() writes to the process's registry: start from the packaged one again afterwards."""
+    yield default_registry()
+    default_registry.cache_clear()
+
+
+def test_a_registered_alias_resolves_as_nlu_spells_it(tiny_bert_dir, isolated_cache, scratch_registry):
     import nlu_lite
 
     nlu_lite.register_model("en.embed.my_minilm", path=tiny_bert_dir, replace=True)
     for spelling in ("en.embed.my_minilm", "embed.my_minilm", "my_minilm", "MY_MINILM"):
         assert nlu_lite.load(spelling).spec.alias == "en.embed.my_minilm", spelling
-    with pytest.raises(UnknownModelError, match="my_minilm"):
+    with pytest.raises(UnknownModelError, match="Did you mean: .*en.embed.my_minilm"):
         nlu_lite.load("embed_sentence.my_minilmx")
 
 
@@ -147,6 +154,10 @@ def test_a_short_form_shared_by_two_models_is_ambiguous_not_a_guess():
     with pytest.raises(UnknownModelError, match=r"could mean any of \['en.embed.twin', 'en.embed_sentence.twin'\]"):
         reg.resolve("twin")
     assert "twin" not in reg
+    reg.add(parse_model(_entry(name="b", aliases=["en.embed.other"])), replace=True)  # b gives 'twin' up
+    assert reg.resolve("twin").name == "a" and "en.embed_sentence.twin" not in reg
+    reg.add(parse_model(_entry(name="c", aliases=["en.embed.twin"])), replace=True)  # c takes a's alias
+    assert reg.resolve("twin").name == "c" and reg.resolve("a").name == "a"
 
 
 def test_built_in_short_forms_do_not_change():
