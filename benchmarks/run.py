@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from nlu_lite.pipeline import PredictOptions
+from nlu_lite.options import DEFAULTS as PREDICT_DEFAULTS
 
 from . import corpus as corpora
 from . import models
@@ -269,7 +269,7 @@ def report(meta: dict, results: list[dict], gemm: dict, acc: dict, cold: dict | 
                  f"onnxruntime {m['onnxruntime']}, torch {m['torch']}, transformers {m['transformers']}, "
                  f"tokenizers {m['tokenizers']}. Threads: {meta['threads']} for every system; batch "
                  f"{meta['batch_size']} (nlu_lite: also at most its default max_batch_tokens="
-                 f"{PredictOptions.max_batch_tokens} padded positions); median of {meta['repeats']} timed runs after a warm-up. Load average "
+                 f"{PREDICT_DEFAULTS['max_batch_tokens']} padded positions); median of {meta['repeats']} timed runs after a warm-up. Load average "
                  f"at start {meta['load_start']}, at end {meta['load_end']}. {meta['date']}, "
                  f"{meta['total_min']:.1f} min.")
     lines.append("")
