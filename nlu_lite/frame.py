@@ -52,13 +52,14 @@ def output_columns(level: str, embedding_name: str, *, index_dtype: Any = "int64
     return columns
 
 
-def check_kept_columns(names: list[str], level: str, embedding_name: str) -> None:
+def check_kept_columns(names: list, level: str) -> None:
     """Kept input columns must not repeat predict()'s own: nothing is overwritten or doubled silently."""
-    clash = [n for n in names if n in LEVEL_COLUMNS[level] or n == embedding_name]
+    clash = [n for n in names if n in LEVEL_COLUMNS[level] or (isinstance(n, str) and n.endswith(EMBEDDING_SUFFIX))]
     if clash:
         raise InputError(
-            f"keep_columns would repeat predict()'s own column(s) {clash} at output_level={level!r}; "
-            "rename them first (df.rename(columns={...})) or list the ones to keep: keep_columns=[...]"
+            f"keep_columns would repeat predict()'s own column(s) {clash} at output_level={level!r} (and a "
+            f"frame has exactly one column ending in {EMBEDDING_SUFFIX!r}); rename them first "
+            "(df.rename(columns={...})) or list the ones to keep: keep_columns=[...]"
         )
 
 

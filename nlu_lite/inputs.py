@@ -4,14 +4,19 @@ Accepted: a string; a list, tuple or other iterable of strings; a 1-D numpy arra
 Series (its index becomes ``origin_index``); a pandas DataFrame (the ``text`` column or the
 one named by ``text_column``). The caller's objects are never modified.
 
-Missing values (None, NaN, pd.NA) and empty or whitespace-only strings are kept as rows
-with no text. Any other non-string value raises :class:`InputError` naming its position and
-type, unless ``skip_invalid=True``, in which case it is treated like a missing value (and
-counted in a warning).
+Missing values (None, any float NaN, pd.NA, NaT) and empty or whitespace-only strings are
+kept as rows with no text. Any other non-string value raises :class:`InputError` naming its
+position and type, unless ``skip_invalid=True``, in which case it is treated like a missing
+value (and counted in a warning).
+
+A lone surrogate (``'\ud800'``, what decoding bytes with ``errors='surrogateescape'`` or
+UTF-16 halves leave in a str) is not text any encoder can take: each is replaced by U+FFFD,
+one character for one so every offset stays valid, and the rows are counted in a warning.
 """
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -33,10 +38,15 @@ class Rows:
     extra: pd.DataFrame | None  # other columns to carry alongside, positionally aligned
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _is_missing(value: object) -> bool:
     if value is None or value is pd.NA or value is pd.NaT:
         return True
-    return isinstance(value, float) and np.isnan(value)
+    if isinstance(value, (float, np.floating)):
+        return bool(np.isnan(value))
+    return isinstance(value, (np.datetime64, np.timedelta64)) and bool(np.isnat(value))
 
 
 def to_rows(
@@ -93,9 +103,12 @@ def to_rows(
 
     texts: list[str] = []
     missing = np.zeros(len(values), dtype=bool)
-    skipped = 0
+    skipped = replaced = 0
     for pos, value in enumerate(values):
         if isinstance(value, str):
+            if _SURROGATE.search(value):
+                value = _SURROGATE.sub("\ufffd", value)
+                replaced += 1
             texts.append(value)
             missing[pos] = not value.strip()
         elif _is_missing(value):
@@ -110,6 +123,8 @@ def to_rows(
                 f"row {pos} (index label {index[pos]!r}) is a {type(value).__name__}, not a string: {value!r:.60}. "
                 "Convert it to text, or pass skip_invalid=True to keep such rows with no embedding"
             )
+    if replaced:
+        logger.warning("%d row(s) held lone surrogates (not valid Unicode text): each was replaced by U+FFFD", replaced)
     if skipped:
         logger.warning("skipped %d non-string value(s): their rows get no embedding (NaN / no tokens)", skipped)
     return Rows(texts, index, missing, extra)

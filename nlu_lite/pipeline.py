@@ -32,13 +32,14 @@ import pandas as pd
 
 from .batching import iter_batches
 from .encode import encode_batches
+from .errors import ConversionError
 from .frame import check_kept_columns, output_columns, pooled_frame, token_frame
 from .inputs import to_rows
 from .options import ModelFacts, PredictOptions, resolve_options
 from .pooling import SequencePooler, TokenPooler, normalize_rows
 from .registry import ModelSpec
 from .tokenize import WordPieceTokenizer
-from .units import make_units
+from .units import drop_empty_sentences, make_units
 from .windows import plan_sequences
 
 logger = logging.getLogger(__name__)
@@ -149,6 +150,12 @@ class Pipeline:
         onnx_path = ensure_onnx(folder, precision=precision, graph=graph)
         encoder = OnnxEncoder.from_path(onnx_path, threads=threads, providers=chosen)
         tokenizer = WordPieceTokenizer.from_folder(folder, lowercase=not spec.case_sensitive)
+        rows = getattr(encoder, "vocab_size", None)
+        if rows and tokenizer.vocab_size > rows:
+            raise ConversionError(
+                f"{tokenizer.source} has {tokenizer.vocab_size} entries but the model's embedding table in {folder} "
+                f"has {rows} rows: the tokenizer and the weights come from different models; download the model again"
+            )
         recipe = LoadRecipe(spec, precision, threads, chosen, graph, offline)
         pipe = cls(spec, encoder, tokenizer, source=str(folder), model_path=str(onnx_path), precision=precision,
                    recipe=recipe)
@@ -239,9 +246,13 @@ class Pipeline:
         rows = to_rows(data, text_column=opts.text_column, keep_columns=opts.keep_columns,
                        skip_invalid=opts.skip_invalid)
         if rows.extra is not None:
-            check_kept_columns(list(rows.extra.columns), opts.output_level, self.spec.embedding_column)
+            check_kept_columns(list(rows.extra.columns), opts.output_level)
         units = make_units(rows, opts.output_level)
         pieces = self.tokenizer.encode(units.text)
+        if opts.output_level == "sentence":
+            kept = drop_empty_sentences(units, np.diff(pieces.text_piece_start))
+            if kept is not None:  # rare: re-tokenize the kept sentences
+                units, pieces = kept, self.tokenizer.encode(kept.text)
         framing = self.tokenizer.framing
         seqs = plan_sequences(pieces, opts.max_length - framing.overhead, opts.window_overlap)
         batches = iter_batches(pieces, seqs, framing, batch_size=opts.batch_size,

@@ -127,6 +127,28 @@ def _tuples(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
 
 
+# what each text-like field must be; the rest (ints, bools, sources) are checked where they are parsed
+_STRINGS = {"name", "task", "architecture", "pooling", "subtoken_pooling", "license", "description", "repo",
+            "requirement", "path", "url"}
+_OPTIONAL_STRINGS = {"revision", "sha256"}
+_STRING_LISTS = {"aliases", "files", "weights"}
+
+
+def _check_types(data: Mapping[str, Any], where: str) -> None:
+    """Strings are strings and lists are lists of non-empty strings: ``aliases: en.embed.m`` (a
+    string where a list belongs) would otherwise become one alias per character."""
+    for key, value in data.items():
+        if key in _STRINGS and not isinstance(value, str):
+            raise RegistryError(f"{where}.{key}: expected a string, got {value!r}")
+        if key in _OPTIONAL_STRINGS and value is not None and not isinstance(value, str):
+            raise RegistryError(f"{where}.{key}: expected a string or nothing, got {value!r}")
+        if key in _STRING_LISTS and (not isinstance(value, list)
+                                     or not all(isinstance(v, str) and v.strip() for v in value)):
+            raise RegistryError(f"{where}.{key}: expected a list of non-empty strings, got {value!r}")
+        if key == "size_mb" and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise RegistryError(f"{where}.size_mb: expected a number, got {value!r}")
+
+
 def parse_source(data: Mapping[str, Any], where: str) -> Source:
     """``{hf: {...}}`` / ``{pypi: {...}}`` / ``{url: {...}}`` / ``{local: {...}}`` -> a Source."""
     if not isinstance(data, Mapping) or len(data) != 1:
@@ -138,6 +160,7 @@ def parse_source(data: Mapping[str, Any], where: str) -> Source:
     if not isinstance(body, Mapping):
         raise RegistryError(f"{where}.{kind_name}: expected a mapping, got {type(body).__name__}")
     _check_keys(kind, body, f"{where}.{kind_name}")
+    _check_types(body, f"{where}.{kind_name}")
     return kind(**_tuples(body))
 
 
@@ -152,6 +175,7 @@ def parse_model(data: Mapping[str, Any], where: str = "model") -> ModelSpec:
         raise RegistryError(f"{where}: expected a mapping, got {type(data).__name__}")
     where = f"model {data.get('name', where)!r}"
     _check_keys(ModelSpec, data, where)
+    _check_types({k: v for k, v in data.items() if k != "sources"}, where)
     body = dict(data)
     sources = body.pop("sources")
     if not isinstance(sources, list) or not sources:

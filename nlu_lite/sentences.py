@@ -32,7 +32,9 @@ _NEVER_FINAL = {
 }
 
 _BOUNDARY = re.compile(
-    r"""(?:[.!?…]+["'”’)\]]*)(?=\s+|$)"""  # terminal punctuation, closers, then whitespace or end
+    # terminal punctuation (tried only where a run of it starts: linear even on "......"), closers,
+    # then whitespace or the end
+    r"""(?<![.!?…])(?:[.!?…]+["'”’)\]]*)(?=\s|$)"""
     r"""|[。！？]+["'”’」』)\]]*"""  # CJK stops need no whitespace
     r"""|\n\s*\n""",  # blank line
 )
@@ -40,18 +42,24 @@ _NEXT_STARTS_SENTENCE = re.compile(r"""\s+(?:["'“‘(\[]*[A-Z0-9À-ÖØ-Þ]|["
 _WORD_BEFORE = re.compile(r"""([A-Za-z][A-Za-z.]*)\.$""")
 
 
-def _is_boundary(text: str, match: re.Match) -> bool:
+_LOOKBACK = 128  # the word before a full stop is searched this far back: linear time, whatever the text
+
+
+def _is_boundary(text: str, match: re.Match, text_end: int) -> bool:
+    """Whether ``match`` ends a sentence; ``text_end`` is the text's length without trailing space."""
     punct = match.group()
     end = match.end()
     if punct.startswith("\n") or punct[0] in "。！？":
         return True
-    if end >= len(text.rstrip()):
+    if end >= text_end:
         return True
     if not _NEXT_STARTS_SENTENCE.match(text, end):
         return False
     if punct.rstrip("\"'”’)]") != ".":
         return True  # "!", "?", "...", "?!" before a capital
-    word = _WORD_BEFORE.search(text, 0, match.start() + 1)
+    # an abbreviation or initial is a short run of letters and dots: looking further back only
+    # finds longer runs, which are never in _NEVER_FINAL nor single initials
+    word = _WORD_BEFORE.search(text, max(0, match.start() - _LOOKBACK), match.start() + 1)
     if word is None:
         return True
     token = word.group(1).lower()
@@ -71,8 +79,9 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     """
     spans: list[tuple[int, int]] = []
     start = 0
+    text_end = len(text.rstrip())
     for match in _BOUNDARY.finditer(text):
-        if _is_boundary(text, match):
+        if _is_boundary(text, match, text_end):
             end = match.start() if match.group().startswith("\n") else match.end()
             _append_trimmed(text, start, end, spans)
             start = match.end()

@@ -132,6 +132,7 @@ def predict_to_parquet(pipe: Pipeline, data: object, path: str | os.PathLike, *,
     pq = require("pyarrow.parquet", "parquet", package="pyarrow")
     target = Path(path)
     width = pipe.resolve_options(output_level, **options).vector_width
+    _check_storable_index(data)
     writer = None
     rows = 0
     with atomic_path(target) as tmp:
@@ -153,6 +154,22 @@ def predict_to_parquet(pipe: Pipeline, data: object, path: str | os.PathLike, *,
                 writer.close()
     logger.info("wrote %d rows to %s", rows, target)
     return target
+
+
+def _check_storable_index(data: object) -> None:
+    """A parquet column holds one type: refuse, before any work, index labels that cannot become
+    ``origin_index`` there (predict() itself keeps any labels in an object column)."""
+    index = data.index if isinstance(data, (pd.DataFrame, pd.Series)) else None
+    if index is None:
+        return
+    if isinstance(index, pd.MultiIndex):
+        raise InputError("predict_to_parquet stores origin_index in one column, and this input has a MultiIndex; "
+                         "pass data.reset_index() (and keep_columns=[...] for the levels you need)")
+    if index.dtype == object:
+        kinds = sorted({type(v).__name__ for v in index})
+        if len(kinds) > 1:
+            raise InputError(f"predict_to_parquet stores origin_index in one column, and this input's index mixes "
+                             f"{kinds} labels; make them one type first, e.g. data.index = data.index.astype(str)")
 
 
 def _conform(table, schema):

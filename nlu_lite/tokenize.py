@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ArtifactNotFoundError
+from .errors import ArtifactNotFoundError, ConversionError
 
 
 @dataclass(frozen=True)
@@ -55,12 +55,19 @@ class Framing:
 
 
 class WordPieceTokenizer:
-    """A BERT WordPiece tokenizer that never truncates or pads (windows handle long texts)."""
+    """A BERT WordPiece tokenizer that never truncates or pads (windows handle long texts).
 
-    def __init__(self, tokenizer) -> None:  # a tokenizers.Tokenizer
+    Text is text: a user's ``"[SEP]"`` or ``"[CLS]"`` is tokenized like any other characters
+    (``[``, ``sep``, ``]``, as Spark NLP does), never turned into the control token, so input
+    cannot change the structure of the model's sequence.
+    """
+
+    def __init__(self, tokenizer, *, source: str = "the tokenizer") -> None:  # a tokenizers.Tokenizer
         tokenizer.no_truncation()
         tokenizer.no_padding()
+        tokenizer.encode_special_tokens = True  # special-token strings in the input are ordinary text
         self._tok = tokenizer
+        self.source = source
         self.cls_id = self._special("[CLS]")
         self.sep_id = self._special("[SEP]")
         self.pad_id = self._special("[PAD]")
@@ -69,26 +76,51 @@ class WordPieceTokenizer:
     def _special(self, token: str) -> int:
         token_id = self._tok.token_to_id(token)
         if token_id is None:
-            raise ArtifactNotFoundError(f"the tokenizer's vocabulary has no {token} token; is this a BERT vocab?")
+            raise ConversionError(
+                f"{self.source} has no {token} token, which a BERT vocabulary has; this is not a BERT "
+                "tokenizer, or the file is damaged: download the model again"
+            )
         return token_id
+
+    @property
+    def vocab_size(self) -> int:
+        """Entries, added tokens included: the ids this tokenizer can produce are below it."""
+        return self._tok.get_vocab_size(with_added_tokens=True)
 
     @classmethod
     def from_folder(cls, folder: str | Path, *, lowercase: bool) -> WordPieceTokenizer:
-        """``tokenizer.json`` when the folder has one, else a BERT WordPiece built from ``vocab.txt``."""
+        """``tokenizer.json`` when the folder has one, else a BERT WordPiece built from ``vocab.txt``.
+
+        A file that cannot be read as a tokenizer is a :class:`ConversionError` naming it.
+        """
         from tokenizers import Tokenizer
         from tokenizers.implementations import BertWordPieceTokenizer
 
         folder = Path(folder)
-        if (folder / "tokenizer.json").is_file():
-            return cls(Tokenizer.from_file(str(folder / "tokenizer.json")))
+        path = folder / "tokenizer.json"
+        if path.is_file():
+            try:
+                tokenizer = Tokenizer.from_file(str(path))
+            except Exception as exc:  # tokenizers raises a bare Exception for every parse error
+                raise ConversionError(
+                    f"{path} is not a tokenizer file ({exc}); download the model again, or delete it to "
+                    "fall back to vocab.txt"
+                ) from None
+            return cls(tokenizer, source=str(path))
         vocab = folder / "vocab.txt"
         if not vocab.is_file():
             raise ArtifactNotFoundError(
                 f"{folder} has neither tokenizer.json nor vocab.txt; a BERT model folder needs one of them"
             )
+        try:
+            lines = vocab.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            raise ConversionError(f"{vocab} is not UTF-8 text ({exc}); download the model again") from None
+        if not any(line.strip() for line in lines):
+            raise ConversionError(f"{vocab} is empty; download the model again")
         # BertWordPieceTokenizer wraps a Tokenizer; strip_accents=None follows lowercase, as BERT does
         wrapper = BertWordPieceTokenizer(str(vocab), lowercase=lowercase, strip_accents=None if lowercase else False)
-        return cls(wrapper._tokenizer)
+        return cls(wrapper._tokenizer, source=str(vocab))
 
     def encode(self, texts: list[str]) -> Pieces:
         """Tokenize ``texts`` in one Rust call; no special tokens added."""

@@ -60,3 +60,23 @@ def make_units(rows: Rows, level: str) -> Units:
     if level == "document":
         return document_units(rows)
     return sentence_units(rows, placeholder=level == "sentence")
+
+
+def drop_empty_sentences(units: Units, piece_counts: np.ndarray) -> Units | None:
+    """Sentence level's one rule for text the model cannot see: a sentence with no word pieces
+    (only control or zero-width characters, say) is not a row, unless its row has no sentence
+    with pieces at all; then the row keeps its first unit, whose vector is NaN. Sentence numbers
+    stay consecutive. ``None`` when nothing is dropped (the common case)."""
+    has = piece_counts > 0
+    if has.all():
+        return None
+    rows_with_text = np.unique(units.row[has])
+    first_of_row = np.r_[True, units.row[1:] != units.row[:-1]] if len(units) else np.empty(0, bool)
+    keep = has | (first_of_row & ~np.isin(units.row, rows_with_text))
+    if keep.all():
+        return None
+    row = units.row[keep]
+    starts = np.r_[True, row[1:] != row[:-1]] if len(row) else np.empty(0, bool)
+    group_start = np.maximum.accumulate(np.where(starts, np.arange(len(row)), 0)) if len(row) else row
+    return Units(row, np.arange(len(row), dtype=np.int64) - group_start, units.begin[keep], units.end[keep],
+                 [t for t, k in zip(units.text, keep) if k])

@@ -46,3 +46,29 @@ def test_no_character_is_lost_between_spans():
     spans = split_sentences(text)
     covered = "".join(text[b:e] for b, e in spans)
     assert covered.replace(" ", "") == text.replace(" ", "").replace("\n", "")
+
+
+def _best_seconds(text: str) -> float:
+    import time
+
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        split_sentences(text)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@pytest.mark.parametrize("unit", ["Hello world. ", "Dr. ", ".", "a?!", "x" * 500 + ". ", "\n \t"],
+                         ids=["sentences", "abbreviations", "dots", "marks", "long-words", "whitespace"])
+def test_splitting_is_linear(unit):
+    # the old splitter rescanned the text from 0 at every candidate: 4x the time for 2x the text
+    n = 400_000 // len(unit)
+    small, large = _best_seconds(unit * n), _best_seconds(unit * (2 * n))
+    assert large < 3.0 * small + 0.01, (small, large)
+
+
+def test_a_megabyte_document_splits_into_every_sentence():
+    text = "Hello world. " * 80_000
+    spans = split_sentences(text)
+    assert len(spans) == 80_000 and text[slice(*spans[-1])] == "Hello world."
