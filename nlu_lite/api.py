@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .choices import GRAPH_VARIANTS, PRECISIONS, SENTENCE_POOLINGS, TASKS, check_choice
-from .errors import ArtifactNotFoundError, InputError
+from .errors import ArtifactNotFoundError, ConversionError, InputError
 from .registry import LocalSource, ModelSpec, default_registry
 
 if TYPE_CHECKING:
@@ -79,21 +79,34 @@ def looks_like_folder(alias: str) -> bool:
     return (os.sep in alias or alias.startswith((".", "~"))) and Path(alias).expanduser().is_dir()
 
 
+def _read_json_object(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise ConversionError(f"{path} is not valid JSON ({exc}); download the model again") from None
+    if not isinstance(data, dict):
+        raise ConversionError(f"{path} holds a JSON {type(data).__name__}, not an object; download the model again")
+    return data
+
+
 def _case_sensitive(folder: Path) -> bool:
     """From tokenizer_config.json / tokenizer.json when they say; else from the vocabulary itself."""
     config = folder / "tokenizer_config.json"
     if config.is_file():
-        value = json.loads(config.read_text(encoding="utf-8")).get("do_lower_case")
+        value = _read_json_object(config).get("do_lower_case")
         if isinstance(value, bool):
             return not value
     tok = folder / "tokenizer.json"
     if tok.is_file():
-        normalizer = json.loads(tok.read_text(encoding="utf-8")).get("normalizer") or {}
-        if isinstance(normalizer.get("lowercase"), bool):
+        normalizer = _read_json_object(tok).get("normalizer") or {}
+        if isinstance(normalizer, dict) and isinstance(normalizer.get("lowercase"), bool):
             return not normalizer["lowercase"]
     vocab = folder / "vocab.txt"
     if vocab.is_file():
-        words = [w for w in vocab.read_text(encoding="utf-8").splitlines() if w.isalpha()]
+        try:
+            words = [w for w in vocab.read_text(encoding="utf-8").splitlines() if w.isalpha()]
+        except UnicodeDecodeError as exc:
+            raise ConversionError(f"{vocab} is not UTF-8 text ({exc}); download the model again") from None
         upper = sum(1 for w in words if w[0].isupper())
         return upper > 0.05 * max(len(words), 1)  # a cased BERT vocab has many capitalised words
     return False

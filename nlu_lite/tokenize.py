@@ -118,6 +118,10 @@ class WordPieceTokenizer:
             raise ConversionError(f"{vocab} is not UTF-8 text ({exc}); download the model again") from None
         if not any(line.strip() for line in lines):
             raise ConversionError(f"{vocab} is empty; download the model again")
+        missing = [t for t in ("[CLS]", "[SEP]", "[PAD]", "[UNK]") if t not in set(lines)]
+        if missing:
+            raise ConversionError(f"{vocab} has no {', '.join(missing)} token(s), which a BERT vocabulary has; this "
+                                  "is not a BERT vocabulary, or the file is damaged: download the model again")
         # BertWordPieceTokenizer wraps a Tokenizer; strip_accents=None follows lowercase, as BERT does
         wrapper = BertWordPieceTokenizer(str(vocab), lowercase=lowercase, strip_accents=None if lowercase else False)
         return cls(wrapper._tokenizer, source=str(vocab))
