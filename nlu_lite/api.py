@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .bundle import is_bundle
 from .choices import GRAPH_VARIANTS, PRECISIONS, SENTENCE_POOLINGS, TASKS, check_choice
 from .errors import ArtifactNotFoundError, ConversionError, InputError
 from .registry import LocalSource, ModelSpec, default_registry
@@ -28,23 +29,24 @@ def load(
     *,
     path: str | os.PathLike | None = None,
     offline: bool | None = None,
-    precision: str = "fp32",
+    precision: str | None = None,
     threads: int | None = None,
     providers: Sequence[Any] | None = None,
-    graph: str = "fused",
+    graph: str | None = None,
     progress: bool | None = None,
 ) -> Pipeline:
     """Load a model by NLU alias (or a local checkpoint folder) and return its :class:`Pipeline`.
 
     ``alias``: e.g. ``'en.embed.bert.small_L4_512'``, ``'bert'``, ``'en.embed_sentence.minilm_l6'``
     (the ``en.`` prefix is optional); a path to a folder works too. ``path``: a local folder with
-    ``config.json``, weights and ``vocab.txt``/``tokenizer.json``. ``offline``: never touch the
-    network (also ``NLU_LITE_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``). ``precision``: ``'fp32'`` or
-    ``'int8'`` (dynamic quantisation, done once and cached). ``threads``: onnxruntime intra-op
+    ``config.json``, weights and ``vocab.txt``/``tokenizer.json``, or a bundle written by
+    ``pipe.save(folder)`` (loaded with no network, conversion or write). ``offline``: never touch the
+    network (also ``NLU_LITE_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``). ``precision``: ``'fp32'`` (default) or
+    ``'int8'`` (dynamic quantisation, done once and cached; a bundle has its own). ``threads``: onnxruntime intra-op
     threads (default: all physical cores). ``providers``: onnxruntime execution providers, e.g.
     ``['CUDAExecutionProvider', 'CPUExecutionProvider']`` (default: the CPU); one this
     onnxruntime lacks is an error. ``graph``: the converter's graph variant, ``'fused'``
-    (onnxruntime's fused kernels, the default) or ``'standard'`` (plain ONNX ops).
+    (onnxruntime's fused kernels, the default) or ``'standard'`` (plain ONNX ops; a bundle has its own).
 
     The pipeline pickles: unpickled in another process it loads again from the cache with
     the same settings.
@@ -54,14 +56,23 @@ def load(
     """
     from .pipeline import Pipeline
 
-    check_choice(precision, PRECISIONS, "precision", InputError)
-    check_choice(graph, GRAPH_VARIANTS, "graph", InputError)
+    if precision is not None:
+        check_choice(precision, PRECISIONS, "precision", InputError)
+    if graph is not None:
+        check_choice(graph, GRAPH_VARIANTS, "graph", InputError)
     if threads is not None:
         if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)) or threads < 1:
             raise InputError(f"threads must be a positive integer, or None for one per physical core; got {threads!r}")
         threads = int(threads)
     if path is None and alias is not None and looks_like_folder(alias):
         path = alias
+    if path is not None and is_bundle(path):
+        pipe = Pipeline.from_bundle(path, threads=threads, providers=providers)
+        for name, asked, has in (("precision", precision, pipe.precision), ("graph", graph, pipe.recipe.graph)):
+            if asked is not None and asked != has:
+                raise InputError(f"the bundle {path} holds a {has!r} model; drop {name}={asked!r}, or save a "
+                                 f"bundle from load(..., {name}={asked!r})")
+        return pipe
     if path is not None:
         spec = spec_from_folder(path)
     elif alias is not None:
@@ -70,8 +81,8 @@ def load(
         spec = default_registry().resolve(alias)
     else:
         raise InputError("load() needs an alias, e.g. load('en.embed.minilm_l6'), or path='...'")
-    return Pipeline.from_spec(spec, precision=precision, threads=threads, providers=providers, graph=graph,
-                              offline=offline, progress=progress)
+    return Pipeline.from_spec(spec, precision=precision or "fp32", threads=threads, providers=providers,
+                              graph=graph or "fused", offline=offline, progress=progress)
 
 
 def looks_like_folder(alias: str) -> bool:

@@ -99,6 +99,8 @@ def to_matrix(df: pd.DataFrame | pd.Series, column: str | None = None) -> np.nda
     (3, 384)
     """
     series = df if isinstance(df, pd.Series) else df[column or embedding_column(df)]
+    if isinstance(series.dtype, pd.ArrowDtype) and hasattr(series.dtype.pyarrow_dtype, "list_size"):
+        return arrow_matrix(series)
     cells = series.to_numpy(dtype=object)
     if len(cells) == 0:
         meta = df.attrs.get(ATTRS_KEY) or {}
@@ -107,6 +109,30 @@ def to_matrix(df: pd.DataFrame | pd.Series, column: str | None = None) -> np.nda
         return np.stack(cells).astype(np.float32, copy=False)
     except (ValueError, TypeError) as exc:
         raise InputError(f"column {series.name!r} does not hold vectors of one length: {exc}") from exc
+
+
+def arrow_vectors(matrix: np.ndarray) -> pd.Series:
+    """The rows of ``matrix`` as a pandas column of Arrow ``fixed_size_list<float32>[dim]``.
+
+    For engines that treat object columns as text (Dask converts them to strings); predict()
+    itself returns numpy views. :func:`to_matrix` reads either.
+    """
+    import pyarrow as pa
+
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    values = pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1), type=pa.float32()), matrix.shape[1])
+    return pd.Series(pd.arrays.ArrowExtensionArray(values))
+
+
+def arrow_matrix(series: pd.Series) -> np.ndarray:
+    """The ``(n, dim)`` float32 matrix of an Arrow ``fixed_size_list<float32>`` column, without a per-row copy."""
+    chunked = series.array._pa_array  # a ChunkedArray
+    width = series.dtype.pyarrow_dtype.list_size
+    if chunked.null_count:
+        raise InputError(f"column {series.name!r} has missing vectors; drop those rows first")
+    flat = [chunk.flatten().to_numpy(zero_copy_only=False) for chunk in chunked.chunks]
+    values = np.concatenate(flat) if flat else np.empty(0, np.float32)
+    return values.astype(np.float32, copy=False).reshape(-1, width)
 
 
 @pd.api.extensions.register_dataframe_accessor("nlu")

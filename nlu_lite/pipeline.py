@@ -25,6 +25,7 @@ import os
 import threading
 import weakref
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,7 @@ class LoadRecipe:
     providers: tuple[Any, ...] | None = None
     graph: str = "fused"
     offline: bool | None = None
+    bundle: str | None = None  # a bundle folder (pipe.save): loaded from it, with no network and no writes
 
 
 def _describe_runtime(encoder: Any) -> str:
@@ -89,7 +91,9 @@ def _restore(recipe: LoadRecipe) -> Pipeline:
     key = (os.getpid(), recipe)
     with _LOCK:
         pipe = _LIVE.get(key)
-        if pipe is None:
+        if pipe is None and recipe.bundle is not None:
+            pipe = Pipeline.from_bundle(recipe.bundle, threads=recipe.threads, providers=recipe.providers)
+        elif pipe is None:
             pipe = Pipeline.from_spec(recipe.spec, precision=recipe.precision, threads=recipe.threads,
                                       providers=recipe.providers, graph=recipe.graph, offline=recipe.offline,
                                       progress=False)
@@ -162,6 +166,40 @@ class Pipeline:
         with _LOCK:
             _LIVE[(os.getpid(), recipe)] = pipe
         return pipe
+
+    @classmethod
+    def from_bundle(cls, folder: str | os.PathLike, *, threads: int | None = None, providers: Any = None,
+                    verify: bool = True) -> Pipeline:
+        """Load a bundle written by :meth:`save`: no network, no conversion, no write (the folder may be
+        read-only); every file's size and, with ``verify``, sha256 is checked against the manifest."""
+        from .bundle import read_bundle
+        from .runtime import OnnxEncoder, check_providers
+
+        chosen = None if providers is None else check_providers(providers)
+        bundle = read_bundle(folder, verify=verify)
+        encoder = OnnxEncoder.from_path(bundle.model_path, threads=threads, providers=chosen)
+        tokenizer = WordPieceTokenizer.from_folder(bundle.folder, lowercase=not bundle.spec.case_sensitive)
+        recipe = LoadRecipe(bundle.spec, bundle.precision, threads, chosen, bundle.graph, True,
+                            str(bundle.folder.resolve()))
+        pipe = cls(bundle.spec, encoder, tokenizer, source=f"bundle {bundle.folder}", model_path=str(bundle.model_path),
+                   precision=bundle.precision, recipe=recipe)
+        with _LOCK:
+            _LIVE[(os.getpid(), recipe)] = pipe
+        return pipe
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write a self-contained, read-only-safe bundle of this pipeline to ``folder`` (a new path).
+
+        ``nlu_lite.load(path=folder)`` loads it anywhere: no network, no conversion, no writes.
+
+        >>> pipe.save('bundles/minilm')  # doctest: +SKIP
+        PosixPath('bundles/minilm')
+        """
+        from .bundle import write_bundle
+
+        graph = self.recipe.graph if self.recipe is not None else "fused"
+        return write_bundle(folder, spec=self.spec, model_path=self.model_path, tokenizer=self.tokenizer._tok,
+                            precision=self.precision, graph=graph)
 
     def __getattr__(self, name: str) -> Any:
         if name in _MOVED:

@@ -321,3 +321,14 @@ def load_registry(path: str | os.PathLike | None = None) -> Registry:
 def default_registry() -> Registry:
     """The packaged registry, parsed once per process; ``register_model`` adds to it."""
     return load_registry()
+
+
+def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
+    """The registry entry ``spec`` as ``model_registry.yaml`` writes it; :func:`parse_model` reads it back."""
+    def plain(obj: Any) -> dict[str, Any]:
+        return {f.name: list(v) if isinstance(v := getattr(obj, f.name), tuple) else v
+                for f in dataclasses.fields(obj) if f.init}
+
+    data = plain(spec)
+    data["sources"] = [{source.kind: plain(source)} for source in spec.sources]
+    return data

@@ -12,9 +12,9 @@ PACKAGE = Path(__file__).parents[1] / "nlu_lite"
 # left to right, as docs/DESIGN.md draws it; shared leaves first
 FLOW = [
     "errors", "choices", "_env", "_optional", "cache",
-    "registry", "artifacts", "convert", "runtime",
+    "registry", "artifacts", "convert", "runtime", "bundle",
     "options", "inputs", "sentences", "units", "tokenize", "windows", "batching", "encode", "pooling", "frame",
-    "pipeline", "stream", "api", "viz", "cli",
+    "pipeline", "stream", "api", "runners", "spark", "dask", "viz", "cli",
 ]
 
 

@@ -1,0 +1,107 @@
+"""A self-contained, read-only model bundle: what a Spark executor or Dask worker loads.
+
+``write_bundle`` puts in one folder everything a pipeline needs: the ONNX graph and its
+weights, the tokenizer (as one ``tokenizer.json``), the resolved registry entry, and a
+manifest with each file's size and sha256. ``read_bundle`` loads it with no network, no
+conversion and no write at all, so the folder may be read-only (a Docker layer, an NFS
+share, ``SparkFiles``); it checks every file's size and, unless ``verify=False``, its sha256,
+so a damaged copy is an error, never wrong vectors.
+
+>>> pipe.save('minilm_bundle/')  # doctest: +SKIP
+>>> nlu_lite.load(path='minilm_bundle/')  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .cache import sha256_file
+from .errors import ArtifactNotFoundError, ConversionError, InputError
+from .registry import ModelSpec, parse_model, spec_to_dict
+
+MANIFEST = "nlu_lite_bundle.json"
+BUNDLE_FORMAT = 1
+MODEL_FILES = ("model.onnx", "model.onnx.data", "tokenizer.json")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """What a bundle folder holds, read from its manifest."""
+
+    folder: Path
+    spec: ModelSpec
+    precision: str
+    graph: str
+
+    @property
+    def model_path(self) -> Path:
+        return self.folder / "model.onnx"
+
+
+def is_bundle(folder: str | os.PathLike) -> bool:
+    return (Path(folder) / MANIFEST).is_file()
+
+
+def write_bundle(folder: str | os.PathLike, *, spec: ModelSpec, model_path: str | os.PathLike, tokenizer: Any,
+                 precision: str, graph: str) -> Path:
+    """Write the bundle into ``folder`` (created; it must not exist or be empty), atomically.
+
+    ``tokenizer`` is a ``tokenizers.Tokenizer``. The folder appears complete or not at all:
+    files are written to a scratch folder beside it, which is then renamed.
+    """
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise InputError(f"{folder} exists and is not an empty folder; save the bundle to a new path")
+    model_path = Path(model_path)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        shutil.copyfile(model_path, scratch / "model.onnx")
+        shutil.copyfile(model_path.with_name(model_path.name + ".data"), scratch / "model.onnx.data")
+        tokenizer.save(str(scratch / "tokenizer.json"))
+        files = {name: {"size": (scratch / name).stat().st_size, "sha256": sha256_file(scratch / name)}
+                 for name in MODEL_FILES}
+        manifest = {"format": BUNDLE_FORMAT, "spec": spec_to_dict(spec), "precision": precision, "graph": graph,
+                    "files": files, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        (scratch / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        for path in scratch.iterdir():  # readable by every user of a shared folder, whatever mkdtemp chose
+            path.chmod(0o644)
+        scratch.chmod(0o755)
+        if folder.exists():
+            folder.rmdir()  # empty, checked above
+        os.replace(scratch, folder)
+    finally:
+        if scratch.exists():
+            shutil.rmtree(scratch, ignore_errors=True)
+    return folder
+
+
+def read_bundle(folder: str | os.PathLike, *, verify: bool = True) -> Bundle:
+    """The bundle in ``folder``: every file present with its recorded size, and its sha256 when
+    ``verify`` (about 0.3 s per 100 MB). Nothing is written."""
+    folder = Path(folder)
+    manifest_path = folder / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactNotFoundError(f"{folder} is not an nlu_lite bundle (no {MANIFEST}); make one with "
+                                    "pipe.save(folder)") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConversionError(f"{manifest_path} is damaged ({exc}); save the bundle again") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        raise ConversionError(f"{manifest_path} is not a bundle manifest this nlu_lite reads (format "
+                              f"{BUNDLE_FORMAT}); save the bundle again with this version")
+    for name in MODEL_FILES:
+        path, record = folder / name, manifest["files"].get(name, {})
+        if not path.is_file():
+            raise ArtifactNotFoundError(f"bundle {folder} lacks {name}; copy the whole folder, or save it again")
+        if path.stat().st_size != record.get("size") or (verify and sha256_file(path) != record.get("sha256")):
+            raise ConversionError(f"bundle file {path} differs from its manifest (damaged or replaced); "
+                                  "copy the bundle again, or save it again from the pipeline")
+    return Bundle(folder, parse_model(manifest["spec"], str(manifest_path)), manifest["precision"], manifest["graph"])
