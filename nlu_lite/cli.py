@@ -83,24 +83,57 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 def _cmd_download(args: argparse.Namespace) -> int:
     from .artifacts import download
 
-    for path in download(args.aliases, progress=False if args.no_progress else None):
+    for path in download(args.aliases, progress=False if args.no_progress else None, force=args.force):
         print(path)
     return 0
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from .artifacts import cache_entries, clear_cache
+    from .artifacts import cache_entries, clear_cache, sweep_stale
     from .cache import cache_root
 
     if args.action == "list":
+        swept = sweep_stale()
         entries = cache_entries()
         print(f"cache root: {cache_root()}")
+        if swept:
+            print(f"removed {swept / 1e6:.1f} MB of scratch left by killed downloads or conversions")
         for entry in entries:
             print(_format_entry(entry))
         return 0
+    if args.action == "verify":
+        return _verify_cache(args.alias)
     freed = clear_cache(args.alias)
     print(f"freed {freed / 1e6:.1f} MB")
     return 0
+
+
+def _verify_cache(alias: str | None) -> int:
+    """Read every cached file in full; report and remove what is damaged. Exit status 1 when anything was."""
+    from .artifacts import cache_entries, sweep_stale, verify_entry
+    from .convert.store import verify_conversion
+    from .registry import default_registry
+
+    sweep_stale()
+    entries = cache_entries()
+    if alias is not None:
+        name = default_registry().resolve(alias).alias
+        entries = [e for e in entries if name in e.aliases]
+    damaged = []
+    for entry in entries:
+        problems = verify_conversion(entry.path) if entry.kind == "onnx" else verify_entry(entry)
+        print(f"{'DAMAGED' if problems else 'ok':8} {entry.kind:5} {entry.detail}  {entry.path}")
+        for problem in problems:
+            print(f"           {problem}")
+        if problems:
+            damaged.append(entry)
+    print(f"checked {len(entries)} cache entries: {len(damaged)} damaged")
+    if not damaged:
+        return 0
+    names = sorted({a for e in damaged for a in e.aliases}) or ["ALIAS"]
+    print("Damaged files and conversions were removed. Fetch them again with `nlu-lite download "
+          f"{' '.join(names)}`; the next load converts again.")
+    return 1
 
 
 def _format_entry(entry) -> str:
@@ -160,14 +193,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fused: onnxruntime's Attention/BiasGelu kernels (faster); standard: plain ONNX ops")
     p.set_defaults(func=_cmd_convert)
 
-    p = sub.add_parser("download", help="fetch models into the cache for offline use")
+    p = sub.add_parser("download", help="fetch models into the cache for offline use (damaged cached files are "
+                                        "read in full and fetched again)")
     p.add_argument("aliases", nargs="+")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--force", action="store_true", help="fetch every file again, even those that check out")
     p.set_defaults(func=_cmd_download)
 
-    p = sub.add_parser("cache", help="list or clear cached models")
-    p.add_argument("action", choices=["list", "clear"])
-    p.add_argument("alias", nargs="?", default=None, help="with clear: only this model")
+    p = sub.add_parser("cache", help="list, verify or clear cached models")
+    p.add_argument("action", choices=["list", "verify", "clear"],
+                   help="verify: read every cached file in full, remove damaged ones (exit status 1 if any)")
+    p.add_argument("alias", nargs="?", default=None, help="with verify or clear: only this model")
     p.set_defaults(func=_cmd_cache)
     return parser
 

@@ -297,17 +297,24 @@ def test_ensure_onnx_converts_once_with_manifest(ckpt, isolated_cache, count_con
     assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
 
 
-def test_cached_load_hashes_nothing(ckpt, isolated_cache, monkeypatch):
+def test_cached_load_reads_only_the_small_files(ckpt, isolated_cache, monkeypatch):
+    import nlu_lite.cache as cache
+
+    monkeypatch.setattr(cache, "FULL_CHECK_BYTES", 64 << 10)  # the tiny weights and data count as big files here
+    monkeypatch.setattr(cache, "_SEEN", {})
     ensure_onnx(ckpt)
     hashed = []
-    original = store.sha256_file
-    monkeypatch.setattr(store, "sha256_file", lambda p, *a: hashed.append(Path(p).name) or original(p, *a))
+    original = cache.sha256_file
+    monkeypatch.setattr(cache, "sha256_file", lambda p, *a: hashed.append(Path(p).name) or original(p, *a))
+    monkeypatch.setattr(cache, "_SEEN", {})  # as a new process: only the memo on disk
     ensure_onnx(ckpt)
-    assert hashed == []  # neither the weights (sidecar) nor model.onnx (size + mtime) re-read
+    # config.json and the graph are read in full; the weights and model.onnx.data are known by identity
+    assert sorted(hashed) == ["config.json", "model.onnx"]
     # a touched weights file is hashed again, once; same bytes -> same entry
+    hashed.clear()
     os.utime(ckpt / "model.safetensors", ns=(time.time_ns(), time.time_ns() + 10**9))
     first = ensure_onnx(ckpt)
-    assert hashed == ["model.safetensors"] and first == ensure_onnx(ckpt)
+    assert sorted(hashed) == ["config.json", "model.onnx", "model.safetensors"] and first == ensure_onnx(ckpt)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "same_size", "no_manifest", "bad_manifest", "foreign_manifest", "no_model",

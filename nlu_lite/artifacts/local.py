@@ -5,7 +5,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import ArtifactNotFoundError
+from ..errors import ArtifactNotFoundError, RegistryError
 from ..registry import LocalSource
 from .common import is_complete, missing_files
 
@@ -14,12 +14,22 @@ DEFAULT_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 
 
 def local_path(source: LocalSource) -> Path:
-    """``~`` and ``$VARS`` expanded; a relative path is taken from ``$NLU_LITE_HOME`` when set."""
+    """``~`` and ``$VARS`` expanded; a relative path is taken from ``$NLU_LITE_HOME`` when set.
+
+    A relative path may not climb out with ``..`` (it would land outside ``NLU_LITE_HOME``):
+    that is a :class:`RegistryError`.
+    """
     path = Path(os.path.expandvars(source.path)).expanduser()
+    if path.is_absolute():
+        return path
+    if ".." in path.parts:
+        raise RegistryError(
+            f"local path {source.path!r} climbs out of {ENV_HOME} with '..'; a relative registry path must stay "
+            f"inside {ENV_HOME}. Write the folder's absolute path in the registry entry, or move the folder under "
+            f"{ENV_HOME} and give its path from there."
+        )
     home = os.environ.get(ENV_HOME)
-    if not path.is_absolute() and home:
-        path = Path(home).expanduser() / path
-    return path
+    return Path(home).expanduser() / path if home else path
 
 
 def check_folder(
@@ -48,9 +58,12 @@ def check_folder(
 
 
 def cached(source: LocalSource) -> Path | None:
-    folder = local_path(source)
+    try:
+        folder = local_path(source)
+    except RegistryError:  # get() raises it, among the sources' failures
+        return None
     return folder if is_complete(folder, source.files, source.weights) else None
 
 
-def get(source: LocalSource, *, progress: bool, refresh: bool) -> Path:
+def get(source: LocalSource, *, progress: bool, refresh: bool, force: bool = False) -> Path:
     return check_folder(local_path(source), source.files, source.weights)

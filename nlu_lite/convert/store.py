@@ -12,14 +12,17 @@ in large chunks: after the first call most of it is resident anyway.)
 
 Both files are written under temporary names and renamed into place, the data file
 first; the manifest is written last. An entry counts only when its manifest matches what
-we expect and records both files' size, mtime and sha256: a truncated or replaced file,
-or a missing/foreign manifest, makes ``ensure_onnx`` convert again.
+we expect and both files have the size and sha256 it records: a truncated, damaged or
+replaced file, or a missing/foreign/damaged manifest, makes ``ensure_onnx`` convert again
+(logged as a warning), so a damaged cache repairs itself instead of failing every load.
 
-Cold start: hashing a 90-400 MB weights file costs 0.1-0.5 s, so each source file's
-sha256 is remembered in a small sidecar (``onnx/hashes/<hash of path>.json``) keyed by
-(absolute path, size, mtime_ns); it is recomputed only when one of those changes. The
-model file is likewise trusted when its size and mtime_ns match the manifest; only when
-they differ is its sha256 recomputed and compared.
+What a cached load reads (``cache.file_digest``): the graph (``model.onnx``, 18 KB for MiniLM) and
+``config.json`` in full; ``model.onnx.data`` and the weights (90-400 MB, 0.1-0.5 s to hash)
+only when their identity (inode, size, mtime, ctime) changed since last read, so any write
+through the file system, even one that restores mtime, is caught. Before converting, the
+source files are read in full once more: bytes that changed under an unchanged identity are
+an :class:`IntegrityError`, never a model built from them. ``verify_conversion`` reads
+everything (``nlu-lite cache verify``).
 """
 from __future__ import annotations
 
@@ -28,14 +31,17 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..cache import atomic_path, cache_root, lock_for, sha256_file
+from filelock import Timeout
+
+from ..cache import atomic_path, cache_root, file_digest, forget_digest, lock_for, sweep_scratch
 from ..choices import GRAPH_VARIANTS, PRECISIONS, GraphVariant, Precision
-from ..errors import ConversionError
+from ..errors import ConversionError, IntegrityError
 from .bert import CONVERTER_VERSION, DEFAULT_GRAPH, METADATA_KEY, OPSET, build_model, read_config
 from .weights import load_weights, weights_file
 
@@ -185,27 +191,21 @@ def _write_json(path: Path, data: dict) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def source_sha256(path: str | os.PathLike, base: Path) -> str:
-    """sha256 of ``path``, remembered under ``base/hashes`` by (path, size, mtime_ns)."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    memo = base / "hashes" / (hashlib.sha256(str(path).encode("utf-8")).hexdigest()[:32] + ".json")
-    known = _read_json(memo)
-    if known and known.get("path") == str(path) and known.get("size") == stat.st_size \
-            and known.get("mtime_ns") == stat.st_mtime_ns and isinstance(known.get("sha256"), str):
-        return known["sha256"]
-    digest = sha256_file(path)
-    if path.stat().st_mtime_ns == stat.st_mtime_ns:  # unchanged while we read it
-        _write_json(memo, {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest})
-    return digest
+def source_sha256(path: str | os.PathLike, memo: Path | None = None, *, reread: bool = False) -> str:
+    """sha256 of a source file, remembered by its identity (see :func:`nlu_lite.cache.file_digest`).
+
+    It names the conversion (its key); the bytes themselves are checked where they are used: by
+    ``fetch`` for a downloaded model, and in full before any conversion (``_check_sources``).
+    """
+    return file_digest(path, memo=memo, reread=reread, lookup=not reread)
 
 
-def _expected(folder: Path, precision: str, graph: str, base: Path) -> dict:
+def _expected(folder: Path, precision: str, graph: str, memo: Path | None) -> dict:
     sources = {}
     for path in (folder / "config.json", weights_file(folder)):
         if not path.is_file():
             raise ConversionError(f"no {path.name} in {folder}")
-        sources[path.name] = source_sha256(path, base)
+        sources[path.name] = source_sha256(path, memo)
     return {
         "format": MANIFEST_FORMAT,
         "converter_version": CONVERTER_VERSION,
@@ -220,28 +220,64 @@ def _entry_key(expected: dict) -> str:
     return hashlib.sha256(json.dumps(expected, sort_keys=True).encode("utf-8")).hexdigest()[:24]
 
 
-def _file_record(path: Path) -> dict:
+def _file_record(path: Path, memo: Path | None) -> dict:
     stat = path.stat()
-    return {"file": path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256_file(path)}
+    return {"file": path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+            "sha256": file_digest(path, memo=memo, reread=True)}  # remembered: the next load need not read it
 
 
-def _matches(path: Path, record: object) -> bool:
-    if not isinstance(record, dict) or record.get("file") != path.name or not path.is_file():
-        return False
-    stat = path.stat()
-    if stat.st_size != record.get("size"):
-        return False
-    if stat.st_mtime_ns == record.get("mtime_ns"):
-        return True
-    return sha256_file(path) == record.get("sha256")  # touched or copied: trust only the bytes
+def _mismatch(path: Path, record: object, memo: Path | None, full: bool) -> str | None:
+    """Why ``path`` is not the file ``record`` describes; ``None`` when it is."""
+    if not isinstance(record, dict) or record.get("file") != path.name:
+        return f"the manifest has no record of {path.name}"
+    try:
+        size = path.stat().st_size
+        if size != record.get("size"):
+            return f"{path.name} has {size} bytes, the manifest says {record.get('size')}"
+        digest = file_digest(path, memo=memo, reread=full)
+    except OSError as exc:
+        return f"{path.name} cannot be read ({exc.strerror or exc})"
+    if digest != record.get("sha256"):
+        return f"{path.name} has sha256 {digest}, the manifest says {record.get('sha256')}"
+    return None
 
 
-def _is_valid(entry: Path, expected: dict) -> bool:
+def _entry_problem(entry: Path, expected: dict | None, memo: Path | None, full: bool = False) -> str | None:
+    """Why the entry cannot be used (``None``: it can). ``expected=None``: check it against its own key."""
     manifest = _read_json(entry / "manifest.json")
-    if manifest is None or {k: manifest.get(k) for k in expected} != expected:
-        return False
+    if manifest is None:
+        return "manifest.json is missing or unreadable"
+    if expected is None:
+        own = {k: manifest.get(k) for k in ("format", "converter_version", "opset", "precision", "graph", "sources")}
+        if _entry_key(own) != entry.name:
+            return "manifest.json does not describe this entry (its fields were changed)"
+    elif {k: manifest.get(k) for k in expected} != expected:
+        return "manifest.json describes another conversion"
     model = entry / "model.onnx"
-    return _matches(model, manifest.get("model")) and _matches(data_path_for(model), manifest.get("data"))
+    return _mismatch(model, manifest.get("model"), memo, full) or \
+        _mismatch(data_path_for(model), manifest.get("data"), memo, full)
+
+
+def _check_sources(folder: Path, expected: dict, memo: Path | None) -> None:
+    """Read the source files in full before converting: bytes that changed under an unchanged
+    identity (a disk error, or a tool that restores timestamps) must not become a model."""
+    for name, remembered in expected["sources"].items():
+        path = folder / name
+        actual = source_sha256(path, memo, reread=True)
+        if actual != remembered:
+            forget_digest(path, memo=memo)
+            raise IntegrityError(
+                f"{path} changed without its size or times changing (sha256 {remembered} when last read, now "
+                f"{actual}): it is damaged (disk or copy error) or was rewritten by a tool that restores timestamps. "
+                "Nothing was converted. For a downloaded model run `nlu-lite download ALIAS --force` (or "
+                "`nlu-lite cache verify`); for your own folder, load again to use the new bytes."
+            )
+
+
+def _sweep_entry(entry: Path) -> None:
+    """Scratch a killed conversion left in ``entry`` (we hold its lock: no live writer)."""
+    if entry.is_dir():
+        sweep_scratch(entry.iterdir(), entry / "model.onnx", held=True)
 
 
 def onnx_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -263,23 +299,66 @@ def ensure_onnx(folder: str | os.PathLike, *, precision: Precision = "fp32", cac
     _check_options(precision, graph)
     folder = Path(folder).resolve()
     base = onnx_cache_dir(cache_dir)
+    memo = None if cache_dir is None else base / "hashes"
     read_config(folder)  # a clear error for a folder that is not a checkpoint, before hashing
-    expected = _expected(folder, precision, graph, base)
+    expected = _expected(folder, precision, graph, memo)
     entry = base / _entry_key(expected)
     model = entry / "model.onnx"
-    if _is_valid(entry, expected):
+    problem = _entry_problem(entry, expected, memo)
+    if problem is None:
         return model
-    with lock_for(model):
-        if _is_valid(entry, expected):  # another process finished it while we waited
+    if entry.exists():
+        logger.warning("cached ONNX model %s cannot be used (%s); converting again", entry, problem)
+    try:
+        lock = lock_for(model)
+        lock.acquire()
+    except OSError as exc:  # a read-only cache with no usable entry
+        raise ConversionError(
+            f"the ONNX model for {folder} is not in the conversion cache {base} ({problem}), and that folder "
+            f"is not writable ({exc.strerror or exc}). Set NLU_LITE_CACHE to a writable folder, or load the model "
+            "once where the cache is writable and copy the cache here."
+        ) from exc
+    try:
+        if _entry_problem(entry, expected, memo) is None:  # another process finished it while we waited
             return model
+        _sweep_entry(entry)
+        _check_sources(folder, expected, memo)
         (entry / "manifest.json").unlink(missing_ok=True)  # the entry is invalid until rewritten
         if precision == "int8":
-            fp32 = ensure_onnx(folder, precision="fp32", cache_dir=base, graph=graph)
+            fp32 = ensure_onnx(folder, precision="fp32", cache_dir=cache_dir, graph=graph)
             quantize_int8(fp32, model)
         else:
             convert_checkpoint(folder, model, precision="fp32", graph=graph)
-        manifest = {**expected, "source_folder": str(folder), "model": _file_record(model),
-                    "data": _file_record(data_path_for(model)), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        manifest = {**expected, "source_folder": str(folder), "model": _file_record(model, memo),
+                    "data": _file_record(data_path_for(model), memo),
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         _write_json(entry / "manifest.json", manifest)
+    finally:
+        lock.release()
     logger.info("cached ONNX model for %s at %s", folder, model)
     return model
+
+
+def verify_conversion(entry: str | os.PathLike, *, remove: bool = True) -> list[str]:
+    """Read a conversion cache entry in full; what is wrong with it (empty: nothing).
+
+    Its manifest must describe the entry (its key) and both files must have the recorded size
+    and sha256. A damaged entry is removed (``remove``), unless a process is converting it now;
+    the next load converts it again. What ``nlu-lite cache verify`` runs.
+    """
+    entry = Path(entry)
+    problem = _entry_problem(entry, None, None, full=True)
+    if problem is None:
+        return []
+    if remove:
+        lock = lock_for(entry / "model.onnx")
+        try:
+            lock.acquire(timeout=0)
+        except (Timeout, OSError) as exc:  # being converted now, or a read-only folder: report, do not remove
+            logger.debug("not removing %s: %r", entry, exc)
+            return [problem]
+        try:
+            shutil.rmtree(entry)
+        finally:
+            lock.release()
+    return [problem]
