@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,58 @@ ACTIVATIONS = _EXACT_GELU + _TANH_GELU + ("relu",)
 _MASK_VALUE = -10000.0  # added to masked keys' scores: exp() of it is 0 in float32
 
 
+# Limits on config.json's sizes: far above any BERT-family model (BERT-large: 30,522 x 1,024,
+# 24 layers, 335 M parameters), low enough that a hostile config cannot make us build huge
+# tables or lists before the weights are looked at. Values outside them are refused by name.
+CONFIG_LIMITS = {
+    "vocab_size": 1 << 24,
+    "hidden_size": 1 << 16,
+    "num_hidden_layers": 1 << 10,
+    "num_attention_heads": 1 << 10,
+    "intermediate_size": 1 << 18,
+    "max_position_embeddings": 1 << 20,
+    "type_vocab_size": 1 << 10,
+}
+MAX_PARAMETERS = 1 << 32  # 4.3 billion: 13x BERT-large
+MAX_CONFIG_BYTES = 16 << 20  # a config.json is a few KB; a label map may make it a few hundred
+_BERT_BASE = {"vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+              "intermediate_size": 3072, "max_position_embeddings": 512, "type_vocab_size": 2}
+_DEFAULTS = {"max_position_embeddings": 512, "type_vocab_size": 2}
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _size_field(data: Mapping[str, Any], field: str, where: str) -> int:
+    """A positive whole number within ``CONFIG_LIMITS``: no float, bool, string, NaN or infinity."""
+    if field not in data:
+        if field in _DEFAULTS:
+            return _DEFAULTS[field]
+        raise ConversionError(
+            f"{where} lacks the field {field!r} that a BERT config has; add it (BERT-base has "
+            f"{field}={_BERT_BASE[field]}) or download the checkpoint again"
+        )
+    value, limit = data[field], CONFIG_LIMITS[field]
+    if type(value) is not int or not 1 <= value <= limit:
+        raise ConversionError(
+            f"{where}: {field} is {_shown(value)}, but it must be a whole number from 1 to {limit:,} "
+            f"(BERT-base has {_BERT_BASE[field]}); fix {field} in {where} or download the checkpoint again"
+        )
+    return value
+
+
+def _eps_field(data: Mapping[str, Any], where: str) -> float:
+    value = data.get("layer_norm_eps", 1e-12)
+    if type(value) not in (int, float) or not 0 < value < 1:  # NaN fails both comparisons
+        raise ConversionError(
+            f"{where}: layer_norm_eps is {_shown(value)}, but it must be a number between 0 and 1 "
+            f"(BERT uses 1e-12); fix layer_norm_eps in {where} or download the checkpoint again"
+        )
+    return float(value)
+
+
 @dataclass(frozen=True)
 class BertConfig:
     """The architecture fields of a BERT-family ``config.json`` that the graph depends on."""
@@ -64,70 +116,95 @@ class BertConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "config.json") -> BertConfig:
-        """Validate a transformers BERT config; errors name the field and what is supported."""
+        """Validate a transformers BERT config; errors name the field, its allowed values and the fix."""
+        if not isinstance(data, Mapping):
+            raise ConversionError(
+                f"{where} holds a JSON {type(data).__name__}, not an object with BERT's fields (hidden_size, "
+                "num_hidden_layers, ...); download the checkpoint again"
+            )
         model_type = data.get("model_type", "bert")
         if model_type != "bert":
             raise ConversionError(
-                f"{where}: model_type {model_type!r} is not supported; nlu_lite converts BERT "
+                f"{where}: model_type {_shown(model_type)} is not supported; nlu_lite converts BERT "
                 "checkpoints (model_type 'bert', which includes MiniLM-style BERTs)"
             )
         position = data.get("position_embedding_type", "absolute")
         if position != "absolute":
-            raise ConversionError(f"{where}: position_embedding_type {position!r} is not supported; only 'absolute'")
+            raise ConversionError(f"{where}: position_embedding_type {_shown(position)} is not supported; only 'absolute'")
         act = data.get("hidden_act", "gelu")
-        if act not in ACTIVATIONS:
-            raise ConversionError(f"{where}: hidden_act {act!r} is not supported; use one of {list(ACTIVATIONS)}")
-        try:
-            config = cls(
-                vocab_size=int(data["vocab_size"]),
-                hidden_size=int(data["hidden_size"]),
-                num_layers=int(data["num_hidden_layers"]),
-                num_heads=int(data["num_attention_heads"]),
-                intermediate_size=int(data["intermediate_size"]),
-                hidden_act=act,
-                layer_norm_eps=float(data.get("layer_norm_eps", 1e-12)),
-                max_position_embeddings=int(data.get("max_position_embeddings", 512)),
-                type_vocab_size=int(data.get("type_vocab_size", 2)),
-            )
-        except KeyError as exc:
-            raise ConversionError(f"{where} lacks the field {exc.args[0]!r} that a BERT config has") from None
-        except (TypeError, ValueError) as exc:
-            raise ConversionError(f"{where}: a size field is not a number ({exc})") from None
+        if not isinstance(act, str) or act not in ACTIVATIONS:
+            raise ConversionError(f"{where}: hidden_act {_shown(act)} is not supported; use one of {list(ACTIVATIONS)}")
+        sizes = {field: _size_field(data, field, where) for field in CONFIG_LIMITS}
+        config = cls(
+            vocab_size=sizes["vocab_size"],
+            hidden_size=sizes["hidden_size"],
+            num_layers=sizes["num_hidden_layers"],
+            num_heads=sizes["num_attention_heads"],
+            intermediate_size=sizes["intermediate_size"],
+            hidden_act=act,
+            layer_norm_eps=_eps_field(data, where),
+            max_position_embeddings=sizes["max_position_embeddings"],
+            type_vocab_size=sizes["type_vocab_size"],
+        )
         if config.hidden_size % config.num_heads:
             raise ConversionError(
-                f"{where}: hidden_size {config.hidden_size} is not divisible by num_attention_heads {config.num_heads}"
+                f"{where}: hidden_size {config.hidden_size} is not divisible by num_attention_heads {config.num_heads}; "
+                f"fix num_attention_heads in {where} (BERT-base has 768 / 12) or download the checkpoint again"
+            )
+        count = parameter_count(config, with_pooler=True)
+        if count > MAX_PARAMETERS:
+            raise ConversionError(
+                f"{where}: vocab_size, hidden_size, num_hidden_layers and intermediate_size imply {count:,} "
+                f"parameters, more than the {MAX_PARAMETERS:,} nlu_lite converts (BERT-large has 335 M); "
+                f"fix the sizes in {where} or download the checkpoint again"
             )
         return config
 
 
 def read_config(folder: str | os.PathLike) -> BertConfig:
-    """The :class:`BertConfig` of a checkpoint folder's ``config.json``."""
+    """The :class:`BertConfig` of a checkpoint folder's ``config.json``.
+
+    Every size is checked (a whole number within ``CONFIG_LIMITS``) before anything is
+    built from it; errors name the file, the field and the fix.
+
+    >>> read_config("all-MiniLM-L6-v2/").hidden_size  # doctest: +SKIP
+    384
+    """
     path = Path(folder) / "config.json"
     if not path.is_file():
         raise ArtifactNotFoundError(f"no config.json in {folder}: point nlu_lite at a transformers checkpoint folder")
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConversionError(f"{path} is {size:,} bytes, not a BERT config (a few KB); download the checkpoint again")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise ConversionError(f"{path} is not valid JSON ({exc}); download the checkpoint again") from None
     return BertConfig.from_dict(data, str(path))
 
 
-def expected_shapes(config: BertConfig, *, with_pooler: bool) -> dict[str, tuple[int, ...]]:
-    """BertModel's weight names and shapes for ``config`` (torch Linear layout: [out, in])."""
-    h, i = config.hidden_size, config.intermediate_size
-    shapes: dict[str, tuple[int, ...]] = {
-        "embeddings.word_embeddings.weight": (config.vocab_size, h),
-        "embeddings.position_embeddings.weight": (config.max_position_embeddings, h),
-        "embeddings.token_type_embeddings.weight": (config.type_vocab_size, h),
+def _sizes(config: BertConfig) -> dict[str, int]:
+    return {"vocab_size": config.vocab_size, "hidden_size": config.hidden_size,
+            "intermediate_size": config.intermediate_size,
+            "max_position_embeddings": config.max_position_embeddings, "type_vocab_size": config.type_vocab_size}
+
+
+def _layout(num_layers: int, *, with_pooler: bool) -> dict[str, tuple[str, ...]]:
+    """BertModel's weight names, each dimension named by the config field that sets it ([out, in])."""
+    h, i = "hidden_size", "intermediate_size"
+    layout: dict[str, tuple[str, ...]] = {
+        "embeddings.word_embeddings.weight": ("vocab_size", h),
+        "embeddings.position_embeddings.weight": ("max_position_embeddings", h),
+        "embeddings.token_type_embeddings.weight": ("type_vocab_size", h),
         "embeddings.LayerNorm.weight": (h,),
         "embeddings.LayerNorm.bias": (h,),
     }
-    for n in range(config.num_layers):
+    for n in range(num_layers):
         p = f"encoder.layer.{n}."
         for part in ("query", "key", "value"):
-            shapes[f"{p}attention.self.{part}.weight"] = (h, h)
-            shapes[f"{p}attention.self.{part}.bias"] = (h,)
-        shapes.update({
+            layout[f"{p}attention.self.{part}.weight"] = (h, h)
+            layout[f"{p}attention.self.{part}.bias"] = (h,)
+        layout.update({
             f"{p}attention.output.dense.weight": (h, h),
             f"{p}attention.output.dense.bias": (h,),
             f"{p}attention.output.LayerNorm.weight": (h,),
@@ -140,30 +217,89 @@ def expected_shapes(config: BertConfig, *, with_pooler: bool) -> dict[str, tuple
             f"{p}output.LayerNorm.bias": (h,),
         })
     if with_pooler:
-        shapes["pooler.dense.weight"] = (h, h)
-        shapes["pooler.dense.bias"] = (h,)
-    return shapes
+        layout["pooler.dense.weight"] = (h, h)
+        layout["pooler.dense.bias"] = (h,)
+    return layout
+
+
+def expected_shapes(config: BertConfig, *, with_pooler: bool) -> dict[str, tuple[int, ...]]:
+    """BertModel's weight names and shapes for ``config`` (torch Linear layout: [out, in])."""
+    sizes, layout = _sizes(config), _layout(config.num_layers, with_pooler=with_pooler)
+    return {name: tuple(sizes[f] for f in dims) for name, dims in layout.items()}
+
+
+def parameter_count(config: BertConfig, *, with_pooler: bool) -> int:
+    """How many numbers the weights of ``config`` hold: the sum over :func:`expected_shapes`, without building it."""
+    h, i = config.hidden_size, config.intermediate_size
+    embeddings = (config.vocab_size + config.max_position_embeddings + config.type_vocab_size + 2) * h
+    layer = 4 * (h * h + h) + 2 * h + (i * h + i) + (h * i + h) + 2 * h
+    return embeddings + config.num_layers * layer + (h * h + h if with_pooler else 0)
+
+
+def _layers_present(names: Iterable[str]) -> set[int]:
+    found = set()
+    for name in names:
+        parts = name.split(".", 3)
+        if len(parts) == 4 and parts[:2] == ["encoder", "layer"] and parts[2].isdecimal() and len(parts[2]) < 7:
+            found.add(int(parts[2]))
+    return found
+
+
+def _check_layer_count(config: BertConfig, names: Iterable[str], config_name: str, weights_name: str) -> None:
+    present = _layers_present(names)
+    if not present or max(present) + 1 == config.num_layers:
+        return  # no layers at all: the missing-weights check below says so
+    n, want = max(present) + 1, config.num_layers
+    if n < want:
+        problem = f"{weights_name} lacks encoder.layer.{n} to encoder.layer.{want - 1}: it holds {n} layer(s)"
+    else:
+        problem = f"{weights_name} holds {n} layers (up to encoder.layer.{n - 1})"
+    raise ConversionError(
+        f"{config_name}: num_hidden_layers is {want} but {problem}. Set num_hidden_layers to {n} in "
+        f"{config_name} if these weights are right; otherwise the config and the weights belong to different models"
+    )
+
+
+def check_shapes(config: BertConfig, shapes: Mapping[str, Sequence[int]], *, config_name: str = "config.json",
+                 weights_name: str = "the weights") -> bool:
+    """Raise :class:`ConversionError` unless the weights' ``shapes`` are the ones ``config`` implies.
+
+    Needs only names and shapes (a safetensors header, a pickle's tensor records): it runs
+    before any tensor data is read. The error names the config field that disagrees. Returns
+    whether a pooler is present.
+    """
+    _check_layer_count(config, shapes, config_name, weights_name)
+    with_pooler = "pooler.dense.weight" in shapes
+    layout = _layout(config.num_layers, with_pooler=with_pooler)
+    missing = [k for k in layout if k not in shapes]
+    if missing:
+        found = ", ".join(sorted(shapes)[:4]) or "nothing"
+        raise ConversionError(
+            f"{weights_name} lacks {len(missing)} BertModel weight(s) that {config_name} implies, e.g. {missing[:3]}; "
+            f"found {found}... Is this a BERT checkpoint, and does {config_name} belong to it?"
+        )
+    sizes = _sizes(config)
+    wrong = [(k, tuple(shapes[k]), dims) for k, dims in layout.items() if tuple(shapes[k]) != tuple(sizes[f] for f in dims)]
+    if not wrong:
+        return with_pooler
+    name, got, dims = wrong[0]
+    want = tuple(sizes[f] for f in dims)
+    if len(got) != len(want):
+        raise ConversionError(
+            f"{weights_name}: weight {name} has shape {got} but {config_name} implies {want} "
+            f"({len(wrong)} mismatched); the config and the weights belong to different models"
+        )
+    field, value = next((f, g) for f, w, g in zip(dims, want, got) if w != g)
+    raise ConversionError(
+        f"{weights_name}: weight {name} has shape {got} but {config_name} implies {want} from {field}={sizes[field]} "
+        f"({len(wrong)} mismatched). Set {field} to {value} in {config_name} if these weights are right; "
+        "otherwise the config and the weights belong to different models"
+    )
 
 
 def check_weights(config: BertConfig, weights: Mapping[str, np.ndarray]) -> bool:
     """Raise :class:`ConversionError` unless ``weights`` fit ``config``; return whether a pooler is present."""
-    with_pooler = "pooler.dense.weight" in weights
-    expected = expected_shapes(config, with_pooler=with_pooler)
-    missing = [k for k in expected if k not in weights]
-    if missing:
-        found = ", ".join(sorted(weights)[:4]) or "nothing"
-        raise ConversionError(
-            f"the checkpoint lacks {len(missing)} BertModel weight(s), e.g. {missing[:3]}; found {found}... "
-            "Is this a BERT checkpoint, and does config.json match it?"
-        )
-    wrong = [(k, weights[k].shape, shape) for k, shape in expected.items() if tuple(weights[k].shape) != shape]
-    if wrong:
-        name, got, want = wrong[0]
-        raise ConversionError(
-            f"weight {name} has shape {got} but config.json implies {want} "
-            f"({len(wrong)} mismatched); the config and weights belong to different models"
-        )
-    return with_pooler
+    return check_shapes(config, {name: array.shape for name, array in weights.items()})
 
 
 class _Builder:
