@@ -2,7 +2,8 @@
 
 ``write_bundle`` puts in one folder everything a pipeline needs: the ONNX graph and its
 weights, the tokenizer (as one ``tokenizer.json``), the resolved registry entry, and a
-manifest with each file's size and sha256. ``read_bundle`` loads it with no network, no
+manifest with each file's size and sha256 (and a sha256 of the model description itself).
+``read_bundle`` loads it with no network, no
 conversion and no write at all, so the folder may be read-only (a Docker layer, an NFS
 share, ``SparkFiles``); it checks every file's size and, unless ``verify=False``, its sha256,
 so a damaged copy is an error, never wrong vectors.
@@ -12,6 +13,7 @@ so a damaged copy is an error, never wrong vectors.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -44,6 +46,10 @@ class Bundle:
         return self.folder / "model.onnx"
 
 
+def _digest(data: dict) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()
+
+
 def is_bundle(folder: str | os.PathLike) -> bool:
     return (Path(folder) / MANIFEST).is_file()
 
@@ -67,12 +73,13 @@ def write_bundle(folder: str | os.PathLike, *, spec: ModelSpec, model_path: str 
         tokenizer.save(str(scratch / "tokenizer.json"))
         files = {name: {"size": (scratch / name).stat().st_size, "sha256": sha256_file(scratch / name)}
                  for name in MODEL_FILES}
-        manifest = {"format": BUNDLE_FORMAT, "spec": spec_to_dict(spec), "precision": precision, "graph": graph,
-                    "files": files, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        described = {"spec": spec_to_dict(spec), "precision": precision, "graph": graph}
+        manifest = {"format": BUNDLE_FORMAT, **described, "described_sha256": _digest(described), "files": files,
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         (scratch / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        for path in scratch.iterdir():  # readable by every user of a shared folder, whatever mkdtemp chose
-            path.chmod(0o644)
-        scratch.chmod(0o755)
+        umask = os.umask(0)
+        os.umask(umask)
+        scratch.chmod(0o777 & ~umask)  # mkdtemp made it 0700; the files already follow the umask
         if folder.exists():
             folder.rmdir()  # empty, checked above
         os.replace(scratch, folder)
@@ -97,8 +104,14 @@ def read_bundle(folder: str | os.PathLike, *, verify: bool = True) -> Bundle:
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
         raise ConversionError(f"{manifest_path} is not a bundle manifest this nlu_lite reads (format "
                               f"{BUNDLE_FORMAT}); save the bundle again with this version")
+    described = {k: manifest.get(k) for k in ("spec", "precision", "graph")}
+    files = manifest.get("files")
+    if manifest.get("described_sha256") != _digest(described) or not isinstance(files, dict):
+        raise ConversionError(f"{manifest_path} is damaged (its model description does not match its checksum); "
+                              "copy the bundle again, or save it again from the pipeline")
     for name in MODEL_FILES:
-        path, record = folder / name, manifest["files"].get(name, {})
+        path, record = folder / name, files.get(name)
+        record = record if isinstance(record, dict) else {}
         if not path.is_file():
             raise ArtifactNotFoundError(f"bundle {folder} lacks {name}; copy the whole folder, or save it again")
         if path.stat().st_size != record.get("size") or (verify and sha256_file(path) != record.get("sha256")):

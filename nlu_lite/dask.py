@@ -4,7 +4,7 @@
 >>> out = nlu_lite.dask.predict(ddf, 'en.embed.minilm_l6', output_level='sentence')  # doctest: +SKIP
 >>> out.compute().reset_index()  # predict()'s frame  # doctest: +SKIP
 
-Each partition goes through predict() on a worker, ``batch_rows`` rows at a time; the
+Each partition goes through predict() on a worker, 1,000 rows at a time; the
 pipeline travels as its read-only bundle (:meth:`nlu_lite.Pipeline.save`, on storage the
 workers can read), which a worker loads once, at start through a worker plugin when a
 distributed client is running, else on its first task. The result is indexed by
@@ -26,8 +26,8 @@ from ._optional import require
 from .errors import InputError
 from .frame import arrow_vectors, to_matrix
 from .pipeline import Pipeline
-from .runners import (DEFAULT_BATCH_ROWS, ID_COLUMN, as_pipeline, bundle_for, check_runner_options, predict_frame,
-                      worker_pipeline)
+from .runners import (DEFAULT_BATCH_ROWS, ID_COLUMN, as_pipeline, bundle_for, bundle_id, check_runner_options,
+                      check_threads, predict_frame, worker_pipeline)
 
 PLUGIN_NAME = "nlu_lite-preload"
 
@@ -42,7 +42,7 @@ def meta(alias_or_pipe: str | Pipeline, output_level: str | None = None, *, inde
     import pyarrow as pa
 
     pipe = as_pipeline(alias_or_pipe)
-    level = check_runner_options(pipe, output_level, options)
+    level = check_runner_options(pipe, output_level, options, list(kept or ()))
     columns = pipe.output_columns(level, index_dtype=index_dtype)
     width = pipe.resolve_options(level, **options).vector_width
     columns[pipe.spec.embedding_column] = pd.ArrowDtype(pa.list_(pa.float32(), width))
@@ -52,10 +52,10 @@ def meta(alias_or_pipe: str | Pipeline, output_level: str | None = None, *, inde
     return pd.DataFrame(data, index=index)
 
 
-def _partition(pdf: pd.DataFrame, bundle: str, threads: int | None, level: str, text_col: str, kept: list[str],
-               id_col: str | None, options: dict[str, Any], start: int | None) -> pd.DataFrame:
+def _partition(pdf: pd.DataFrame, bundle: str, expected: str, threads: int | None, level: str, text_col: str,
+               kept: list[str], id_col: str | None, options: dict[str, Any], start: int | None) -> pd.DataFrame:
     """One partition through predict(), ``DEFAULT_BATCH_ROWS`` rows at a time, indexed by origin label."""
-    pipe = worker_pipeline(bundle, threads)
+    pipe = worker_pipeline(bundle, threads, expected)
     if id_col is not None:
         ids = pdf[id_col].to_numpy()
     elif start is not None:
@@ -87,12 +87,14 @@ def predict(ddf, alias_or_pipe: str | Pipeline, output_level: str | None = None,
     from dask import delayed
 
     pipe = as_pipeline(alias_or_pipe)
-    level = check_runner_options(pipe, output_level, predict_options)
-    kept = list(keep_columns or ())
+    kept = [keep_columns] if isinstance(keep_columns, str) else list(keep_columns or ())
+    level = check_runner_options(pipe, output_level, predict_options, kept)
+    threads = check_threads(threads)
     unknown = [c for c in [text_col, *kept, *([id_col] if id_col else [])] if c not in ddf.columns]
     if unknown:
         raise InputError(f"unknown column(s) {unknown}; the Dask DataFrame has {list(ddf.columns)}")
     bundle = str(bundle_for(pipe))
+    expected = bundle_id(bundle)
     _preload_on_workers(bundle, threads)
     n = ddf.npartitions
     starts: list[int | None] = [None] * n
@@ -109,7 +111,7 @@ def predict(ddf, alias_or_pipe: str | Pipeline, output_level: str | None = None,
             divisions = tuple(offsets[:-1]) + (offsets[-1] - 1,)
     empty = meta(pipe, level, index_dtype=index_dtype, kept={c: ddf[c].dtype for c in kept}, **predict_options)
     options = dict(predict_options)
-    parts = [delayed(_partition)(part, bundle, threads, level, text_col, kept, id_col, options, start)
+    parts = [delayed(_partition)(part, bundle, expected, threads, level, text_col, kept, id_col, options, start)
              for part, start in zip(ddf.to_delayed(), starts)]
     return dd.from_delayed(parts, meta=empty, divisions=divisions, verify_meta=False)
 

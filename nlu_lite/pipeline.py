@@ -104,6 +104,19 @@ def _restore(recipe: LoadRecipe) -> Pipeline:
     return pipe
 
 
+def _check_parts(spec: ModelSpec, encoder: Any, tokenizer: WordPieceTokenizer, folder: Any) -> None:
+    """The loaded parts agree: a mismatch would give wrong vectors or fail mid-predict."""
+    rows = getattr(encoder, "vocab_size", None)
+    if rows and tokenizer.vocab_size > rows:
+        raise ConversionError(
+            f"{tokenizer.source} has {tokenizer.vocab_size} entries but the model's embedding table in {folder} "
+            f"has {rows} rows: the tokenizer and the weights come from different models; download the model again"
+        )
+    if encoder.hidden_size != spec.dim:
+        raise ConversionError(f"the model in {folder} has {encoder.hidden_size}-dim states but its entry says "
+                              f"dim={spec.dim}; fix the registry entry (or register_model's dim=)")
+
+
 # methods that became functions over a pipeline (the layout keeps pipeline.py left of them)
 _MOVED = {
     "predict_iter": "nlu_lite.predict_iter(pipe, data, chunk_size=...)",
@@ -154,12 +167,7 @@ class Pipeline:
         onnx_path = ensure_onnx(folder, precision=precision, graph=graph)
         encoder = OnnxEncoder.from_path(onnx_path, threads=threads, providers=chosen)
         tokenizer = WordPieceTokenizer.from_folder(folder, lowercase=not spec.case_sensitive)
-        rows = getattr(encoder, "vocab_size", None)
-        if rows and tokenizer.vocab_size > rows:
-            raise ConversionError(
-                f"{tokenizer.source} has {tokenizer.vocab_size} entries but the model's embedding table in {folder} "
-                f"has {rows} rows: the tokenizer and the weights come from different models; download the model again"
-            )
+        _check_parts(spec, encoder, tokenizer, folder)
         recipe = LoadRecipe(spec, precision, threads, chosen, graph, offline)
         pipe = cls(spec, encoder, tokenizer, source=str(folder), model_path=str(onnx_path), precision=precision,
                    recipe=recipe)
@@ -179,6 +187,7 @@ class Pipeline:
         bundle = read_bundle(folder, verify=verify)
         encoder = OnnxEncoder.from_path(bundle.model_path, threads=threads, providers=chosen)
         tokenizer = WordPieceTokenizer.from_folder(bundle.folder, lowercase=not bundle.spec.case_sensitive)
+        _check_parts(bundle.spec, encoder, tokenizer, bundle.folder)
         recipe = LoadRecipe(bundle.spec, bundle.precision, threads, chosen, bundle.graph, True,
                             str(bundle.folder.resolve()))
         pipe = cls(bundle.spec, encoder, tokenizer, source=f"bundle {bundle.folder}", model_path=str(bundle.model_path),

@@ -6,14 +6,15 @@
 
 The pipeline is saved once as a read-only bundle (:meth:`nlu_lite.Pipeline.save`) and shipped
 with ``SparkContext.addFile``; each Python worker loads it once (no network, no conversion,
-no write) and keeps it for every later task and job. Rows go through ``mapInPandas`` (one
-input row may become many output rows), ``batch_rows`` at a time, so a worker's memory is
-bounded by one batch's frame whatever Arrow hands it. Needs the ``spark`` extra (pyspark ≥ 4,
+no write) and keeps it for every later task and job. Rows go through ``mapInArrow`` (one
+input row may become many output rows; the vectors leave as one Arrow float buffer per
+batch), ``batch_rows`` at a time, so a worker's memory is bounded by one batch's frame
+whatever Arrow hands it. Needs the ``spark`` extra (pyspark ≥ 4,
 Python ≥ 3.11) and, on the workers, ``PYSPARK_PYTHON`` pointing at a Python with nlu-lite.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,10 @@ import pandas as pd
 
 from ._optional import require
 from .errors import InputError
+from .frame import to_matrix
 from .pipeline import Pipeline
-from .runners import ID_COLUMN, DEFAULT_BATCH_ROWS, as_pipeline, bundle_for, check_runner_options, predict_frame, worker_pipeline
-
-# --- Spark ----------------------------------------------------------------------------------
+from .runners import (DEFAULT_BATCH_ROWS, ID_COLUMN, as_pipeline, bundle_for, bundle_id, check_runner_options,
+                      check_threads, predict_frame, worker_pipeline)
 
 
 def _spark_type(dtype: Any):
@@ -43,7 +44,7 @@ def schema(alias_or_pipe: str | Pipeline, output_level: str | None = None, *, id
     """
     types = require("pyspark.sql.types", "spark", package="pyspark")
     pipe = as_pipeline(alias_or_pipe)
-    level = check_runner_options(pipe, output_level, options)
+    level = check_runner_options(pipe, output_level, options, [f.name for f in kept])
     fields = [types.StructField(ID_COLUMN, id_type or types.LongType(), True), *kept]
     for name, dtype in list(pipe.output_columns(level).items())[1:]:
         if name == pipe.spec.embedding_column:
@@ -69,8 +70,9 @@ def predict(sdf, alias_or_pipe: str | Pipeline, output_level: str | None = None,
     functions = require("pyspark.sql.functions", "spark", package="pyspark")
     types = require("pyspark.sql.types", "spark", package="pyspark")
     pipe = as_pipeline(alias_or_pipe)
-    level = check_runner_options(pipe, output_level, predict_options)
-    kept = list(keep_columns or ())
+    kept = [keep_columns] if isinstance(keep_columns, str) else list(keep_columns or ())
+    level = check_runner_options(pipe, output_level, predict_options, kept)
+    threads = check_threads(threads)
     if text_col not in sdf.columns:
         raise InputError(f"the Spark DataFrame has no {text_col!r} column (columns: {sdf.columns}); pass text_col=")
     if not isinstance(sdf.schema[text_col].dataType, types.StringType):
@@ -89,31 +91,57 @@ def predict(sdf, alias_or_pipe: str | Pipeline, output_level: str | None = None,
         sdf = sdf.withColumn(id_source, functions.monotonically_increasing_id())
     out_schema = schema(pipe, level, id_type=sdf.schema[id_source].dataType,
                         kept=[sdf.schema[c] for c in kept], **predict_options)
-    name = _ship(session, bundle_for(pipe))
+    bundle = bundle_for(pipe)
+    name, expected = _ship(session, bundle), bundle_id(bundle)
     options = dict(predict_options)
+    arrow_schema = require("pyspark.sql.pandas.types", "spark", package="pyspark").to_arrow_schema(out_schema)
+    column = pipe.spec.embedding_column
 
-    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def run(batches):
+        # Arrow in and out (mapInArrow): the vectors go to Spark as one float buffer per batch,
+        # not converted row by row from numpy objects as mapInPandas would
         from pyspark import SparkFiles
 
-        worker = worker_pipeline(SparkFiles.get(name), threads)
-        for pdf in batches:
+        worker = worker_pipeline(SparkFiles.get(name), threads, expected)
+        for batch in batches:
+            pdf = batch.to_pandas()
             for start in range(0, len(pdf), batch_rows):
                 part = pdf.iloc[start:start + batch_rows]
                 frame = predict_frame(worker, part, ids=part[id_source].to_numpy(), text_col=text_col, kept=kept,
                                       output_level=level, options=options)
-                yield frame.reset_index(drop=True)
+                yield _record_batch(frame, arrow_schema, column)
 
     columns = list(dict.fromkeys([id_source, text_col, *kept]))
-    return sdf.select(*columns).mapInPandas(run, out_schema)
+    return sdf.select(*columns).mapInArrow(run, out_schema)
 
 
-_SHIPPED: set[tuple[int, str]] = set()
+def _record_batch(frame: pd.DataFrame, schema, column: str):
+    """predict()'s frame as an Arrow record batch of ``schema``; the vectors without a per-row copy."""
+    import numpy as np
+    import pyarrow as pa
+
+    arrays = []
+    for field in schema:
+        if field.name == column:
+            matrix = to_matrix(frame, column)
+            width = matrix.shape[1]
+            offsets = pa.array(np.arange(0, len(matrix) * width + 1, width, dtype=np.int32))
+            arrays.append(pa.ListArray.from_arrays(offsets, pa.array(matrix.reshape(-1), type=pa.float32()),
+                                                   type=field.type))
+        else:
+            values = frame[field.name]
+            values = values.to_numpy(dtype=object) if pa.types.is_string(field.type) else values
+            arrays.append(pa.array(values, type=field.type, from_pandas=True))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+_SHIPPED: set[tuple[str, str]] = set()  # (application id, bundle folder) already added
 
 
 def _ship(session, bundle: Path) -> str:
-    """``addFile`` the bundle folder once per SparkContext; workers find it by its folder name."""
+    """``addFile`` the bundle folder once per Spark application; workers find it by its folder name."""
     context = session.sparkContext
-    key = (id(context), str(bundle))
+    key = (context.applicationId, str(bundle))
     if key not in _SHIPPED:
         context.addFile(str(bundle), recursive=True)
         _SHIPPED.add(key)

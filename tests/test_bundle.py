@@ -31,7 +31,10 @@ def test_a_bundle_holds_everything_and_nothing_else(saved):
                                                         "tokenizer.json"]
     manifest = json.loads((folder / "nlu_lite_bundle.json").read_text())
     assert manifest["precision"] == "int8" and manifest["spec"]["name"] == pipe.spec.name
-    assert all(oct(p.stat().st_mode)[-3:] == "644" for p in folder.iterdir())  # readable by other users
+    umask = os.umask(0)
+    os.umask(umask)
+    assert all(p.stat().st_mode & 0o777 == 0o666 & ~umask for p in folder.iterdir())  # the umask, as any file
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~umask
     with pytest.raises(InputError, match="not an empty folder"):
         pipe.save(folder)
 
@@ -40,12 +43,13 @@ _CHILD = textwrap.dedent("""
     import json, pickle, sys
     import numpy as np
     import nlu_lite.convert.store as store
-    import nlu_lite.artifacts.fetching as fetching
+    from nlu_lite.pipeline import Pipeline
 
     def refuse(*args, **kwargs):
-        raise AssertionError("a bundle load converted or fetched")
+        raise AssertionError("a bundle load converted, fetched or went through the cache")
 
-    store.convert_checkpoint = store.quantize_int8 = store.ensure_onnx = fetching.fetch = refuse
+    store.convert_checkpoint = store.quantize_int8 = refuse
+    Pipeline.from_spec = classmethod(refuse)  # the only way to the network and the conversion cache
     import nlu_lite
 
     folder, texts, out = sys.argv[1:4]
@@ -80,12 +84,22 @@ def test_a_read_only_bundle_loads_offline_without_conversion_in_a_fresh_process(
     (lambda f: _flip(f / "tokenizer.json"), ConversionError),
     (lambda f: (f / "model.onnx").unlink(), ArtifactNotFoundError),
     (lambda f: (f / "nlu_lite_bundle.json").write_text("{"), ConversionError),
-], ids=["truncated-data", "flipped-data", "flipped-tokenizer", "missing-graph", "broken-manifest"])
+    (lambda f: _edit_manifest(f, lambda m: m["spec"].update(pooling="max")), ConversionError),
+    (lambda f: _edit_manifest(f, lambda m: m.pop("files")), ConversionError),
+], ids=["truncated-data", "flipped-data", "flipped-tokenizer", "missing-graph", "broken-manifest", "edited-spec",
+        "no-file-records"])
 def test_a_damaged_bundle_is_refused_never_used(saved, damage, error):
     _, folder = saved
     damage(folder)
     with pytest.raises(error, match=str(folder)):
         nlu_lite.load(path=folder)
+
+
+def _edit_manifest(folder, change):
+    path = folder / "nlu_lite_bundle.json"
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    path.write_text(json.dumps(manifest))
 
 
 def _flip(path):
@@ -103,3 +117,21 @@ def test_bundle_pipelines_pickle_and_settings_are_checked(saved):
                                   nlu_lite.to_matrix(pipe.predict(TEXTS[:2])))
     with pytest.raises(InputError, match="holds a 'int8' model"):
         nlu_lite.load(path=folder, precision="fp32")
+
+
+def test_a_worker_reloads_a_bundle_saved_again_and_refuses_a_stale_copy(tiny_bert_dir, isolated_cache, tmp_path):
+    from conftest import build_bert_checkpoint
+
+    from nlu_lite.runners import bundle_id, worker_pipeline
+
+    first = nlu_lite.load(path=tiny_bert_dir).save(tmp_path / "b")
+    expected = bundle_id(first)
+    pipe = worker_pipeline(first, 1, expected)
+    assert worker_pipeline(first, 1, expected) is pipe  # once per process
+    shutil.rmtree(first)
+    other = nlu_lite.load(path=build_bert_checkpoint(tmp_path / "other", seed=7)).save(tmp_path / "b")
+    with pytest.raises(InputError, match="not the one the driver shipped"):
+        worker_pipeline(other, 1, expected)
+    again = worker_pipeline(other, 1, bundle_id(other))
+    assert again is not pipe
+    assert not np.array_equal(nlu_lite.to_matrix(again.predict("the dog")), nlu_lite.to_matrix(pipe.predict("the dog")))

@@ -35,8 +35,8 @@ def test_every_level_equals_predict_with_the_inputs_divisions(client, tiny, leve
     ddf = dd.from_pandas(data.set_index("id", drop=False), npartitions=3)
     out = nlu_lite.dask.predict(ddf, tiny, level, keep_columns=["label", "score"])
     assert out.known_divisions and out.divisions == ddf.divisions
-    assert list(out._meta.columns) == list(out.compute().columns)
     got = out.compute()
+    assert dict(out._meta.dtypes) == dict(got.dtypes) and out._meta.index.dtype == got.index.dtype
     for p in range(out.npartitions):  # every partition's labels lie within its divisions
         part = out.get_partition(p).compute()
         if len(part):
@@ -72,3 +72,11 @@ def test_meta_matches_and_options_fail_before_running(client, tiny):
     empty = nlu_lite.dask.meta(tiny, "token", subtoken_pooling="first_last")
     assert nlu_lite.to_matrix(empty).shape == (0, 64)
     assert np.dtype(empty.index.dtype) == np.int64 and empty.index.name == "origin_index"
+
+
+@pytest.mark.slow
+def test_real_minilm_on_dask(client, minilm_dir):
+    pipe = nlu_lite.load(path=minilm_dir)
+    data = rows()
+    out = nlu_lite.dask.predict(dd.from_pandas(data, npartitions=3), pipe, "token", id_col="id", progress=True)
+    assert_same_as_predict(pipe, out.compute().reset_index(), data, "token", [])

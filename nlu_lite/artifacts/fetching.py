@@ -85,6 +85,8 @@ def _fetch(spec: ModelSpec, *, offline: bool | None, progress: bool | None, refr
         found = _check_cached(source, folder, full=refresh)
         if found:
             found = _discard_damage(source, folder, found)
+            if not found and _kind(source).cached(source) is None:
+                continue  # another process removed the damage while we waited, and is fetching it again
         if found:
             logger.warning("%s: cached files were damaged, %s:\n  %s", spec.alias,
                            "and were removed" if is_offline else "fetching them again", "\n  ".join(map(str, found)))
