@@ -178,3 +178,14 @@ def isolated_cache(tmp_path, monkeypatch) -> Path:
     monkeypatch.delenv("NLU_LITE_OFFLINE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     return root
+
+
+@pytest.fixture(scope="module")
+def tiny_pipe(tiny_bert_dir, tmp_path_factory):
+    """The tiny BERT loaded once per test module, from a cache of its own, progress bars off."""
+    import nlu_lite
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NLU_LITE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        mp.setenv("NLU_LITE_PROGRESS", "0")
+        yield nlu_lite.load(path=tiny_bert_dir)

@@ -19,11 +19,8 @@ from nlu_lite.registry import parse_model
 
 
 @pytest.fixture(scope="module")
-def pipe(tiny_bert_dir, tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NLU_LITE_CACHE", str(tmp_path_factory.mktemp("cache")))
-        mp.setenv("NLU_LITE_PROGRESS", "0")
-        yield nlu_lite.load(path=tiny_bert_dir)
+def pipe(tiny_pipe):
+    return tiny_pipe
 
 
 def _nan_rows(df: pd.DataFrame) -> list[bool]:

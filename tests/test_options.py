@@ -15,11 +15,8 @@ from nlu_lite.options import DEFAULTS, OPTION_NAMES
 
 
 @pytest.fixture(scope="module")
-def pipe(tiny_bert_dir, tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NLU_LITE_CACHE", str(tmp_path_factory.mktemp("cache")))
-        mp.setenv("NLU_LITE_PROGRESS", "0")
-        yield nlu_lite.load(path=tiny_bert_dir)
+def pipe(tiny_pipe):
+    return tiny_pipe
 
 
 @pytest.fixture()
