@@ -34,7 +34,8 @@ PLUGIN_NAME = "nlu_lite-preload"
 
 def meta(alias_or_pipe: str | Pipeline, output_level: str | None = None, *, index_dtype: Any = "int64",
          kept: dict[str, Any] | None = None, **options: Any) -> pd.DataFrame:
-    """The empty frame (columns, dtypes, index) :func:`predict` returns, computed without running anything.
+    """The empty frame (columns, dtypes, index) :func:`predict` returns, computed without running a task
+    (an alias is loaded first, to know the model's width and columns).
 
     The embedding column is Arrow ``fixed_size_list<float32>[dim]`` (Dask turns object columns
     into strings); :func:`nlu_lite.to_matrix` reads it as the usual ``(n, dim)`` matrix.

@@ -37,7 +37,8 @@ def _spark_type(dtype: Any):
 
 def schema(alias_or_pipe: str | Pipeline, output_level: str | None = None, *, id_type: Any = None,
            kept: Sequence[Any] = (), **options: Any):
-    """The ``StructType`` :func:`predict` returns, computed without running anything.
+    """The ``StructType`` :func:`predict` returns, computed without running a Spark job (an alias is
+    loaded first, to know the model's width and columns).
 
     ``id_type``: the Spark type of ``origin_index`` (``bigint`` by default: the ids Spark
     makes). ``kept``: ``StructField`` s of the kept columns, in order.
