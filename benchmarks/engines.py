@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
     pipe = nlu_lite.load(path=model, threads=2)
     pipe.predict(texts[:64])
-    single = _timed(lambda: pipe.predict(texts, output_level="token"), repeats)
+    single = _timed(lambda: pipe.predict(texts, output_level="token", deduplicate=False), repeats)
     rows.append({"system": "predict(), one process, 2 threads", "times": single, "start": None, "first": None})
     log(f"single process: {statistics.median(single):.2f} s")
 
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     tiny.count()
 
     def spark_job(data):
-        nlu_lite.spark.predict(data, pipe, "token").write.format("noop").mode("overwrite").save()
+        nlu_lite.spark.predict(data, pipe, "token", deduplicate=False).write.format("noop").mode("overwrite").save()
 
     first = _timed(lambda: spark_job(sdf), 1)[0]
     times = _timed(lambda: spark_job(sdf), repeats)
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         small = dd.from_pandas(frame.iloc[:4], npartitions=1).persist()
 
         def dask_job(data):
-            nlu_lite.dask.predict(data, pipe, "token").map_partitions(len).compute()
+            nlu_lite.dask.predict(data, pipe, "token", deduplicate=False).map_partitions(len).compute()
 
         first = _timed(lambda: dask_job(ddf), 1)[0]
         times = _timed(lambda: dask_job(ddf), repeats)

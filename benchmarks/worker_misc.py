@@ -146,7 +146,7 @@ def profile(folder: str, texts_path: str, threads: int) -> dict:
     pipe.predict(texts[:64], output_level="token", progress=False)  # warm-up, not counted below
     warm_calls = len(shapes)
     t = time.perf_counter()
-    pipe.predict(texts, output_level="token", progress=False)
+    pipe.predict(texts, output_level="token", progress=False, deduplicate=False)
     wall = time.perf_counter() - t
     trace = Path(session.end_profiling())
     events = json.loads(trace.read_text(encoding="utf-8"))

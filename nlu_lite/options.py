@@ -50,6 +50,8 @@ class PredictOptions:
         a window of 128 pieces or fewer).
     progress: tqdm progress bar (None: for long inputs, unless NLU_LITE_PROGRESS=0).
     skip_invalid: keep non-string values as rows without text instead of raising.
+    deduplicate: embed each distinct sentence (document, at document level) once per call and
+        copy its vectors to every repeat; exact, since a unit is one sequence on its own.
     """
 
     output_level: str
@@ -65,6 +67,7 @@ class PredictOptions:
     window_overlap: int
     progress: bool | None
     skip_invalid: bool
+    deduplicate: bool = True
     dim: int = 0  # the model's hidden size
 
     @property
@@ -77,7 +80,7 @@ class PredictOptions:
 DEFAULTS: dict[str, Any] = {
     "text_column": None, "keep_columns": False, "subtoken_pooling": None, "pooling": None, "normalize": None,
     "layers": (-1,), "batch_size": 32, "max_batch_tokens": 1024, "max_length": None, "window_overlap": None,
-    "progress": None, "skip_invalid": False,
+    "progress": None, "skip_invalid": False, "deduplicate": True,
 }
 OPTION_NAMES: tuple[str, ...] = tuple(DEFAULTS)
 
@@ -96,6 +99,12 @@ def _optional_bool(name: str, value: object) -> bool | None:
     if value is None or isinstance(value, (bool, np.bool_)):
         return None if value is None else bool(value)
     raise InputError(f"{name} must be True, False or None; got {value!r}")
+
+
+def _required_bool(name: str, value: object) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise InputError(f"{name} must be True or False; got {value!r}")
 
 
 def _layers(value: object, num_layers: int) -> tuple[int, ...]:
@@ -206,6 +215,7 @@ def resolve_options(spec: ModelSpec, facts: ModelFacts, output_level: str | None
         window_overlap=int(overlap),
         progress=_optional_bool("progress", given["progress"]),
         skip_invalid=bool(_optional_bool("skip_invalid", given["skip_invalid"])),
+        deduplicate=_required_bool("deduplicate", given["deduplicate"]),
         dim=facts.hidden_size,
     )
 

@@ -295,18 +295,22 @@ class Pipeline:
         if rows.extra is not None:
             check_kept_columns(list(rows.extra.columns), opts.output_level)
         units = make_units(rows, opts.output_level)
-        pieces = self.tokenizer.encode(units.text)
+        distinct, pieces = self._distinct_pieces(units, opts.deduplicate)
         if opts.output_level == "sentence":
-            kept = drop_empty_sentences(units, np.diff(pieces.text_piece_start))
-            if kept is not None:  # rare: re-tokenize the kept sentences
-                units, pieces = kept, self.tokenizer.encode(kept.text)
+            counts = np.diff(pieces.text_piece_start)
+            kept = drop_empty_sentences(units, counts if distinct is None else counts[distinct])
+            if kept is not None:  # rare: tokenize the kept sentences again
+                units = kept
+                distinct, pieces = self._distinct_pieces(units, opts.deduplicate)
+        # every step below works on distinct texts: a repeated sentence is embedded once
         framing = self.tokenizer.framing
         seqs = plan_sequences(pieces, opts.max_length - framing.overhead, opts.window_overlap)
         batches = iter_batches(pieces, seqs, framing, batch_size=opts.batch_size,
                                max_batch_tokens=opts.max_batch_tokens)
+        reused = 0 if distinct is None else len(units) - (len(pieces.text_piece_start) - 1)
+        desc = f"nlu_lite {self.spec.alias}" + (f" ({reused:,} repeats embedded once)" if reused else "")
         encoded = encode_batches(self.encoder, batches, n_sequences=len(seqs), layers=opts.layers,
-                                 pooler=opts.pooling == "pooler", progress=opts.progress,
-                                 desc=f"nlu_lite {self.spec.alias}")
+                                 pooler=opts.pooling == "pooler", progress=opts.progress, desc=desc)
         width = self.encoder.hidden_size
         if opts.output_level == "token":
             tokens = TokenPooler(pieces.word, pieces.n_words, width, opts.subtoken_pooling)
@@ -314,15 +318,36 @@ class Pipeline:
                 tokens.add_batch(item.batch, item.states)
             vectors = tokens.result()
         else:
-            pooler = SequencePooler(len(units), width, opts.pooling)
+            pooler = SequencePooler(len(pieces.text_piece_start) - 1, width, opts.pooling)
             for item in encoded:
                 pooler.add_batch(seqs.unit[item.batch.seq], item.batch, item.states, item.pooled)
             vectors = pooler.result()
         if opts.normalize:
             vectors = normalize_rows(vectors)
+        windowed = seqs.windowed_unit
+        if distinct is not None:  # back to every unit, in order
+            logger.info("%d of %d %s were repeats, each embedded once", reused, len(units),
+                        "documents" if opts.output_level == "document" else "sentences")
+            windowed = windowed[distinct]
+            if opts.output_level == "token":
+                pieces, words = pieces.take(distinct)
+                vectors = vectors[words]
+            else:
+                vectors = vectors[distinct]
         if opts.output_level == "token":
             empty = len(rows.texts) - len(np.unique(units.row[np.diff(pieces.text_piece_start) > 0]))
             if empty:
                 logger.info("%d input row(s) have no tokens (empty or missing text) and produce no token rows", empty)
-            return token_frame(rows, units, pieces, vectors, seqs.windowed_unit, self.spec.embedding_column)
-        return pooled_frame(rows, units, vectors, seqs.windowed_unit, opts.output_level, self.spec.embedding_column)
+            return token_frame(rows, units, pieces, vectors, windowed, self.spec.embedding_column)
+        return pooled_frame(rows, units, vectors, windowed, opts.output_level, self.spec.embedding_column)
+
+    def _distinct_pieces(self, units: Any, deduplicate: bool) -> tuple[np.ndarray | None, Any]:
+        """The word pieces of the units' distinct texts, and for each unit its distinct text's number
+        (``None`` when every text is distinct, or ``deduplicate`` is off: then the pieces are the units')."""
+        if deduplicate:
+            first: dict[str, int] = {}
+            distinct = np.fromiter((first.setdefault(t, len(first)) for t in units.text), dtype=np.int64,
+                                   count=len(units.text))
+            if len(first) < len(units.text):
+                return distinct, self.tokenizer.encode(list(first))
+        return None, self.tokenizer.encode(units.text)

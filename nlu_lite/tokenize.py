@@ -36,6 +36,27 @@ class Pieces:
     def n_words(self) -> int:
         return len(self.word_begin)
 
+    def take(self, texts: np.ndarray) -> tuple[Pieces, np.ndarray]:
+        """The pieces of texts ``texts[0], texts[1], ...`` (numbers of this object's texts, repeats
+        allowed), and for each of their words the number of the word here it copies."""
+        piece_counts = np.diff(self.text_piece_start)[texts]
+        word_counts = np.diff(self.text_word_start)[texts]
+        piece_start = np.r_[0, np.cumsum(piece_counts)].astype(np.int64)
+        word_start = np.r_[0, np.cumsum(word_counts)].astype(np.int64)
+        piece_src = _ranges(self.text_piece_start[texts], piece_counts, piece_start)
+        word_src = _ranges(self.text_word_start[texts], word_counts, word_start)
+        text_of_piece = np.repeat(np.arange(len(texts)), piece_counts)
+        local_word = self.word[piece_src] - self.text_word_start[texts][text_of_piece]
+        pieces = Pieces(self.ids[piece_src], word_start[:-1][text_of_piece] + local_word, piece_start,
+                        self.word_begin[word_src], self.word_end[word_src], word_start)
+        return pieces, word_src
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray, out_start: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(s, s + c) for s, c in zip(starts, counts)])``, without a Python loop."""
+    total = int(out_start[-1])
+    return np.repeat(starts - out_start[:-1], counts) + np.arange(total, dtype=np.int64)
+
 
 @dataclass(frozen=True)
 class Framing:
