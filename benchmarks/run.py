@@ -498,9 +498,18 @@ def main(argv: list[str] | None = None) -> int:
     meta["profile"] = measured_child(["benchmarks.worker_misc", "profile", meta["model"],
                                       str(args.work / "synthetic_sentences.json"), str(args.threads)],
                                      args.work, log, max_wait=max_wait)
+    reuse_text = ""
+    if not args.quick:
+        log("reuse of repeated sentences (benchmarks/reuse.py)")
+        if max_wait:
+            wait_quiet(max_wait, log)
+        reuse_out = args.work / "reuse.md"
+        subprocess.run([sys.executable, "-m", "benchmarks.reuse", "--work", str(args.work), "--out", str(reuse_out)],
+                       cwd=ROOT, env=_env(args.work), check=True, capture_output=True, timeout=3600)
+        reuse_text = "\n" + reuse_out.read_text(encoding="utf-8")
     meta["load_end"] = _load_average()
     meta["total_min"] = (time.time() - started) / 60
-    text = report(meta, results, gemm, acc, cold, stream)
+    text = report(meta, results, gemm, acc, cold, stream) + reuse_text
     print(text)
     args.out.write_text(text, encoding="utf-8")
     (args.work / "results.json").write_text(json.dumps(
