@@ -34,6 +34,8 @@ def load(
     providers: Sequence[Any] | None = None,
     graph: str | None = None,
     progress: bool | None = None,
+    gpu: bool = False,
+    verbose: bool = False,
 ) -> Pipeline:
     """Load a model by NLU alias (or a local checkpoint folder) and return its :class:`Pipeline`.
 
@@ -48,6 +50,10 @@ def load(
     onnxruntime lacks is an error. ``graph``: the converter's graph variant, ``'fused'``
     (onnxruntime's fused kernels, the default) or ``'standard'`` (plain ONNX ops; a bundle has its own).
 
+    NLU's ``gpu=True`` means onnxruntime's CUDA provider (then the CPU for what CUDA lacks); an
+    onnxruntime without it is an error naming ``onnxruntime-gpu``. NLU's ``verbose=True`` logs
+    nlu_lite's steps (INFO) to stderr.
+
     The pipeline pickles: unpickled in another process it loads again from the cache with
     the same settings.
 
@@ -56,6 +62,12 @@ def load(
     """
     from .pipeline import Pipeline
 
+    if verbose:
+        _log_to_stderr()
+    if gpu:
+        if providers is not None:
+            raise InputError("pass gpu=True or providers=[...], not both")
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
     if precision is not None:
         check_choice(precision, PRECISIONS, "precision", InputError)
     if graph is not None:
@@ -83,6 +95,17 @@ def load(
         raise InputError("load() needs an alias, e.g. load('en.embed.minilm_l6'), or path='...'")
     return Pipeline.from_spec(spec, precision=precision or "fp32", threads=threads, providers=providers,
                               graph=graph or "fused", offline=offline, progress=progress)
+
+
+def _log_to_stderr() -> None:
+    """NLU's verbose=True: nlu_lite's INFO records on stderr, through one handler added once."""
+    package = logging.getLogger("nlu_lite")
+    package.setLevel(logging.INFO)
+    if not any(getattr(h, "_nlu_lite_verbose", False) for h in package.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler._nlu_lite_verbose = True  # type: ignore[attr-defined]
+        package.addHandler(handler)
 
 
 def looks_like_folder(alias: str) -> bool:

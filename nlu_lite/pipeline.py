@@ -33,8 +33,8 @@ import pandas as pd
 
 from .batching import iter_batches
 from .encode import encode_batches
-from .errors import ConversionError
-from .frame import check_kept_columns, output_columns, pooled_frame, token_frame
+from .errors import ConversionError, InputError
+from .frame import check_kept_columns, output_columns, pooled_frame, to_matrix, token_frame
 from .inputs import to_rows
 from .options import ModelFacts, PredictOptions, resolve_options
 from .pooling import SequencePooler, TokenPooler, normalize_rows
@@ -340,6 +340,36 @@ class Pipeline:
                 logger.info("%d input row(s) have no tokens (empty or missing text) and produce no token rows", empty)
             return token_frame(rows, units, pieces, vectors, windowed, self.spec.embedding_column)
         return pooled_frame(rows, units, vectors, windowed, opts.output_level, self.spec.embedding_column)
+
+    def embed(self, data: object, output_level: str = "document", *, normalize: bool | None = None,
+              truncate_dim: int | None = None, **options: Any) -> np.ndarray:
+        """predict()'s vectors as one float32 matrix: the sentence-transformers habit.
+
+        ``output_level='document'`` (default) gives one row per input text, ``'sentence'`` one
+        per sentence; a lone string at document level gives one 1-D vector. ``truncate_dim``
+        keeps the first dimensions (for Matryoshka-trained models), before ``normalize``
+        (default: the model's). Other keywords are predict()'s options.
+
+        >>> pipe.embed(['I love NLP', 'Paris is big.']).shape  # doctest: +SKIP
+        (2, 384)
+        """
+        if output_level not in ("sentence", "document"):
+            raise InputError(f"embed() gives one vector per sentence or document, not output_level={output_level!r}; "
+                             "for tokens use nlu_lite.to_matrix(pipe.predict(data, output_level='token'))")
+        resolved = self.resolve_options(output_level, normalize=normalize, **options)
+        width = resolved.vector_width
+        if truncate_dim is not None and (isinstance(truncate_dim, bool) or not isinstance(truncate_dim, int)
+                                         or not 1 <= truncate_dim <= width):
+            raise InputError(f"truncate_dim must be an integer from 1 to the model's {width} dimensions; "
+                             f"got {truncate_dim!r}")
+        if truncate_dim is None:
+            matrix = to_matrix(self.predict(data, output_level, normalize=normalize, **options))
+        else:
+            full = to_matrix(self.predict(data, output_level, normalize=False, **options))
+            matrix = np.ascontiguousarray(full[:, :truncate_dim])
+            if resolved.normalize:
+                matrix = normalize_rows(matrix)
+        return matrix[0] if isinstance(data, str) and output_level == "document" else matrix
 
     def _distinct_pieces(self, units: Any, deduplicate: bool) -> tuple[np.ndarray | None, Any]:
         """The word pieces of the units' distinct texts, and for each unit its distinct text's number
