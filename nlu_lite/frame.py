@@ -11,7 +11,7 @@ result has them all, so a schema is known before any text is embedded.
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -201,3 +201,51 @@ def pooled_frame(rows: Rows, units: Units, vectors: np.ndarray, windowed_unit: n
         columns["document"] = units.text
     columns["windowed"] = windowed_unit
     return build_frame(columns, vectors, embedding_name, extra=rows.extra, extra_rows=units.row)
+
+
+def token_metadata(pieces: Pieces, vocabulary: Sequence[str], unk_id: int) -> dict[str, Any]:
+    """NLU's ``metadata=True`` for tokens: each word's pieces, their ids, how many, and whether one is [UNK]."""
+    if not len(pieces.word):
+        return {"token_pieces": [], "token_piece_ids": [], "token_n_pieces": np.empty(0, np.int64),
+                "token_is_oov": np.empty(0, bool)}
+    starts = np.flatnonzero(np.r_[True, pieces.word[1:] != pieces.word[:-1]])
+    groups = np.split(pieces.ids, starts[1:])
+    return {
+        "token_pieces": [[vocabulary[i] for i in ids.tolist()] for ids in groups],
+        "token_piece_ids": [ids.tolist() for ids in groups],
+        "token_n_pieces": np.diff(np.r_[starts, len(pieces.ids)]).astype(np.int64),
+        "token_is_oov": np.add.reduceat((pieces.ids == unk_id).astype(np.int64), starts) > 0,
+    }
+
+
+def unit_metadata(pieces: Pieces, unk_id: int, level: str) -> dict[str, Any]:
+    """NLU's ``metadata=True`` for sentences or documents: how many pieces, how many of them [UNK]."""
+    counts = np.diff(pieces.text_piece_start)
+    unit_of_piece = np.repeat(np.arange(len(counts)), counts)
+    unknown = np.bincount(unit_of_piece, weights=pieces.ids == unk_id, minlength=len(counts)).astype(np.int64)
+    return {f"{level}_n_pieces": counts.astype(np.int64), f"{level}_n_oov": unknown}
+
+
+def apply_nlu_columns(df: pd.DataFrame, level: str, *, positions: bool | None, drop_irrelevant: bool,
+                      get_embeddings: bool, metadata: Mapping[str, Any] | None) -> pd.DataFrame:
+    """NLU's predict() parameters on a finished frame (see :class:`nlu_lite.options.PredictOptions`)."""
+    attrs = dict(df.attrs)
+    name = attrs.get(ATTRS_KEY, {}).get("embedding_column") or embedding_column(df)
+    if metadata:
+        at = df.columns.get_loc(name)
+        for offset, (column, values) in enumerate(metadata.items()):
+            df.insert(at + offset, column, values if len(df) else pd.Series([], dtype=_metadata_dtype(values)))
+    if positions is False:
+        df = df.drop(columns=[c for c in ("begin", "end") if c in df.columns])
+    elif positions is True:
+        df = df.rename(columns={c: f"{level}_{c}" for c in ("begin", "end") if c in df.columns})
+    if drop_irrelevant and level == "token":
+        df = df.drop(columns=["sentence"])
+    if not get_embeddings:
+        df = df.drop(columns=[name])
+    df.attrs.update(attrs)
+    return df
+
+
+def _metadata_dtype(values: Any) -> Any:
+    return values.dtype if isinstance(values, np.ndarray) else object

@@ -52,6 +52,12 @@ class PredictOptions:
     skip_invalid: keep non-string values as rows without text instead of raising.
     deduplicate: embed each distinct sentence (document, at document level) once per call and
         copy its vectors to every repeat; exact, since a unit is one sequence on its own.
+    NLU's parameters: positions (None: ``begin``/``end``; True: NLU's ``token_begin``/``token_end``
+        or ``sentence_begin``/...; False: no offsets), metadata (per token its pieces, piece ids,
+        piece count and whether one is [UNK]; per sentence/document its piece and [UNK] counts),
+        keep_stranger_features (NLU's name for keep_columns=True/False), drop_irrelevant_cols
+        (True drops the token rows' ``sentence`` text), get_embeddings (False: no model run and no
+        vectors, only tokens or sentences), multithread (accepted; threads are load(threads=)).
     """
 
     output_level: str
@@ -68,6 +74,11 @@ class PredictOptions:
     progress: bool | None
     skip_invalid: bool
     deduplicate: bool = True
+    keep_strangers: bool = False  # keep_columns came from NLU's keep_stranger_features
+    positions: bool | None = None
+    metadata: bool = False
+    drop_irrelevant_cols: bool = False
+    get_embeddings: bool = True
     dim: int = 0  # the model's hidden size
 
     @property
@@ -81,6 +92,9 @@ DEFAULTS: dict[str, Any] = {
     "text_column": None, "keep_columns": False, "subtoken_pooling": None, "pooling": None, "normalize": None,
     "layers": (-1,), "batch_size": 32, "max_batch_tokens": 1024, "max_length": None, "window_overlap": None,
     "progress": None, "skip_invalid": False, "deduplicate": True,
+    # NLU's predict() parameters, with NLU's meaning (README: "NLU's predict() parameters")
+    "positions": None, "metadata": False, "keep_stranger_features": None, "drop_irrelevant_cols": None,
+    "get_embeddings": True, "multithread": None,
 }
 OPTION_NAMES: tuple[str, ...] = tuple(DEFAULTS)
 
@@ -145,9 +159,17 @@ def resolve_options(spec: ModelSpec, facts: ModelFacts, output_level: str | None
     if unknown:
         raise InputError(f"unknown option(s) {unknown} for predict(); valid options are {list(OPTION_NAMES)}")
     given = {**DEFAULTS, **options}
-    level = check_choice(output_level or ("token" if spec.task == "token" else "sentence"), OUTPUT_LEVELS,
+    # None or NLU's '' infer the level as NLU does: tokens for word embeddings, sentences for sentence ones
+    inferred = "token" if spec.task == "token" else "sentence"
+    level = check_choice(inferred if output_level in (None, "") else output_level, OUTPUT_LEVELS,
                          "output_level", InputError)
 
+    stranger = _optional_bool("keep_stranger_features", given["keep_stranger_features"])
+    if stranger is not None:
+        if "keep_columns" in options and _keep_columns(options["keep_columns"]) != stranger:
+            raise InputError("keep_stranger_features is NLU's name for keep_columns=True/False; pass one of them")
+        given["keep_columns"] = stranger  # NLU: strangers are a DataFrame's other columns; other inputs have none
+    _optional_bool("multithread", given["multithread"])  # accepted for NLU code: threads are load(threads=)
     text_column = given["text_column"]
     if text_column is not None and (not isinstance(text_column, str) or not text_column):
         raise InputError(f"text_column must be a column name (a string); got {text_column!r}")
@@ -216,6 +238,11 @@ def resolve_options(spec: ModelSpec, facts: ModelFacts, output_level: str | None
         progress=_optional_bool("progress", given["progress"]),
         skip_invalid=bool(_optional_bool("skip_invalid", given["skip_invalid"])),
         deduplicate=_required_bool("deduplicate", given["deduplicate"]),
+        keep_strangers=stranger is not None,
+        positions=_optional_bool("positions", given["positions"]),
+        metadata=_required_bool("metadata", given["metadata"]),
+        drop_irrelevant_cols=bool(_optional_bool("drop_irrelevant_cols", given["drop_irrelevant_cols"])),
+        get_embeddings=_required_bool("get_embeddings", given["get_embeddings"]),
         dim=facts.hidden_size,
     )
 

@@ -34,7 +34,8 @@ import pandas as pd
 from .batching import iter_batches
 from .encode import encode_batches
 from .errors import ConversionError, InputError
-from .frame import check_kept_columns, output_columns, pooled_frame, to_matrix, token_frame
+from .frame import (apply_nlu_columns, check_kept_columns, output_columns, pooled_frame, to_matrix, token_frame,
+                    token_metadata, unit_metadata)
 from .inputs import to_rows
 from .options import ModelFacts, PredictOptions, resolve_options
 from .pooling import SequencePooler, TokenPooler, normalize_rows
@@ -275,7 +276,11 @@ class Pipeline:
         column holds float32 vectors of width ``resolve_options(...).vector_width``.
         """
         opts = self.resolve_options(output_level, **options)
-        return output_columns(opts.output_level, self.spec.embedding_column, index_dtype=index_dtype)
+        if opts.positions is None and not opts.metadata and not opts.drop_irrelevant_cols and opts.get_embeddings:
+            return output_columns(opts.output_level, self.spec.embedding_column, index_dtype=index_dtype)
+        empty = self.predict(pd.Series([], dtype=object, index=pd.Index([], dtype=index_dtype)), output_level,
+                             **options)  # NLU's options reshape the frame: the empty result is its schema
+        return {column: empty[column].dtype for column in empty.columns}
 
     # -- prediction ---------------------------------------------------------------------
     def predict(self, data: object, output_level: str | None = None, **options: Any) -> pd.DataFrame:
@@ -290,8 +295,8 @@ class Pipeline:
         >>> pipe.predict(['I love NLP', 'Dr. Smith is here. He waits.'], output_level='sentence')  # doctest: +SKIP
         """
         opts = self.resolve_options(output_level, **options)
-        rows = to_rows(data, text_column=opts.text_column, keep_columns=opts.keep_columns,
-                       skip_invalid=opts.skip_invalid)
+        keep = opts.keep_columns if isinstance(data, pd.DataFrame) or not opts.keep_strangers else False
+        rows = to_rows(data, text_column=opts.text_column, keep_columns=keep, skip_invalid=opts.skip_invalid)
         if rows.extra is not None:
             check_kept_columns(list(rows.extra.columns), opts.output_level)
         units = make_units(rows, opts.output_level)
@@ -312,7 +317,10 @@ class Pipeline:
         encoded = encode_batches(self.encoder, batches, n_sequences=len(seqs), layers=opts.layers,
                                  pooler=opts.pooling == "pooler", progress=opts.progress, desc=desc)
         width = self.encoder.hidden_size
-        if opts.output_level == "token":
+        if not opts.get_embeddings:  # NLU's get_embeddings=False: tokens or sentences only, no model run
+            vectors = np.empty((pieces.n_words if opts.output_level == "token" else len(seqs.windowed_unit), 0),
+                               dtype=np.float32)
+        elif opts.output_level == "token":
             tokens = TokenPooler(pieces.word, pieces.n_words, width, opts.subtoken_pooling)
             for item in encoded:
                 tokens.add_batch(item.batch, item.states)
@@ -338,8 +346,18 @@ class Pipeline:
             empty = len(rows.texts) - len(np.unique(units.row[np.diff(pieces.text_piece_start) > 0]))
             if empty:
                 logger.info("%d input row(s) have no tokens (empty or missing text) and produce no token rows", empty)
-            return token_frame(rows, units, pieces, vectors, windowed, self.spec.embedding_column)
-        return pooled_frame(rows, units, vectors, windowed, opts.output_level, self.spec.embedding_column)
+            frame = token_frame(rows, units, pieces, vectors, windowed, self.spec.embedding_column)
+        else:
+            frame = pooled_frame(rows, units, vectors, windowed, opts.output_level, self.spec.embedding_column)
+        if opts.positions is None and not opts.metadata and not opts.drop_irrelevant_cols and opts.get_embeddings:
+            return frame
+        metadata = None
+        if opts.metadata:
+            unk = self.tokenizer.unk_id
+            metadata = (token_metadata(pieces, self.tokenizer.vocabulary, unk) if opts.output_level == "token"
+                        else unit_metadata(pieces, unk, opts.output_level))
+        return apply_nlu_columns(frame, opts.output_level, positions=opts.positions, metadata=metadata,
+                                 drop_irrelevant=opts.drop_irrelevant_cols, get_embeddings=opts.get_embeddings)
 
     def embed(self, data: object, output_level: str = "document", *, normalize: bool | None = None,
               truncate_dim: int | None = None, **options: Any) -> np.ndarray:

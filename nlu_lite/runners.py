@@ -101,9 +101,12 @@ def check_runner_options(pipe: Pipeline, output_level: str | None, options: dict
     clash = [k for k in _RUNNER_OPTIONS if k in options]
     if clash:
         raise InputError(f"{clash} are the runner's own parameters here: use text_col= and keep_columns=")
-    level = pipe.resolve_options(output_level, **options).output_level
-    check_kept_columns(list(kept), level)
-    return level
+    resolved = pipe.resolve_options(output_level, **options)
+    if resolved.metadata or not resolved.get_embeddings:
+        raise InputError("metadata=True and get_embeddings=False are predict()'s alone for now: the engines' "
+                         "schemas hold the vectors and flat columns")
+    check_kept_columns(list(kept), resolved.output_level)
+    return resolved.output_level
 
 
 def check_threads(threads: object) -> int | None:

@@ -92,6 +92,7 @@ class WordPieceTokenizer:
         self.cls_id = self._special("[CLS]")
         self.sep_id = self._special("[SEP]")
         self.pad_id = self._special("[PAD]")
+        self.unk_id = self._tok.token_to_id("[UNK]")
         self.framing = Framing((self.cls_id,), (self.sep_id,), self.pad_id)
 
     def _special(self, token: str) -> int:
@@ -102,6 +103,17 @@ class WordPieceTokenizer:
                 "tokenizer, or the file is damaged: download the model again"
             )
         return token_id
+
+    @property
+    def vocabulary(self) -> list[str]:
+        """Piece strings by id (added tokens included); built on first use."""
+        if getattr(self, "_vocabulary", None) is None:
+            table = [""] * self.vocab_size
+            for piece, piece_id in self._tok.get_vocab(with_added_tokens=True).items():
+                if piece_id < len(table):
+                    table[piece_id] = piece
+            self._vocabulary = table
+        return self._vocabulary
 
     @property
     def vocab_size(self) -> int:
