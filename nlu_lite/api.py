@@ -246,10 +246,26 @@ def list_models(*, task: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def print_components(*, task: str | None = None) -> None:
-    """Print every alias and what it loads, as NLU's ``nlu.print_components()`` does."""
+def print_components(lang: str = "", action: str = "", *, task: str | None = None) -> None:
+    """Print every alias and what it loads, as NLU's ``nlu.print_components(lang=, action=)`` does.
+
+    ``lang``: a language code (``'en'``); ``action``: ``'embed'`` (word embeddings) or
+    ``'embed_sentence'``; ``''`` or ``'all'`` for every one. ``task``: ``'token'``/``'sentence'``.
+
+    >>> nlu_lite.print_components(lang='en', action='embed_sentence')  # doctest: +SKIP
+    """
     table = list_models(task=task)
-    width = int(table["alias"].str.len().max()) if len(table) else 10
+    wanted_action = {"": None, "all": None}.get(action, action)
+    wanted_lang = {"": None, "all": None}.get(lang, lang)
+    actions = table["task"].map({"token": "embed", "sentence": "embed_sentence"})
+    langs = table["alias"].map(lambda a: a.split(".")[0] if "." in a else "en")
+    keep = ((actions == wanted_action) if wanted_action else True) & ((langs == wanted_lang) if wanted_lang else True)
+    table = table[keep] if not isinstance(keep, bool) else table
+    if not len(table):
+        known = sorted(set(langs)), sorted(set(actions))
+        print(f"no components for lang={lang!r}, action={action!r}; languages: {known[0]}, actions: {known[1]}")  # noqa: T201
+        return
+    width = int(table["alias"].str.len().max())
     lines = [f"{'alias'.ljust(width)}  task      dim  layers  size_mb  cached  source"]
     for r in table.itertuples():
         lines.append(f"{r.alias.ljust(width)}  {r.task:<8} {r.dim:>4}  {r.layers:>6}  {r.size_mb or 0:>7}  "

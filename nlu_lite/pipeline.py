@@ -251,6 +251,23 @@ class Pipeline:
         )
         return f"<div><b>nlu_lite Pipeline</b><table>{rows}</table></div>"
 
+    def print_info(self) -> None:
+        """Print what can be set, as NLU's ``pipe.print_info()`` does: predict()'s options with this
+        model's defaults, and how it was loaded (what ``load()`` takes)."""
+        from .options import DEFAULTS
+
+        resolved = self.resolve_options()
+        lines = [f"The following parameters are configurable for this nlu_lite pipeline ({self.spec.alias}):",
+                 ">>> pipe.predict(data, ...) options, with this model's defaults:"]
+        for name in ("output_level", *DEFAULTS):
+            value = getattr(resolved, name, DEFAULTS.get(name))
+            lines.append(f"    {name}={value!r}")
+        recipe = self.recipe
+        lines.append(">>> nlu_lite.load(...) settings of this pipeline:")
+        for name in ("precision", "threads", "providers", "graph", "offline"):
+            lines.append(f"    {name}={getattr(recipe, name, None) if recipe else None!r}")
+        print("\n".join(lines))  # noqa: T201 - printing is this method's purpose
+
     # -- options and schema -------------------------------------------------------------
     @property
     def facts(self) -> ModelFacts:

@@ -79,3 +79,26 @@ def test_engines_refuse_what_their_schemas_cannot_hold(pipe):
         with pytest.raises(InputError, match="predict\\(\\)'s alone"):
             check_runner_options(pipe, "token", options)
     assert check_runner_options(pipe, "token", {"positions": True}) == "token"
+
+
+def test_print_components_filters_as_nlu(capsys, isolated_cache):
+    nlu_lite.print_components(lang="en", action="embed_sentence")
+    out = capsys.readouterr().out.splitlines()[1:]
+    assert out and all(line.split()[0].startswith("en.embed_sentence.") for line in out)
+    nlu_lite.print_components(action="embed")
+    out = capsys.readouterr().out.splitlines()[1:]
+    assert out and all(line.split()[1] == "token" for line in out)
+    nlu_lite.print_components("all", "all")  # NLU raises a KeyError here; every component
+    assert len(capsys.readouterr().out.splitlines()) == len(nlu_lite.list_models()) + 1
+    nlu_lite.print_components(lang="de")
+    assert "no components for lang='de'" in capsys.readouterr().out
+
+
+def test_print_info_lists_the_models_defaults(pipe, capsys):
+    pipe.print_info()
+    out = capsys.readouterr().out
+    assert "subtoken_pooling='first'" in out and "output_level='token'" in out and "precision='fp32'" in out
+    from nlu_lite.options import DEFAULTS
+
+    for name in DEFAULTS:
+        assert f"    {name}=" in out
