@@ -287,6 +287,18 @@ class Registry:
             )
         return spec
 
+    def add_alias(self, alias: str, name: str) -> None:
+        """Let ``alias`` name the model ``name`` too; an alias that names another model is an error."""
+        key = _normalise(alias)
+        with self._lock:
+            if name not in self._models:
+                raise RegistryError(f"alias {alias!r}: no model named {name!r}")
+            owner = self._index.get(key)
+            if owner is not None and owner != name:
+                raise RegistryError(f"alias {alias!r} would name {name!r} but already names {owner!r}")
+            self._index[key] = name
+            self._spelling.setdefault(key, alias)
+
 
 def parse_registry(data: Mapping[str, Any], where: str = "registry") -> list[ModelSpec]:
     """Parse the whole YAML document (``version: 1``, ``models: [...]``)."""
@@ -317,10 +329,29 @@ def load_registry(path: str | os.PathLike | None = None) -> Registry:
     return Registry(parse_registry(data, where))
 
 
+NLU_ALIASES = "nlu_aliases.csv"  # NLU 5.4.1 spellbook references to the registry's models (nlu_lite/data)
+
+
+def add_nlu_aliases(registry: Registry, text: str | None = None) -> int:
+    """Every NLU spellbook reference (``nlu_reference,spark_nlp_model,registry_name`` rows) as an alias."""
+    import csv
+    import io
+
+    if text is None:
+        text = resources.files("nlu_lite.data").joinpath(NLU_ALIASES).read_text(encoding="utf-8")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    for row in rows:
+        registry.add_alias(row["nlu_reference"], row["registry_name"])
+    return len(rows)
+
+
 @functools.lru_cache(maxsize=1)
 def default_registry() -> Registry:
-    """The packaged registry, parsed once per process; ``register_model`` adds to it."""
-    return load_registry()
+    """The packaged registry and NLU's own references to its models, parsed once per process;
+    ``register_model`` adds to it."""
+    registry = load_registry()
+    add_nlu_aliases(registry)
+    return registry
 
 
 def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:

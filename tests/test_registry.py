@@ -35,7 +35,7 @@ def test_small_bert_family_resolves_to_google_repos(registry, layers, hidden):
         ("embed.bert.small_L4_512", "small_bert_L4_512"),  # en. is optional
         ("EN.EMBED.BERT.SMALL_L4_512", "small_bert_L4_512"),
         ("bert", "small_bert_L2_128"),  # NLU's short form
-        ("en.bert", "small_bert_L2_128"),
+        ("en.bert", "bert_base_uncased"),  # NLU 5.4.1 spellbook: en.bert is BERT base, bert the small one
         ("en.embed.bert", "bert_base_uncased"),
         ("embed.bert", "bert_base_uncased"),
         ("en.embed.bert.base_uncased", "bert_base_uncased"),
@@ -165,3 +165,29 @@ def test_built_in_short_forms_do_not_change():
     assert reg.resolve("bert").alias == reg.resolve("en.embed.bert.small_L2_128").alias  # NLU's default for 'bert'
     assert reg.resolve("minilm_l6").task == "token"
     assert reg.resolve("bert.small_L4_512").alias == "en.embed.bert.small_L4_512"
+
+
+def test_every_nlu_spellbook_reference_resolves_as_nlu_resolves_it():
+    import csv
+    from importlib import resources
+
+    rows = list(csv.DictReader(resources.files("nlu_lite.data").joinpath("nlu_aliases.csv").open(encoding="utf-8")))
+    assert len(rows) >= 60
+    reg = default_registry()
+    for row in rows:
+        assert reg.resolve(row["nlu_reference"]).name == row["registry_name"], row
+    # NLU's short forms do not all mean the same model: kept exactly as the spellbook has them
+    assert reg.resolve("bert").name == "small_bert_L2_128" and reg.resolve("en.bert").name == "bert_base_uncased"
+    assert reg.resolve("embed_sentence.bert").name == "sent_small_bert_L2_128"
+    assert reg.resolve("en.embed_sentence.bert").name == "sent_bert_base_uncased"
+    assert reg.resolve("embed.bert_base_uncased").name == "bert_base_uncased"
+
+
+def test_an_alias_table_that_contradicts_the_registry_is_refused():
+    from nlu_lite.registry import add_nlu_aliases
+
+    reg = Registry([parse_model(_entry(name="a", aliases=["en.embed.a"])), parse_model(_entry(name="b"))])
+    assert add_nlu_aliases(reg, "nlu_reference,spark_nlp_model,registry_name\nembed.alpha,a,a\n") == 1
+    assert reg.resolve("embed.alpha").name == "a"
+    with pytest.raises(RegistryError, match="already names 'a'"):
+        add_nlu_aliases(reg, "nlu_reference,spark_nlp_model,registry_name\nen.embed.a,b,b\n")
