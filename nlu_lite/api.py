@@ -19,6 +19,7 @@ from .registry import LocalSource, ModelSpec, default_registry
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .group import PipelineGroup
     from .pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
@@ -36,11 +37,13 @@ def load(
     progress: bool | None = None,
     gpu: bool = False,
     verbose: bool = False,
-) -> Pipeline:
+) -> Pipeline | PipelineGroup:
     """Load a model by NLU alias (or a local checkpoint folder) and return its :class:`Pipeline`.
 
     ``alias``: e.g. ``'en.embed.bert.small_L4_512'``, ``'bert'``, ``'en.embed_sentence.minilm_l6'``
-    (the ``en.`` prefix is optional); a path to a folder works too. ``path``: a local folder with
+    (the ``en.`` prefix is optional); a path to a folder works too; several references
+    separated by spaces give one :class:`~nlu_lite.group.PipelineGroup` whose predict() has one
+    embedding column per model, as NLU's several-component requests. ``path``: a local folder with
     ``config.json``, weights and ``vocab.txt``/``tokenizer.json``, or a bundle written by
     ``pipe.save(folder)`` (loaded with no network, conversion or write). ``offline``: never touch the
     network (also ``NLU_LITE_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``). ``precision``: ``'fp32'`` (default) or
@@ -76,6 +79,11 @@ def load(
         if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)) or threads < 1:
             raise InputError(f"threads must be a positive integer, or None for one per physical core; got {threads!r}")
         threads = int(threads)
+    if path is None and isinstance(alias, str) and len(alias.split()) > 1:  # NLU: several references in one request
+        from .group import PipelineGroup
+
+        return PipelineGroup([load(part, offline=offline, precision=precision, threads=threads, providers=providers,
+                                   graph=graph, progress=progress, gpu=gpu) for part in alias.split()])
     if path is None and alias is not None and looks_like_folder(alias):
         path = alias
     if path is not None and is_bundle(path):

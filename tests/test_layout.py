@@ -14,7 +14,7 @@ FLOW = [
     "errors", "choices", "_env", "_optional", "cache",
     "registry", "artifacts", "convert", "runtime", "bundle",
     "options", "inputs", "sentences", "units", "tokenize", "windows", "batching", "encode", "pooling", "frame",
-    "pipeline", "stream", "api", "runners", "spark", "dask", "viz", "cli",
+    "pipeline", "stream", "group", "api", "runners", "spark", "dask", "viz", "cli",
 ]
 
 

@@ -115,13 +115,12 @@ def _embed(pipe: Pipeline, text: str) -> tuple[int, int, np.ndarray]:
     return os.getpid(), id(pipe), nlu_lite.to_matrix(pipe.predict(text, output_level="sentence"))
 
 
-@pytest.mark.parametrize("method", ["spawn", "fork"])
-def test_a_process_pool_takes_the_pipeline_and_loads_it_once_per_worker(tiny_bert_dir, isolated_cache,
-                                                                        monkeypatch, method):
+def test_a_process_pool_takes_the_pipeline_and_loads_it_once_per_worker(tiny_bert_dir, isolated_cache, monkeypatch):
+    # spawn, not fork: this test process runs Spark's and Dask's threads, and a forked child can
+    # inherit a lock one of them held (fork-safety of the pipeline itself: the test below)
     monkeypatch.setenv("NLU_LITE_OFFLINE", "1")  # inherited by the workers: the cache must suffice
     pipe = nlu_lite.load(path=tiny_bert_dir)
-    pipe.predict("warm the parent's onnxruntime threads up before a fork")
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context(method)) as pool:
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
         got = list(pool.map(_embed, [pipe] * 6, TEXTS * 2, timeout=120))
     assert len({(pid, ident) for pid, ident, _ in got}) == 1  # six tasks, one worker, one load
     assert got[0][0] != os.getpid()
@@ -134,3 +133,16 @@ def test_a_pipeline_built_from_parts_says_how_to_make_it_picklable(tiny_bert_dir
     parts = Pipeline(pipe.spec, pipe.encoder, pipe.tokenizer)
     with pytest.raises(TypeError, match="nlu_lite.load"):
         pickle.dumps(parts)
+
+
+def test_a_forked_child_loads_its_own_pipeline_not_the_parents(tiny_bert_dir, isolated_cache, monkeypatch):
+    import nlu_lite.pipeline as pipeline_module
+
+    pipe = nlu_lite.load(path=tiny_bert_dir)
+    blob = pickle.dumps(pipe)
+    assert pickle.loads(blob) is pipe
+    parent = os.getpid()
+    monkeypatch.setattr(pipeline_module.os, "getpid", lambda: parent + 1)  # as in a child after fork
+    child = pickle.loads(blob)
+    assert child is not pipe and child.encoder.session is not pipe.encoder.session
+    assert pickle.loads(blob) is child  # and once per process there too

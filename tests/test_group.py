@@ -1,0 +1,64 @@
+"""Several models in one request (NLU's 'ref1 ref2'): one frame, one embedding column per model."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import build_bert_checkpoint
+
+import nlu_lite
+from nlu_lite.errors import InputError
+from nlu_lite.group import PipelineGroup
+
+DATA = pd.DataFrame({"text": ["the dog runs. The cat sleeps!", "", "Dr. Smith lives in London.", None],
+                     "label": list("abcd")}, index=["x", "y", "x", "z"])  # a label used twice
+
+
+@pytest.fixture(scope="module")
+def group(tiny_bert_dir, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NLU_LITE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        mp.setenv("NLU_LITE_PROGRESS", "0")
+        other = build_bert_checkpoint(tmp_path_factory.mktemp("other"), seed=3)
+        nlu_lite.register_model("en.embed.group_tok", path=tiny_bert_dir, replace=True)
+        nlu_lite.register_model("en.embed_sentence.group_sent", path=other, task="sentence", replace=True)
+        yield nlu_lite.load("en.embed.group_tok en.embed_sentence.group_sent")
+
+
+def test_token_level_holds_each_tokens_sentence_vector(group):
+    tok, sent = group.pipelines
+    df = group.predict(DATA, keep_columns=["label"])
+    assert isinstance(group, PipelineGroup) and list(df.columns[-2:]) == group.embedding_columns
+    alone = tok.predict(DATA, keep_columns=["label"])
+    pd.testing.assert_frame_equal(df.drop(columns=group.embedding_columns), alone.drop(columns=tok.spec.embedding_column))
+    np.testing.assert_array_equal(nlu_lite.to_matrix(df, tok.spec.embedding_column), nlu_lite.to_matrix(alone))
+    sentences = sent.predict(DATA.reset_index(drop=True), "sentence")
+    vectors = nlu_lite.to_matrix(df, sent.spec.embedding_column)
+    positions = tok.predict(DATA.reset_index(drop=True)).origin_index.tolist()  # rows by position: labels repeat
+    assert positions == [0] * 8 + [2] * 7 and len(vectors) == len(positions)
+    for vector, position, s in zip(vectors, positions, df.sentence_index):
+        want = sentences[(sentences.origin_index == position) & (sentences.sentence_index == s)]
+        np.testing.assert_array_equal(vector, nlu_lite.to_matrix(want, sent.spec.embedding_column)[0])
+    assert df.origin_index.tolist() == ["x"] * 15
+
+
+@pytest.mark.parametrize("level", ["sentence", "document"])
+def test_pooled_levels_put_both_models_side_by_side(group, level):
+    tok, sent = group.pipelines
+    df = group.predict(DATA, level)
+    for pipe in group.pipelines:
+        np.testing.assert_array_equal(nlu_lite.to_matrix(df, pipe.spec.embedding_column),
+                                      nlu_lite.to_matrix(pipe.predict(DATA, level)), err_msg=pipe.spec.alias)
+    assert df.origin_index.tolist() == pipe.predict(DATA, level).origin_index.tolist()
+
+
+def test_options_are_checked_for_every_model_and_the_group_pickles(group):
+    with pytest.raises(InputError, match="subtoken_pooling"):
+        group.predict(DATA, subtoken_pooling="avg")
+    with pytest.raises(InputError, match="twice"):
+        PipelineGroup([group.pipelines[0], group.pipelines[0]])
+    again = pickle.loads(pickle.dumps(group))
+    np.testing.assert_array_equal(nlu_lite.to_matrix(again.predict("the dog.", "document"), group.embedding_columns[1]),
+                                  nlu_lite.to_matrix(group.predict("the dog.", "document"), group.embedding_columns[1]))
