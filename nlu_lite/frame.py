@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._arrays import run_starts
 from .errors import InputError
 from .inputs import Rows
 from .tokenize import Pieces
@@ -37,16 +38,12 @@ LEVEL_COLUMNS = {
 }
 
 
-def output_columns(level: str, embedding_name: str, *, index_dtype: Any = "int64",
-                   extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The columns and dtypes of a predict() frame at ``level``, in order.
-
-    ``index_dtype``: the input's index dtype (``int64`` for lists). ``extra``: the caller's
-    kept columns and their dtypes (they follow ``origin_index``).
+def output_columns(level: str, embedding_name: str, *, index_dtype: Any = "int64") -> dict[str, Any]:
+    """The columns and dtypes of a predict() frame at ``level``, in order (without NLU's column
+    options and kept columns). ``index_dtype``: the input's index dtype (``int64`` for lists).
     """
     names = LEVEL_COLUMNS[level]
     columns: dict[str, Any] = {"origin_index": pd.Series([], dtype=index_dtype).dtype}
-    columns.update({name: pd.Series([], dtype=dtype).dtype for name, dtype in (extra or {}).items()})
     columns.update({name: _DTYPES[name] for name in names[1:]})
     columns[embedding_name] = np.dtype(object)
     return columns
@@ -170,7 +167,7 @@ def build_frame(columns: Mapping[str, Any], matrix: np.ndarray, embedding_name: 
 def token_frame(rows: Rows, units: Units, pieces: Pieces, vectors: np.ndarray, windowed_unit: np.ndarray,
                 embedding_name: str) -> pd.DataFrame:
     """One row per word: its text as written, its offsets in the row's text, its sentence."""
-    word_start = np.r_[True, pieces.word[1:] != pieces.word[:-1]] if len(pieces.word) else np.empty(0, bool)
+    word_start = run_starts(pieces.word)
     piece_unit = np.repeat(np.arange(len(units)), np.diff(pieces.text_piece_start))
     word_unit = piece_unit[word_start]
     word_row = units.row[word_unit]
@@ -208,7 +205,7 @@ def token_metadata(pieces: Pieces, vocabulary: Sequence[str], unk_id: int) -> di
     if not len(pieces.word):
         return {"token_pieces": [], "token_piece_ids": [], "token_n_pieces": np.empty(0, np.int64),
                 "token_is_oov": np.empty(0, bool)}
-    starts = np.flatnonzero(np.r_[True, pieces.word[1:] != pieces.word[:-1]])
+    starts = np.flatnonzero(run_starts(pieces.word))
     groups = np.split(pieces.ids, starts[1:])
     return {
         "token_pieces": [[vocabulary[i] for i in ids.tolist()] for ids in groups],

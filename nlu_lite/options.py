@@ -82,6 +82,11 @@ class PredictOptions:
     dim: int = 0  # the model's hidden size
 
     @property
+    def reshapes_frame(self) -> bool:
+        """Whether NLU's column options change the frame predict() builds (offsets, metadata, columns)."""
+        return self.positions is not None or self.metadata or self.drop_irrelevant_cols or not self.get_embeddings
+
+    @property
     def vector_width(self) -> int:
         """Width of each output vector: the hidden size, doubled by ``subtoken_pooling='first_last'``."""
         return self.dim * (2 if self.subtoken_pooling == "first_last" else 1)

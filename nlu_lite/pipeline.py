@@ -161,17 +161,24 @@ class Pipeline:
         """
         from . import artifacts
         from .convert import ensure_onnx
-        from .runtime import OnnxEncoder, check_providers
+        from .runtime import check_providers
 
         chosen = None if providers is None else check_providers(providers)
         folder = artifacts.fetch(spec, offline=offline, progress=progress)
         onnx_path = ensure_onnx(folder, precision=precision, graph=graph)
-        encoder = OnnxEncoder.from_path(onnx_path, threads=threads, providers=chosen)
-        tokenizer = WordPieceTokenizer.from_folder(folder, lowercase=not spec.case_sensitive)
-        _check_parts(spec, encoder, tokenizer, folder)
-        recipe = LoadRecipe(spec, precision, threads, chosen, graph, offline)
-        pipe = cls(spec, encoder, tokenizer, source=str(folder), model_path=str(onnx_path), precision=precision,
-                   recipe=recipe)
+        return cls._assemble(LoadRecipe(spec, precision, threads, chosen, graph, offline), folder, onnx_path,
+                             source=str(folder))
+
+    @classmethod
+    def _assemble(cls, recipe: LoadRecipe, folder: Path, model_path: Path, *, source: str) -> Pipeline:
+        """Open the session and the tokenizer, check they agree, and remember the pipeline in this process."""
+        from .runtime import OnnxEncoder
+
+        encoder = OnnxEncoder.from_path(model_path, threads=recipe.threads, providers=recipe.providers)
+        tokenizer = WordPieceTokenizer.from_folder(folder, lowercase=not recipe.spec.case_sensitive)
+        _check_parts(recipe.spec, encoder, tokenizer, folder)
+        pipe = cls(recipe.spec, encoder, tokenizer, source=source, model_path=str(model_path),
+                   precision=recipe.precision, recipe=recipe)
         with _LOCK:
             _LIVE[(os.getpid(), recipe)] = pipe
         return pipe
@@ -182,20 +189,13 @@ class Pipeline:
         """Load a bundle written by :meth:`save`: no network, no conversion, no write (the folder may be
         read-only); every file's size and, with ``verify``, sha256 is checked against the manifest."""
         from .bundle import read_bundle
-        from .runtime import OnnxEncoder, check_providers
+        from .runtime import check_providers
 
         chosen = None if providers is None else check_providers(providers)
         bundle = read_bundle(folder, verify=verify)
-        encoder = OnnxEncoder.from_path(bundle.model_path, threads=threads, providers=chosen)
-        tokenizer = WordPieceTokenizer.from_folder(bundle.folder, lowercase=not bundle.spec.case_sensitive)
-        _check_parts(bundle.spec, encoder, tokenizer, bundle.folder)
         recipe = LoadRecipe(bundle.spec, bundle.precision, threads, chosen, bundle.graph, True,
                             str(bundle.folder.resolve()))
-        pipe = cls(bundle.spec, encoder, tokenizer, source=f"bundle {bundle.folder}", model_path=str(bundle.model_path),
-                   precision=bundle.precision, recipe=recipe)
-        with _LOCK:
-            _LIVE[(os.getpid(), recipe)] = pipe
-        return pipe
+        return cls._assemble(recipe, bundle.folder, bundle.model_path, source=f"bundle {bundle.folder}")
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write a self-contained, read-only-safe bundle of this pipeline to ``folder`` (a new path).
@@ -293,7 +293,7 @@ class Pipeline:
         column holds float32 vectors of width ``resolve_options(...).vector_width``.
         """
         opts = self.resolve_options(output_level, **options)
-        if opts.positions is None and not opts.metadata and not opts.drop_irrelevant_cols and opts.get_embeddings:
+        if not opts.reshapes_frame:
             return output_columns(opts.output_level, self.spec.embedding_column, index_dtype=index_dtype)
         empty = self.predict(pd.Series([], dtype=object, index=pd.Index([], dtype=index_dtype)), output_level,
                              **options)  # NLU's options reshape the frame: the empty result is its schema
@@ -366,7 +366,7 @@ class Pipeline:
             frame = token_frame(rows, units, pieces, vectors, windowed, self.spec.embedding_column)
         else:
             frame = pooled_frame(rows, units, vectors, windowed, opts.output_level, self.spec.embedding_column)
-        if opts.positions is None and not opts.metadata and not opts.drop_irrelevant_cols and opts.get_embeddings:
+        if not opts.reshapes_frame:
             return frame
         metadata = None
         if opts.metadata:

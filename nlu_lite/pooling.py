@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._arrays import run_starts
 from .batching import Batch
 from .choices import SENTENCE_POOLINGS, SUBTOKEN_POOLINGS, check_choice
 from .errors import InputError
@@ -22,7 +23,7 @@ def word_pool(states: np.ndarray, word: np.ndarray, mode: str) -> np.ndarray:
     if len(states) == 0:
         width = states.shape[1] * (2 if mode == "first_last" else 1)
         return np.empty((0, width), dtype=np.float32)
-    starts = np.flatnonzero(np.r_[True, word[1:] != word[:-1]])
+    starts = np.flatnonzero(run_starts(word))
     ends = np.r_[starts[1:], len(word)]
     if mode == "first":
         return states[starts]
@@ -104,7 +105,7 @@ class TokenPooler:
     def __init__(self, word: np.ndarray, n_words: int, width: int, mode: str) -> None:
         check_choice(mode, SUBTOKEN_POOLINGS, "subtoken_pooling", InputError)
         self.mode, self.word = mode, word
-        starts = np.r_[True, word[1:] != word[:-1]] if len(word) else np.empty(0, bool)
+        starts = run_starts(word)
         self.pick = {"first": starts, "last": np.r_[starts[1:], True] if len(starts) else starts}.get(mode)
         self.states = np.empty((n_words if self.pick is not None else len(word), width), dtype=np.float32)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._arrays import run_starts
 from .inputs import Rows
 from .sentences import split_sentences
 
@@ -71,12 +72,12 @@ def drop_empty_sentences(units: Units, piece_counts: np.ndarray) -> Units | None
     if has.all():
         return None
     rows_with_text = np.unique(units.row[has])
-    first_of_row = np.r_[True, units.row[1:] != units.row[:-1]] if len(units) else np.empty(0, bool)
+    first_of_row = run_starts(units.row)
     keep = has | (first_of_row & ~np.isin(units.row, rows_with_text))
     if keep.all():
         return None
     row = units.row[keep]
-    starts = np.r_[True, row[1:] != row[:-1]] if len(row) else np.empty(0, bool)
+    starts = run_starts(row)
     group_start = np.maximum.accumulate(np.where(starts, np.arange(len(row)), 0)) if len(row) else row
     return Units(row, np.arange(len(row), dtype=np.int64) - group_start, units.begin[keep], units.end[keep],
                  [t for t, k in zip(units.text, keep) if k])

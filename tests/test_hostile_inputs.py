@@ -2,7 +2,6 @@
 clear error at load time, and no row, character or vector is lost silently."""
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).parents[1] / "nlu_lite"
 
 # left to right, as docs/DESIGN.md draws it; shared leaves first
 FLOW = [
-    "errors", "choices", "_env", "_optional", "cache",
+    "errors", "choices", "_env", "_optional", "_arrays", "cache",
     "registry", "artifacts", "convert", "runtime", "bundle",
     "options", "inputs", "sentences", "units", "tokenize", "windows", "batching", "encode", "pooling", "frame",
     "pipeline", "stream", "group", "api", "runners", "spark", "dask", "viz", "cli",
