@@ -116,7 +116,7 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256", *, memo: Pat
         known = _SEEN.get((path, algorithm))
         if known is not None and known[0] == identity:
             return known[1]
-        record = _read_memo(_memo_file(memo, path, algorithm))
+        record = read_json_object(_memo_file(memo, path, algorithm)) or {}
         if record.get("path") == path and record.get("identity") == list(identity) \
                 and isinstance(record.get("digest"), str):
             _SEEN[(path, algorithm)] = (identity, record["digest"])
@@ -142,12 +142,13 @@ def forget_digest(path: str | os.PathLike, algorithm: str = "sha256", *, memo: P
         _memo_file(default_memo() if memo is None else Path(memo), real, algorithm).unlink()
 
 
-def _read_memo(path: Path) -> dict:
+def read_json_object(path: str | os.PathLike) -> dict | None:
+    """The JSON object in ``path``; ``None`` when the file is missing, unreadable or not an object."""
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _remember(path: str, algorithm: str, identity: tuple[int, ...], digest: str, memo: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import os
 import shutil
@@ -17,7 +16,7 @@ from urllib.parse import urlsplit
 
 from filelock import Timeout
 
-from ..cache import lock_for, make_scratch_dir, remember_digest, sweep_scratch
+from ..cache import lock_for, make_scratch_dir, read_json_object, remember_digest, sweep_scratch
 from .._env import env_flag, progress_enabled
 from ..errors import DownloadError
 from ..registry import HubSource, LocalSource, PypiSource, Source, UrlSource
@@ -167,11 +166,8 @@ PROVENANCE = ".nlu_lite_source.json"  # in a wheel's or archive's target folder:
 def provenance_digests(target: Path, model_dir: Path) -> dict[str, tuple[str, str]] | None:
     """``{file name: ("sha256", digest)}`` of the files unpacked into ``model_dir``, from the target's
     provenance record (written when they were unpacked); ``None`` when the record is missing or unreadable."""
-    try:
-        record = json.loads((target / PROVENANCE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    files = record.get("files") if isinstance(record, dict) else None
+    record = read_json_object(target / PROVENANCE)
+    files = record.get("files") if record is not None else None
     if not isinstance(files, dict):
         return None
     return {name: ("sha256", digest) for name, digest in files.items() if isinstance(digest, str)}

@@ -11,7 +11,6 @@ killed downloads and conversions left (:func:`sweep_stale`).
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -19,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cache import cache_root, is_scratch, sweep_scratch
+from ..cache import cache_root, is_scratch, read_json_object, sweep_scratch
 from ..errors import InputError
 from ..registry import HubSource, ModelSpec, PypiSource, Registry, UrlSource, default_registry
 from . import hub, integrity, pypi, url
@@ -67,7 +66,7 @@ def _key(source) -> tuple[str, str] | None:
 def _memos() -> Iterator[dict]:
     folder = cache_root() / "hub"
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
-        repo = _read_json(path).get("repo")
+        repo = (read_json_object(path) or {}).get("repo")
         if isinstance(repo, str) and repo:
             yield hub.read_memo(repo)
 
@@ -109,7 +108,7 @@ def cache_entries(registry: Registry | None = None) -> list[CacheEntry]:
     root = cache_root()
     for kind in ("pypi", "url"):
         for folder in _subfolders(root / kind):
-            record = _read_json(folder / PROVENANCE)
+            record = (read_json_object(folder / PROVENANCE) or {})
             detail = record.get("requirement") or record.get("url") or folder.name
             entries.append(CacheEntry(kind, folder, folder_size(folder), owners.get((kind, str(folder)), ()), detail))
     for folder in _onnx_entries(root / "onnx"):
@@ -157,7 +156,7 @@ def verify_entry(entry: CacheEntry) -> list[str]:
             damage += integrity.check_files(pointer.parent, expected, [pointer.name], full=True,
                                             record="the Hub's ETag")
     elif entry.kind in ("pypi", "url"):
-        record = _read_json(entry.path / PROVENANCE)
+        record = (read_json_object(entry.path / PROVENANCE) or {})
         model_dir = entry.path / str(record.get("path", "")).strip("/")
         expected = provenance_digests(entry.path, model_dir)
         names = sorted(expected) if expected is not None else []
@@ -232,7 +231,7 @@ def _clear_hub(memo: dict) -> int:
 
 def _onnx_aliases(folder: Path, registry: Registry, owners: dict) -> tuple[str, ...]:
     """Best effort: aliases whose name, or whose cached source folder, the conversion's manifest mentions."""
-    manifest = _read_json(folder / "manifest.json")
+    manifest = (read_json_object(folder / "manifest.json") or {})
     strings = set(_strings(manifest))
     found = []
     for spec in registry:
@@ -262,14 +261,6 @@ def _strings(value) -> Iterator[str]:
     elif isinstance(value, list):
         for item in value:
             yield from _strings(item)
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _subfolders(folder: Path) -> list[Path]:

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from filelock import Timeout
 
-from ..cache import atomic_path, cache_root, file_digest, forget_digest, lock_for, sweep_scratch
+from ..cache import atomic_path, cache_root, file_digest, forget_digest, lock_for, read_json_object, sweep_scratch
 from ..choices import GRAPH_VARIANTS, PRECISIONS, GraphVariant, Precision
 from ..errors import ConversionError, IntegrityError
 from .bert import CONVERTER_VERSION, DEFAULT_GRAPH, METADATA_KEY, OPSET, build_model, read_config
@@ -156,7 +156,6 @@ def convert_checkpoint(folder: str | os.PathLike, out_path: str | os.PathLike, *
     >>> convert_checkpoint("all-MiniLM-L6-v2/", "minilm.onnx")  # doctest: +SKIP
     PosixPath('minilm.onnx')
     """
-    import onnx
 
     _check_options(precision, graph)
     folder, out_path = Path(folder), Path(out_path)
@@ -176,14 +175,6 @@ def convert_checkpoint(folder: str | os.PathLike, out_path: str | os.PathLike, *
 
 
 # --- the cache --------------------------------------------------------------------------
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -244,7 +235,7 @@ def _mismatch(path: Path, record: object, memo: Path | None, full: bool) -> str 
 
 def _entry_problem(entry: Path, expected: dict | None, memo: Path | None, full: bool = False) -> str | None:
     """Why the entry cannot be used (``None``: it can). ``expected=None``: check it against its own key."""
-    manifest = _read_json(entry / "manifest.json")
+    manifest = read_json_object(entry / "manifest.json")
     if manifest is None:
         return "manifest.json is missing or unreadable"
     if expected is None:
