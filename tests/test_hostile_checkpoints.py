@@ -25,6 +25,7 @@ from conftest import build_bert_checkpoint
 
 import nlu_lite
 import nlu_lite.convert.bert as bert
+import nlu_lite.convert.families as families
 from nlu_lite.convert import load_torch_checkpoint, load_weights, read_config
 from nlu_lite.convert.bert import CONFIG_LIMITS, BertConfig, expected_shapes, parameter_count
 from nlu_lite.errors import ArtifactNotFoundError, ConversionError
@@ -288,8 +289,8 @@ def test_config_that_is_not_a_json_object(tmp_path, tiny_folder, isolated_cache,
 
 def test_oversized_config_is_refused_before_parsing(tmp_path, tiny_folder, monkeypatch):
     folder = copy_checkpoint(tiny_folder, tmp_path / "ckpt")
-    monkeypatch.setattr(bert, "MAX_CONFIG_BYTES", 100)
-    with pytest.raises(ConversionError, match="not a BERT config") as caught:
+    monkeypatch.setattr(families, "MAX_CONFIG_BYTES", 100)
+    with pytest.raises(ConversionError, match="not a model config") as caught:
         read_config(folder)
     assert_names(str(caught.value), folder / "config.json")
 

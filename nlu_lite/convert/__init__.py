@@ -8,18 +8,26 @@ checkpoint is read by an unpickler that can only rebuild tensors.
 """
 from __future__ import annotations
 
-from .bert import CONVERTER_VERSION, DEFAULT_GRAPH, GRAPH_VARIANTS, OPSET, BertConfig, build_model, read_config
-from .store import PRECISIONS, convert_checkpoint, data_path_for, ensure_onnx, onnx_cache_dir, quantize_int8
+from .bert import CONVERTER_VERSION, DEFAULT_GRAPH, GRAPH_VARIANTS, OPSET, BertConfig
+from .families import build_model, read_config, supported_model_types
+from .store import (
+    PRECISIONS,
+    convert_checkpoint,
+    data_path_for,
+    ensure_onnx,
+    onnx_cache_dir,
+    quantize_int8,
+)
 from .torch_pickle import load_torch_checkpoint
 from .weights import load_weights, weights_file
 
 __all__ = [
-    "BertConfig",
     "CONVERTER_VERSION",
     "DEFAULT_GRAPH",
     "GRAPH_VARIANTS",
     "OPSET",
     "PRECISIONS",
+    "BertConfig",
     "build_model",
     "convert_checkpoint",
     "data_path_for",
@@ -29,5 +37,6 @@ __all__ = [
     "onnx_cache_dir",
     "quantize_int8",
     "read_config",
+    "supported_model_types",
     "weights_file",
 ]

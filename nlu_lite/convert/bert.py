@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..choices import GRAPH_VARIANTS, GraphVariant
-from ..errors import ArtifactNotFoundError, ConversionError
+from ..errors import ConversionError
+from .families import Family
 
 DEFAULT_GRAPH: GraphVariant = "fused"  # measured faster: see benchmarks/engine_graph.py
 OPSET = 17  # LayerNormalization is a standard op from 17
@@ -57,7 +56,6 @@ CONFIG_LIMITS = {
     "type_vocab_size": 1 << 10,
 }
 MAX_PARAMETERS = 1 << 32  # 4.3 billion: 13x BERT-large
-MAX_CONFIG_BYTES = 16 << 20  # a config.json is a few KB; a label map may make it a few hundred
 _BERT_BASE = {"vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
               "intermediate_size": 3072, "max_position_embeddings": 512, "type_vocab_size": 2}
 _DEFAULTS = {"max_position_embeddings": 512, "type_vocab_size": 2}
@@ -122,12 +120,6 @@ class BertConfig:
                 f"{where} holds a JSON {type(data).__name__}, not an object with BERT's fields (hidden_size, "
                 "num_hidden_layers, ...); download the checkpoint again"
             )
-        model_type = data.get("model_type", "bert")
-        if model_type != "bert":
-            raise ConversionError(
-                f"{where}: model_type {_shown(model_type)} is not supported; nlu_lite converts BERT "
-                "checkpoints (model_type 'bert', which includes MiniLM-style BERTs)"
-            )
         position = data.get("position_embedding_type", "absolute")
         if position != "absolute":
             raise ConversionError(f"{where}: position_embedding_type {_shown(position)} is not supported; only 'absolute'")
@@ -159,28 +151,6 @@ class BertConfig:
                 f"fix the sizes in {where} or download the checkpoint again"
             )
         return config
-
-
-def read_config(folder: str | os.PathLike) -> BertConfig:
-    """The :class:`BertConfig` of a checkpoint folder's ``config.json``.
-
-    Every size is checked (a whole number within ``CONFIG_LIMITS``) before anything is
-    built from it; errors name the file, the field and the fix.
-
-    >>> read_config("all-MiniLM-L6-v2/").hidden_size  # doctest: +SKIP
-    384
-    """
-    path = Path(folder) / "config.json"
-    if not path.is_file():
-        raise ArtifactNotFoundError(f"no config.json in {folder}: point nlu_lite at a transformers checkpoint folder")
-    size = path.stat().st_size
-    if size > MAX_CONFIG_BYTES:
-        raise ConversionError(f"{path} is {size:,} bytes, not a BERT config (a few KB); download the checkpoint again")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # JSONDecodeError is a ValueError
-        raise ConversionError(f"{path} is not valid JSON ({exc}); download the checkpoint again") from None
-    return BertConfig.from_dict(data, str(path))
 
 
 def _sizes(config: BertConfig) -> dict[str, int]:
@@ -236,69 +206,10 @@ def parameter_count(config: BertConfig, *, with_pooler: bool) -> int:
     return embeddings + config.num_layers * layer + (h * h + h if with_pooler else 0)
 
 
-def _layers_present(names: Iterable[str]) -> set[int]:
-    found = set()
-    for name in names:
-        parts = name.split(".", 3)
-        if len(parts) == 4 and parts[:2] == ["encoder", "layer"] and parts[2].isdecimal() and len(parts[2]) < 7:
-            found.add(int(parts[2]))
-    return found
-
-
-def _check_layer_count(config: BertConfig, names: Iterable[str], config_name: str, weights_name: str) -> None:
-    present = _layers_present(names)
-    if not present or max(present) + 1 == config.num_layers:
-        return  # no layers at all: the missing-weights check below says so
-    n, want = max(present) + 1, config.num_layers
-    if n < want:
-        problem = f"{weights_name} lacks encoder.layer.{n} to encoder.layer.{want - 1}: it holds {n} layer(s)"
-    else:
-        problem = f"{weights_name} holds {n} layers (up to encoder.layer.{n - 1})"
-    raise ConversionError(
-        f"{config_name}: num_hidden_layers is {want} but {problem}. Set num_hidden_layers to {n} in "
-        f"{config_name} if these weights are right; otherwise the config and the weights belong to different models"
-    )
-
-
-def check_shapes(config: BertConfig, shapes: Mapping[str, Sequence[int]], *, config_name: str = "config.json",
-                 weights_name: str = "the weights") -> bool:
-    """Raise :class:`ConversionError` unless the weights' ``shapes`` are the ones ``config`` implies.
-
-    Needs only names and shapes (a safetensors header, a pickle's tensor records): it runs
-    before any tensor data is read. The error names the config field that disagrees. Returns
-    whether a pooler is present.
-    """
-    _check_layer_count(config, shapes, config_name, weights_name)
-    with_pooler = "pooler.dense.weight" in shapes
-    layout = _layout(config.num_layers, with_pooler=with_pooler)
-    missing = [k for k in layout if k not in shapes]
-    if missing:
-        found = ", ".join(sorted(shapes)[:4]) or "nothing"
-        raise ConversionError(
-            f"{weights_name} lacks {len(missing)} BertModel weight(s) that {config_name} implies, e.g. {missing[:3]}; "
-            f"found {found}... Is this a BERT checkpoint, and does {config_name} belong to it?"
-        )
-    sizes = _sizes(config)
-    wrong = [(k, tuple(shapes[k]), dims) for k, dims in layout.items() if tuple(shapes[k]) != tuple(sizes[f] for f in dims)]
-    if not wrong:
-        return with_pooler
-    name, got, dims = wrong[0]
-    want = tuple(sizes[f] for f in dims)
-    if len(got) != len(want):
-        raise ConversionError(
-            f"{weights_name}: weight {name} has shape {got} but {config_name} implies {want} "
-            f"({len(wrong)} mismatched); the config and the weights belong to different models"
-        )
-    field, value = next((f, g) for f, w, g in zip(dims, want, got) if w != g)
-    raise ConversionError(
-        f"{weights_name}: weight {name} has shape {got} but {config_name} implies {want} from {field}={sizes[field]} "
-        f"({len(wrong)} mismatched). Set {field} to {value} in {config_name} if these weights are right; "
-        "otherwise the config and the weights belong to different models"
-    )
-
-
-def check_weights(config: BertConfig, weights: Mapping[str, np.ndarray]) -> bool:
+def check_weights(config: Any, weights: Mapping[str, np.ndarray]) -> bool:
     """Raise :class:`ConversionError` unless ``weights`` fit ``config``; return whether a pooler is present."""
+    from .families import check_shapes
+
     return check_shapes(config, {name: array.shape for name, array in weights.items()})
 
 
@@ -471,3 +382,30 @@ def build_model(config: BertConfig, weights: Mapping[str, np.ndarray], *, graph:
             "opset": OPSET, **(metadata or {})}
     helper.set_model_props(model, {METADATA_KEY: json.dumps(info, sort_keys=True)})
     return model
+
+
+_KEEP_PREFIXES = ("embeddings.", "encoder.", "pooler.")
+
+
+def rename_weight(stored: str, prefix: str = "bert.") -> str | None:
+    """BertModel's name for a stored weight: ``prefix`` stripped, TF-era ``gamma``/``beta`` renamed;
+    ``None`` for what BertModel does not use (``cls.*`` heads, the ``position_ids`` buffer)."""
+    key = stored.removeprefix(prefix)
+    if key.endswith(".gamma"):
+        key = key[: -len("gamma")] + "weight"
+    elif key.endswith(".beta"):
+        key = key[: -len("beta")] + "bias"
+    if key.endswith("position_ids") or not key.startswith(_KEEP_PREFIXES):
+        return None
+    return key
+
+
+FAMILY = Family(
+    name="BERT",
+    model_types=("bert",),
+    config_class=BertConfig,
+    rename=rename_weight,
+    layout=lambda config, with_pooler: _layout(config.num_layers, with_pooler=with_pooler),
+    sizes=_sizes,
+    build_model=build_model,
+)

@@ -39,10 +39,19 @@ from pathlib import Path
 
 from filelock import Timeout
 
-from ..cache import atomic_path, cache_root, file_digest, forget_digest, lock_for, read_json_object, sweep_scratch
+from ..cache import (
+    atomic_path,
+    cache_root,
+    file_digest,
+    forget_digest,
+    lock_for,
+    read_json_object,
+    sweep_scratch,
+)
 from ..choices import GRAPH_VARIANTS, PRECISIONS, GraphVariant, Precision
 from ..errors import ConversionError, IntegrityError
-from .bert import CONVERTER_VERSION, DEFAULT_GRAPH, METADATA_KEY, OPSET, build_model, read_config
+from .bert import CONVERTER_VERSION, DEFAULT_GRAPH, METADATA_KEY, OPSET
+from .families import build_model, read_config
 from .weights import load_weights, weights_file
 
 logger = logging.getLogger(__name__)

@@ -111,7 +111,7 @@ class _TensorRef:
 class _Callable:
     """What ``find_class`` hands the unpickler: a call it may make, and nothing else."""
 
-    __slots__ = ("_name", "_fn")
+    __slots__ = ("_fn", "_name")
 
     def __init__(self, name: str, fn: Callable[..., Any]) -> None:
         self._name = name

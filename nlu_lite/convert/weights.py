@@ -16,12 +16,19 @@ import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
 from ..errors import ArtifactNotFoundError, ConversionError
-from .bert import BertConfig, check_shapes, expected_shapes, parameter_count, read_config
+from .families import (
+    Family,
+    check_shapes,
+    expected_shapes,
+    family_of,
+    parameter_count,
+    read_config,
+)
 from .torch_pickle import TorchCheckpoint, open_torch_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -29,8 +36,6 @@ logger = logging.getLogger(__name__)
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 MAX_HEADER_BYTES = 16 << 20  # a BERT header is ~40 KB; 1,024 layers make ~2 MB
-_KEEP_PREFIXES = ("embeddings.", "encoder.", "pooler.")
-_DROP = {"embeddings.position_ids"}  # a buffer, not a weight
 # safetensors dtype -> (numpy-style name, bytes per element); names without a numpy dtype are widened or refused
 _SAFETENSORS_DTYPES = {
     "F64": ("float64", 8), "F32": ("float32", 4), "F16": ("float16", 2), "BF16": ("bfloat16", 2),
@@ -162,17 +167,17 @@ def open_checkpoint(path: str | os.PathLike) -> SafetensorsCheckpoint | TorchChe
     return open_safetensors(path) if path.suffix == ".safetensors" else open_torch_checkpoint(path)
 
 
-def normalise_names(raw: Mapping[str, T], where: str | os.PathLike = "the checkpoint") -> dict[str, T]:
-    """BertModel names: ``bert.`` stripped, TF-era ``gamma``/``beta`` renamed, heads dropped."""
+def normalise_names(raw: Mapping[str, T], where: str | os.PathLike = "the checkpoint",
+                    family: Family | None = None) -> dict[str, T]:
+    """The builder's names (``family``'s rename; BERT's by default): model prefix stripped,
+    TF-era ``gamma``/``beta`` renamed, heads and buffers dropped."""
+    if family is None:
+        from .bert import FAMILY as family
     out: dict[str, T] = {}
     for name, value in raw.items():
-        key = name[len("bert."):] if name.startswith("bert.") else name
-        if key.endswith(".gamma"):
-            key = key[: -len("gamma")] + "weight"
-        elif key.endswith(".beta"):
-            key = key[: -len("beta")] + "bias"
-        if key in _DROP or not key.startswith(_KEEP_PREFIXES):
-            continue  # MLM / NSP heads (cls.*), buffers, anything not part of BertModel
+        key = family.rename(name)
+        if key is None:
+            continue  # pre-training heads, buffers, anything the encoder does not use
         if key in out:
             raise ConversionError(f"{where} has both {name!r} and another tensor that maps to {key!r}; "
                                   "keep one of them (re-save the state_dict)")
@@ -189,7 +194,7 @@ def _check_dtypes(dtypes: Mapping[str, str], names: Mapping[str, str], path: Pat
             )
 
 
-def load_weights(folder: str | os.PathLike, config: BertConfig | None = None) -> dict[str, np.ndarray]:
+def load_weights(folder: str | os.PathLike, config: Any = None) -> dict[str, np.ndarray]:
     """The BertModel weights of a checkpoint folder, as float32 numpy arrays.
 
     model.safetensors is preferred; pytorch_model.bin is read through a restricted
@@ -211,14 +216,16 @@ def load_weights(folder: str | os.PathLike, config: BertConfig | None = None) ->
         config = read_config(folder)
     checkpoint = open_checkpoint(path)
     stored_shapes = checkpoint.shapes
-    names = normalise_names({name: name for name in stored_shapes}, path)  # BertModel name -> name in the file
+    family = family_of(config) if config is not None else None
+    names = normalise_names({name: name for name in stored_shapes}, path, family)  # builder's name -> name in the file
     budget = None
     if config is not None:
         shapes = {key: stored_shapes[stored] for key, stored in names.items()}
-        with_pooler = check_shapes(config, shapes, config_name=str(folder / "config.json"), weights_name=str(path))
-        names = {key: names[key] for key in expected_shapes(config, with_pooler=with_pooler)}
+        with_pooler = check_shapes(config, shapes, config_name=str(folder / "config.json"), weights_name=str(path),
+                                   family=family)
+        names = {key: names[key] for key in expected_shapes(config, with_pooler=with_pooler, family=family)}
         _check_dtypes(checkpoint.dtypes, names, path)
-        budget = parameter_count(config, with_pooler=with_pooler)
+        budget = parameter_count(config, with_pooler=with_pooler, family=family)
     raw = checkpoint.read(names.values(), max_elements=budget)
     weights = {key: raw[stored] for key, stored in names.items()}
     for name, array in weights.items():
