@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._arrays import run_starts
 from .errors import InputError
 from .inputs import Rows
 from .tokenize import Pieces
@@ -167,9 +166,7 @@ def build_frame(columns: Mapping[str, Any], matrix: np.ndarray, embedding_name: 
 def token_frame(rows: Rows, units: Units, pieces: Pieces, vectors: np.ndarray, windowed_unit: np.ndarray,
                 embedding_name: str) -> pd.DataFrame:
     """One row per word: its text as written, its offsets in the row's text, its sentence."""
-    word_start = run_starts(pieces.word)
-    piece_unit = np.repeat(np.arange(len(units)), np.diff(pieces.text_piece_start))
-    word_unit = piece_unit[word_start]
+    word_unit = np.repeat(np.arange(len(units)), np.diff(pieces.text_word_start))
     word_row = units.row[word_unit]
     begin = units.begin[word_unit] + pieces.word_begin
     end = units.begin[word_unit] + pieces.word_end
@@ -200,26 +197,28 @@ def pooled_frame(rows: Rows, units: Units, vectors: np.ndarray, windowed_unit: n
     return build_frame(columns, vectors, embedding_name, extra=rows.extra, extra_rows=units.row)
 
 
-def token_metadata(pieces: Pieces, vocabulary: Sequence[str], unk_id: int) -> dict[str, Any]:
-    """NLU's ``metadata=True`` for tokens: each word's pieces, their ids, how many, and whether one is [UNK]."""
-    if not len(pieces.word):
-        return {"token_pieces": [], "token_piece_ids": [], "token_n_pieces": np.empty(0, np.int64),
-                "token_is_oov": np.empty(0, bool)}
-    starts = np.flatnonzero(run_starts(pieces.word))
-    groups = np.split(pieces.ids, starts[1:])
+def token_metadata(pieces: Pieces, vocabulary: Sequence[str], unk_id: int | None) -> dict[str, Any]:
+    """NLU's ``metadata=True`` for tokens: each word's covering pieces, their ids, how many, and whether
+    one is the unknown piece (or none covers it: the model cannot see the word)."""
+    n = pieces.n_words
+    counts = np.bincount(pieces.link_word, minlength=n).astype(np.int64)
+    ids = pieces.ids[pieces.link_piece]
+    groups = np.split(ids, np.cumsum(counts)[:-1]) if n else []
+    unknown = np.bincount(pieces.link_word, weights=ids == unk_id, minlength=n) if unk_id is not None else np.zeros(n)
     return {
-        "token_pieces": [[vocabulary[i] for i in ids.tolist()] for ids in groups],
-        "token_piece_ids": [ids.tolist() for ids in groups],
-        "token_n_pieces": np.diff(np.r_[starts, len(pieces.ids)]).astype(np.int64),
-        "token_is_oov": np.add.reduceat((pieces.ids == unk_id).astype(np.int64), starts) > 0,
+        "token_pieces": [[vocabulary[i] for i in g.tolist()] for g in groups],
+        "token_piece_ids": [g.tolist() for g in groups],
+        "token_n_pieces": counts,
+        "token_is_oov": (unknown > 0) | (counts == 0),
     }
 
 
-def unit_metadata(pieces: Pieces, unk_id: int, level: str) -> dict[str, Any]:
+def unit_metadata(pieces: Pieces, unk_id: int | None, level: str) -> dict[str, Any]:
     """NLU's ``metadata=True`` for sentences or documents: how many pieces, how many of them [UNK]."""
     counts = np.diff(pieces.text_piece_start)
     unit_of_piece = np.repeat(np.arange(len(counts)), counts)
-    unknown = np.bincount(unit_of_piece, weights=pieces.ids == unk_id, minlength=len(counts)).astype(np.int64)
+    unknown = np.bincount(unit_of_piece, weights=pieces.ids == (-1 if unk_id is None else unk_id),
+                          minlength=len(counts)).astype(np.int64)
     return {f"{level}_n_pieces": counts.astype(np.int64), f"{level}_n_oov": unknown}
 
 

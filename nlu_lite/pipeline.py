@@ -34,13 +34,21 @@ import pandas as pd
 from .batching import iter_batches
 from .encode import encode_batches
 from .errors import ConversionError, InputError
-from .frame import (apply_nlu_columns, check_kept_columns, output_columns, pooled_frame, to_matrix, token_frame,
-                    token_metadata, unit_metadata)
+from .frame import (
+    apply_nlu_columns,
+    check_kept_columns,
+    output_columns,
+    pooled_frame,
+    to_matrix,
+    token_frame,
+    token_metadata,
+    unit_metadata,
+)
 from .inputs import to_rows
 from .options import ModelFacts, PredictOptions, resolve_options
 from .pooling import SequencePooler, TokenPooler, normalize_rows
 from .registry import ModelSpec
-from .tokenize import WordPieceTokenizer
+from .tokenize import PieceTokenizer
 from .units import drop_empty_sentences, make_units
 from .windows import plan_sequences
 
@@ -105,7 +113,7 @@ def _restore(recipe: LoadRecipe) -> Pipeline:
     return pipe
 
 
-def _check_parts(spec: ModelSpec, encoder: Any, tokenizer: WordPieceTokenizer, folder: Any) -> None:
+def _check_parts(spec: ModelSpec, encoder: Any, tokenizer: PieceTokenizer, folder: Any) -> None:
     """The loaded parts agree: a mismatch would give wrong vectors or fail mid-predict."""
     rows = getattr(encoder, "vocab_size", None)
     if rows and tokenizer.vocab_size > rows:
@@ -139,7 +147,7 @@ class Pipeline:
     ['I', 'love', 'NLP']
     """
 
-    def __init__(self, spec: ModelSpec, encoder: Any, tokenizer: WordPieceTokenizer, *,
+    def __init__(self, spec: ModelSpec, encoder: Any, tokenizer: PieceTokenizer, *,
                  source: str = "", model_path: str = "", precision: str = "fp32",
                  recipe: LoadRecipe | None = None) -> None:
         self.spec = spec
@@ -175,7 +183,7 @@ class Pipeline:
         from .runtime import OnnxEncoder
 
         encoder = OnnxEncoder.from_path(model_path, threads=recipe.threads, providers=recipe.providers)
-        tokenizer = WordPieceTokenizer.from_folder(folder, lowercase=not recipe.spec.case_sensitive)
+        tokenizer = PieceTokenizer.from_folder(folder, lowercase=not recipe.spec.case_sensitive)
         _check_parts(recipe.spec, encoder, tokenizer, folder)
         pipe = cls(recipe.spec, encoder, tokenizer, source=source, model_path=str(model_path),
                    precision=recipe.precision, recipe=recipe)
@@ -266,7 +274,7 @@ class Pipeline:
         lines.append(">>> nlu_lite.load(...) settings of this pipeline:")
         for name in ("precision", "threads", "providers", "graph", "offline"):
             lines.append(f"    {name}={getattr(recipe, name, None) if recipe else None!r}")
-        print("\n".join(lines))  # noqa: T201 - printing is this method's purpose
+        print("\n".join(lines))
 
     # -- options and schema -------------------------------------------------------------
     @property
@@ -317,13 +325,14 @@ class Pipeline:
         if rows.extra is not None:
             check_kept_columns(list(rows.extra.columns), opts.output_level)
         units = make_units(rows, opts.output_level)
-        distinct, pieces = self._distinct_pieces(units, opts.deduplicate)
+        words = opts.output_level == "token"
+        distinct, pieces = self._distinct_pieces(units, opts.deduplicate, words)
         if opts.output_level == "sentence":
             counts = np.diff(pieces.text_piece_start)
             kept = drop_empty_sentences(units, counts if distinct is None else counts[distinct])
             if kept is not None:  # rare: tokenize the kept sentences again
                 units = kept
-                distinct, pieces = self._distinct_pieces(units, opts.deduplicate)
+                distinct, pieces = self._distinct_pieces(units, opts.deduplicate, words)
         # every step below works on distinct texts: a repeated sentence is embedded once
         framing = self.tokenizer.framing
         seqs = plan_sequences(pieces, opts.max_length - framing.overhead, opts.window_overlap)
@@ -338,7 +347,8 @@ class Pipeline:
             vectors = np.empty((pieces.n_words if opts.output_level == "token" else len(seqs.windowed_unit), 0),
                                dtype=np.float32)
         elif opts.output_level == "token":
-            tokens = TokenPooler(pieces.word, pieces.n_words, width, opts.subtoken_pooling)
+            tokens = TokenPooler(pieces.link_piece, pieces.link_word, pieces.n_words, pieces.n_pieces, width,
+                                 opts.subtoken_pooling)
             for item in encoded:
                 tokens.add_batch(item.batch, item.states)
             vectors = tokens.result()
@@ -360,9 +370,13 @@ class Pipeline:
             else:
                 vectors = vectors[distinct]
         if opts.output_level == "token":
-            empty = len(rows.texts) - len(np.unique(units.row[np.diff(pieces.text_piece_start) > 0]))
+            empty = len(rows.texts) - len(np.unique(units.row[np.diff(pieces.text_word_start) > 0]))
             if empty:
                 logger.info("%d input row(s) have no tokens (empty or missing text) and produce no token rows", empty)
+            unseen = pieces.n_words - len(np.unique(pieces.link_word))
+            if unseen:
+                logger.warning("%d token(s) are covered by no word piece of %s (e.g. a lone combining mark an "
+                               "uncased model strips): their vectors are NaN", unseen, self.spec.alias)
             frame = token_frame(rows, units, pieces, vectors, windowed, self.spec.embedding_column)
         else:
             frame = pooled_frame(rows, units, vectors, windowed, opts.output_level, self.spec.embedding_column)
@@ -406,7 +420,7 @@ class Pipeline:
                 matrix = normalize_rows(matrix)
         return matrix[0] if isinstance(data, str) and output_level == "document" else matrix
 
-    def _distinct_pieces(self, units: Any, deduplicate: bool) -> tuple[np.ndarray | None, Any]:
+    def _distinct_pieces(self, units: Any, deduplicate: bool, words: bool) -> tuple[np.ndarray | None, Any]:
         """The word pieces of the units' distinct texts, and for each unit its distinct text's number
         (``None`` when every text is distinct, or ``deduplicate`` is off: then the pieces are the units')."""
         if deduplicate:
@@ -414,5 +428,5 @@ class Pipeline:
             distinct = np.fromiter((first.setdefault(t, len(first)) for t in units.text), dtype=np.int64,
                                    count=len(units.text))
             if len(first) < len(units.text):
-                return distinct, self.tokenizer.encode(list(first))
-        return None, self.tokenizer.encode(units.text)
+                return distinct, self.tokenizer.encode(list(first), words=words)
+        return None, self.tokenizer.encode(units.text, words=words)

@@ -95,26 +95,45 @@ class SequencePooler:
 
 
 class TokenPooler:
-    """Accumulates, batch by batch, one vector per word from the word pieces their windows own.
+    """Accumulates, batch by batch, one vector per word from the pieces that cover it, each piece
+    taken from the window that owns it.
 
-    ``word[p]`` is piece p's word number (sorted). ``first``/``last`` scatter the one piece they
-    need straight into the ``(n_words, width)`` matrix; ``mean``/``first_last`` keep every
-    piece's vector and pool them in :meth:`result` (see :func:`word_pool`).
+    ``link_piece[i]`` covers word ``link_word[i]`` (sorted by word, then piece; see
+    :class:`nlu_lite.tokenize.Pieces`). ``first``/``last`` keep only the one piece per word they
+    need; ``mean``/``first_last`` keep every linked piece and pool in :meth:`result` (see
+    :func:`word_pool`). A piece may cover several words (a SentencePiece ``▁Hello,``) and counts
+    for each; a word no piece covers gets a NaN vector.
     """
 
-    def __init__(self, word: np.ndarray, n_words: int, width: int, mode: str) -> None:
+    def __init__(self, link_piece: np.ndarray, link_word: np.ndarray, n_words: int, n_pieces: int, width: int,
+                 mode: str) -> None:
         check_choice(mode, SUBTOKEN_POOLINGS, "subtoken_pooling", InputError)
-        self.mode, self.word = mode, word
-        starts = run_starts(word)
-        self.pick = {"first": starts, "last": np.r_[starts[1:], True] if len(starts) else starts}.get(mode)
-        self.states = np.empty((n_words if self.pick is not None else len(word), width), dtype=np.float32)
+        self.mode, self.n_words, self.width = mode, n_words, width
+        self.link_piece, self.link_word = link_piece, link_word
+        starts = run_starts(link_word)
+        pick = {"first": starts, "last": np.r_[starts[1:], True] if len(starts) else starts}.get(mode)
+        self.pick = pick
+        needed = link_piece if pick is None else link_piece[pick]
+        self.slot = np.full(n_pieces, -1, dtype=np.int64)  # piece -> row of self.states, -1: not needed
+        unique = np.unique(needed)
+        self.slot[unique] = np.arange(len(unique))
+        self.states = np.empty((len(unique), width), dtype=np.float32)
 
     def add_batch(self, batch: Batch, states: np.ndarray) -> None:
-        keep = batch.owned if self.pick is None else batch.owned & self.pick[batch.src]
-        src = batch.src[keep]
-        target = self.word[src] if self.pick is not None else src
-        self.states[target] = states[batch.row[keep], batch.col[keep]]
+        slot = self.slot[batch.src]
+        keep = batch.owned & (slot >= 0)
+        self.states[slot[keep]] = states[batch.row[keep], batch.col[keep]]
 
     def result(self) -> np.ndarray:
-        """(n_words, width), or (n_words, 2 * width) for ``first_last``."""
-        return self.states if self.pick is not None else word_pool(self.states, self.word, self.mode)
+        """(n_words, width), or (n_words, 2 * width) for ``first_last``; NaN rows for uncovered words."""
+        width = self.width * (2 if self.mode == "first_last" else 1)
+        covered = self.link_word[run_starts(self.link_word)]
+        if self.pick is not None:
+            pooled = self.states[self.slot[self.link_piece[self.pick]]]
+        else:
+            pooled = word_pool(self.states[self.slot[self.link_piece]], self.link_word, self.mode)
+        if len(covered) == self.n_words:  # the common case: every word has a piece
+            return pooled
+        out = np.full((self.n_words, width), np.nan, dtype=np.float32)
+        out[covered] = pooled
+        return out

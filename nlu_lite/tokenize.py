@@ -1,12 +1,25 @@
-"""Word pieces with word spans in original-text coordinates, batched in Rust by HF ``tokenizers``.
+"""Text -> words and word pieces, with character spans in original-text coordinates, batched in Rust by HF ``tokenizers``.
 
-A "word" is what BERT's pre-tokenizer makes of the text: whitespace-separated, with each
-punctuation character on its own (``"Dr."`` is ``Dr`` and ``.``), and each CJK character a
-word. Its span ``(begin, end)`` indexes the *original* text, so ``text[begin:end]`` shows the
-word as written (case and accents kept) even for uncased models.
+Two tokenizations of the same text, each with its own job:
+
+- **Words** (the token rows) come from one model-independent splitter, :class:`WordSplitter`:
+  BERT's rules (whitespace separates, each punctuation character is a word, each CJK
+  character is a word, control characters are dropped), whatever the model. So two models'
+  token frames have the same rows and join on ``(origin_index, begin, end)``.
+- **Pieces** (the model's input) come from the model's own tokenizer (WordPiece, byte-level
+  BPE or Unigram/SentencePiece, from ``tokenizer.json``; or a BERT ``vocab.txt``), framed as
+  its post-processor frames a sequence (``[CLS] … [SEP]``, ``<s> … </s>``).
+
+A piece *covers* a word when their character spans overlap; a word's vector is pooled from
+the pieces that cover it (:mod:`nlu_lite.pooling`). For WordPiece every piece lies inside one
+word. A SentencePiece ``▁Hello,`` covers both ``Hello`` and ``,``, so it counts for both
+words; a byte-level ``Ġworld`` covers ``world`` only (the space is in no word). A word no
+piece covers (a lone combining mark that an uncased model strips) keeps its row with a NaN
+vector. Spans index the *original* text, so ``text[begin:end]`` shows the word as written.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,39 +30,51 @@ from .errors import ArtifactNotFoundError, ConversionError
 
 @dataclass(frozen=True)
 class Pieces:
-    """The word pieces of many texts, concatenated.
+    """The word pieces and words of many texts, concatenated.
 
-    ``ids[i]`` is piece i's vocabulary id, ``word[i]`` its word's global number;
-    ``text_piece_start[t]:text_piece_start[t+1]`` are text t's pieces and
-    ``text_word_start[t]:text_word_start[t+1]`` its words, whose character spans in text t are
-    ``word_begin``/``word_end``.
+    ``ids[text_piece_start[t]:text_piece_start[t+1]]`` are text t's pieces;
+    ``word_begin``/``word_end`` ``[text_word_start[t]:text_word_start[t+1]]`` its words' character
+    spans. Link i says piece ``link_piece[i]`` covers word ``link_word[i]`` (global numbers;
+    sorted by word, then piece); text t's links are ``text_link_start[t]:text_link_start[t+1]``.
+    Tokenized without words (sentence and document level), the word and link arrays are empty.
     """
 
     ids: np.ndarray  # (n_pieces,) int64
-    word: np.ndarray  # (n_pieces,) int64, global word number
     text_piece_start: np.ndarray  # (n_texts + 1,) int64
     word_begin: np.ndarray  # (n_words,) int64
     word_end: np.ndarray  # (n_words,) int64
     text_word_start: np.ndarray  # (n_texts + 1,) int64
+    link_piece: np.ndarray  # (n_links,) int64
+    link_word: np.ndarray  # (n_links,) int64
+    text_link_start: np.ndarray  # (n_texts + 1,) int64
 
     @property
     def n_words(self) -> int:
         return len(self.word_begin)
 
+    @property
+    def n_pieces(self) -> int:
+        return len(self.ids)
+
     def take(self, texts: np.ndarray) -> tuple[Pieces, np.ndarray]:
         """The pieces of texts ``texts[0], texts[1], ...`` (numbers of this object's texts, repeats
         allowed), and for each of their words the number of the word here it copies."""
-        piece_counts = np.diff(self.text_piece_start)[texts]
-        word_counts = np.diff(self.text_word_start)[texts]
-        piece_start = np.r_[0, np.cumsum(piece_counts)].astype(np.int64)
-        word_start = np.r_[0, np.cumsum(word_counts)].astype(np.int64)
-        piece_src = _ranges(self.text_piece_start[texts], piece_counts, piece_start)
-        word_src = _ranges(self.text_word_start[texts], word_counts, word_start)
-        text_of_piece = np.repeat(np.arange(len(texts)), piece_counts)
-        local_word = self.word[piece_src] - self.text_word_start[texts][text_of_piece]
-        pieces = Pieces(self.ids[piece_src], word_start[:-1][text_of_piece] + local_word, piece_start,
-                        self.word_begin[word_src], self.word_end[word_src], word_start)
+        piece_src, piece_start = _take_ranges(self.text_piece_start, texts)
+        word_src, word_start = _take_ranges(self.text_word_start, texts)
+        link_src, link_start = _take_ranges(self.text_link_start, texts)
+        text_of_link = np.repeat(np.arange(len(texts)), np.diff(link_start))
+        link_piece = self.link_piece[link_src] - self.text_piece_start[texts][text_of_link] + piece_start[:-1][text_of_link]
+        link_word = self.link_word[link_src] - self.text_word_start[texts][text_of_link] + word_start[:-1][text_of_link]
+        pieces = Pieces(self.ids[piece_src], piece_start, self.word_begin[word_src], self.word_end[word_src],
+                        word_start, link_piece, link_word, link_start)
         return pieces, word_src
+
+
+def _take_ranges(start: np.ndarray, texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The element numbers of texts ``texts`` in an array split by ``start``, and the new split."""
+    counts = np.diff(start)[texts]
+    out_start = np.r_[0, np.cumsum(counts)].astype(np.int64)
+    return _ranges(start[texts], counts, out_start), out_start
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray, out_start: np.ndarray) -> np.ndarray:
@@ -58,12 +83,107 @@ def _ranges(starts: np.ndarray, counts: np.ndarray, out_start: np.ndarray) -> np
     return np.repeat(starts - out_start[:-1], counts) + np.arange(total, dtype=np.int64)
 
 
+def _starts(counts: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=out[1:])
+    return out
+
+
+def _flat(encodings: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """ids, begins, ends and per-text start offsets of a batch of ``tokenizers`` encodings."""
+    from itertools import chain
+
+    counts = np.fromiter(map(len, encodings), dtype=np.int64, count=len(encodings))
+    start = _starts(counts)
+    total = int(start[-1])
+    ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int64, count=total)
+    offsets = np.fromiter(chain.from_iterable(chain.from_iterable(e.offsets) for e in encodings), dtype=np.int64,
+                          count=2 * total)
+    return ids, offsets[0::2], offsets[1::2], start
+
+
+class WordSplitter:
+    """The model-independent words of texts: BERT's pre-tokenizer rules, no vocabulary.
+
+    Whitespace separates words; each punctuation character and each CJK character is a word;
+    control and format characters (``\\x00``, zero-width space) are dropped as BERT drops them.
+    Case, accents and combining marks are kept (a word is never changed, only found).
+    """
+
+    def __init__(self) -> None:
+        from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+        tok = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))  # every word is one "unknown" token
+        tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False,
+                                                    lowercase=False)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        self._tok = tok
+
+    def split(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Word begins, word ends (character offsets in each text) and per-text word starts."""
+        _, begins, ends, start = _flat(self._tok.encode_batch(texts, add_special_tokens=False))
+        return begins, ends, start
+
+
+_SPLITTER: WordSplitter | None = None
+
+
+def word_splitter() -> WordSplitter:
+    global _SPLITTER
+    if _SPLITTER is None:
+        _SPLITTER = WordSplitter()
+    return _SPLITTER
+
+
+def link_pieces(piece_begin: np.ndarray, piece_end: np.ndarray, piece_start: np.ndarray,
+                word_begin: np.ndarray, word_end: np.ndarray, word_start: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Which pieces cover which words: their character spans overlap (zero-width pieces cover nothing).
+
+    Offsets are per text; texts are laid end to end (with a gap) so one sorted search serves all.
+    Returns ``(link_piece, link_word, text_link_start)``, sorted by word then piece.
+
+    >>> [a.tolist() for a in link_pieces(np.array([0, 5, 6]), np.array([5, 6, 9]), np.array([0, 3]),
+    ...                                   np.array([0, 5, 6]), np.array([5, 6, 9]), np.array([0, 3]))]
+    [[0, 1, 2], [0, 1, 2], [0, 3]]
+    """
+    n_words = len(word_begin)
+    if n_words == 0 or len(piece_begin) == 0:
+        empty = np.empty(0, np.int64)
+        return empty, empty, np.zeros(len(word_start), np.int64)
+    piece_text = np.repeat(np.arange(len(piece_start) - 1), np.diff(piece_start))
+    word_text = np.repeat(np.arange(len(word_start) - 1), np.diff(word_start))
+    span = int(max(piece_end.max(), word_end.max())) + 1
+    pb, pe = piece_begin + piece_text * span, piece_end + piece_text * span
+    wb, we = word_begin + word_text * span, word_end + word_text * span
+    if np.any(pb[1:] < pb[:-1]):  # pieces out of text order: sort them by start (never seen; cheap to allow)
+        order = np.argsort(pb, kind="stable")
+    else:
+        order = None
+    sb = pb if order is None else pb[order]
+    se = np.maximum.accumulate(pe if order is None else pe[order])  # running max: a valid search key
+    lo = np.searchsorted(se, wb, side="right")  # first piece that may end after the word begins
+    hi = np.searchsorted(sb, we, side="left")  # pieces that begin before the word ends
+    counts = np.maximum(hi - lo, 0)
+    link_start = _starts(counts)
+    cand = _ranges(lo, counts, link_start)
+    word = np.repeat(np.arange(n_words, dtype=np.int64), counts)
+    piece = cand if order is None else order[cand]
+    keep = (pb[piece] < we[word]) & (pe[piece] > wb[word]) & (pe[piece] > pb[piece])
+    piece, word = piece[keep], word[keep]
+    if order is not None:  # within a word, pieces in sequence order
+        resort = np.lexsort((piece, word))
+        piece, word = piece[resort], word[resort]
+    links_per_text = np.bincount(word_text[word], minlength=len(word_start) - 1) if len(word) else \
+        np.zeros(len(word_start) - 1, np.int64)
+    return piece.astype(np.int64), word.astype(np.int64), _starts(links_per_text)
+
+
 @dataclass(frozen=True)
 class Framing:
     """How a model frames a sequence: ``prefix + pieces + suffix``, padded with ``pad_id``.
 
-    BERT: ``([CLS],)``, ``([SEP],)``. The prefix and suffix count against the model's
-    ``max_length``, and pooling owns them like any other position.
+    BERT: ``([CLS],)``, ``([SEP],)``; RoBERTa, XLM-R, MPNet: ``(<s>,)``, ``(</s>,)``. The prefix
+    and suffix count against the model's ``max_length``, and pooling owns them like any other position.
     """
 
     prefix: tuple[int, ...]
@@ -75,10 +195,15 @@ class Framing:
         return len(self.prefix) + len(self.suffix)
 
 
-class WordPieceTokenizer:
-    """A BERT WordPiece tokenizer that never truncates or pads (windows handle long texts).
+_PAD_TOKENS = ("[PAD]", "<pad>")
+_PROBES = ("a", "the", "1", "x y")
 
-    Text is text: a user's ``"[SEP]"`` or ``"[CLS]"`` is tokenized like any other characters
+
+class PieceTokenizer:
+    """A model's own tokenizer (``tokenizers.Tokenizer``) that never truncates or pads (windows
+    handle long texts), with the model's framing read from its post-processor.
+
+    Text is text: a user's ``"[SEP]"`` or ``"<s>"`` is tokenized like any other characters
     (``[``, ``sep``, ``]``, as Spark NLP does), never turned into the control token, so input
     cannot change the structure of the model's sequence.
     """
@@ -89,20 +214,61 @@ class WordPieceTokenizer:
         tokenizer.encode_special_tokens = True  # special-token strings in the input are ordinary text
         self._tok = tokenizer
         self.source = source
-        self.cls_id = self._special("[CLS]")
-        self.sep_id = self._special("[SEP]")
-        self.pad_id = self._special("[PAD]")
-        self.unk_id = self._tok.token_to_id("[UNK]")
-        self.framing = Framing((self.cls_id,), (self.sep_id,), self.pad_id)
+        self.framing = self._framing()
+        self.unk_id = self._unk_id()
 
-    def _special(self, token: str) -> int:
-        token_id = self._tok.token_to_id(token)
-        if token_id is None:
-            raise ConversionError(
-                f"{self.source} has no {token} token, which a BERT vocabulary has; this is not a BERT "
-                "tokenizer, or the file is damaged: download the model again"
-            )
-        return token_id
+    def _framing(self) -> Framing:
+        """``prefix``/``suffix``: the special tokens the post-processor puts around one sequence."""
+        for probe in _PROBES:
+            enc = self._tok.encode(probe, add_special_tokens=True)
+            body = [i for i, special in enumerate(enc.special_tokens_mask) if not special]
+            if body:
+                prefix, suffix = tuple(enc.ids[:body[0]]), tuple(enc.ids[body[-1] + 1:])
+                break
+        else:
+            raise ConversionError(f"{self.source} turns every probe text into special tokens only; it is damaged: "
+                                  "download the model again")
+        if not prefix and not suffix:
+            cls, sep = self._tok.token_to_id("[CLS]"), self._tok.token_to_id("[SEP]")
+            if cls is None or sep is None:
+                raise ConversionError(
+                    f"{self.source} has no post-processor that adds the model's special tokens, so nlu_lite cannot "
+                    "tell how the model frames a sequence; use the model's own tokenizer.json (with its "
+                    "post_processor) or download the model again"
+                )
+            prefix, suffix = (cls,), (sep,)  # a BERT vocabulary without a post-processor: BERT's framing
+        return Framing(prefix, suffix, self._pad_id())
+
+    def _pad_id(self) -> int:
+        """The padding id: any id works under the attention mask, the model's own when it has one."""
+        padding = self._tok.padding
+        if padding and isinstance(padding.get("pad_id"), int):
+            return padding["pad_id"]
+        for token in _PAD_TOKENS:
+            token_id = self._tok.token_to_id(token)
+            if token_id is not None:
+                return token_id
+        return 0
+
+    def _unk_id(self) -> int | None:
+        """The id of the model's unknown piece (``None`` for byte-level BPE, which has none)."""
+        model = self._tok.model
+        token = getattr(model, "unk_token", None)
+        if isinstance(token, str):
+            return self._tok.token_to_id(token)
+        if type(model).__name__ == "Unigram":
+            unk = json.loads(self._tok.to_str()).get("model", {}).get("unk_id")
+            return unk if isinstance(unk, int) else None
+        return None
+
+    @property
+    def cls_id(self) -> int:
+        """The first framing token (``[CLS]``, ``<s>``): what ``pooling='cls'`` reads."""
+        return self.framing.prefix[0] if self.framing.prefix else self.framing.pad_id
+
+    @property
+    def pad_id(self) -> int:
+        return self.framing.pad_id
 
     @property
     def vocabulary(self) -> list[str]:
@@ -121,8 +287,9 @@ class WordPieceTokenizer:
         return self._tok.get_vocab_size(with_added_tokens=True)
 
     @classmethod
-    def from_folder(cls, folder: str | Path, *, lowercase: bool) -> WordPieceTokenizer:
-        """``tokenizer.json`` when the folder has one, else a BERT WordPiece built from ``vocab.txt``.
+    def from_folder(cls, folder: str | Path, *, lowercase: bool = True) -> PieceTokenizer:
+        """``tokenizer.json`` when the folder has one (any model: WordPiece, BPE, Unigram), else a
+        BERT WordPiece built from ``vocab.txt`` (``lowercase`` applies only to that case).
 
         A file that cannot be read as a tokenizer is a :class:`ConversionError` naming it.
         """
@@ -134,7 +301,7 @@ class WordPieceTokenizer:
         if path.is_file():
             try:
                 tokenizer = Tokenizer.from_file(str(path))
-            except Exception as exc:  # tokenizers raises a bare Exception for every parse error
+            except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception for every parse error
                 raise ConversionError(
                     f"{path} is not a tokenizer file ({exc}); download the model again, or delete it to "
                     "fall back to vocab.txt"
@@ -143,7 +310,8 @@ class WordPieceTokenizer:
         vocab = folder / "vocab.txt"
         if not vocab.is_file():
             raise ArtifactNotFoundError(
-                f"{folder} has neither tokenizer.json nor vocab.txt; a BERT model folder needs one of them"
+                f"{folder} has neither tokenizer.json nor vocab.txt; a model folder needs its tokenizer "
+                "(tokenizer.json, or vocab.txt for a BERT)"
             )
         try:
             lines = vocab.read_text(encoding="utf-8").splitlines()
@@ -159,37 +327,16 @@ class WordPieceTokenizer:
         wrapper = BertWordPieceTokenizer(str(vocab), lowercase=lowercase, strip_accents=None if lowercase else False)
         return cls(wrapper._tokenizer, source=str(vocab))
 
-    def encode(self, texts: list[str]) -> Pieces:
-        """Tokenize ``texts`` in one Rust call; no special tokens added."""
-        encodings = self._tok.encode_batch(texts, add_special_tokens=False)
-        n = len(encodings)
-        piece_counts = np.fromiter(map(len, encodings), dtype=np.int64, count=n)
-        text_piece_start = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(piece_counts, out=text_piece_start[1:])
-        total = int(text_piece_start[-1])
-        ids = np.fromiter(_chain(e.ids for e in encodings), dtype=np.int64, count=total)
-        local_word = np.fromiter(_chain(e.word_ids for e in encodings), dtype=np.int64, count=total)
-        offsets = np.fromiter(_chain(_chain(e.offsets) for e in encodings), dtype=np.int64, count=2 * total)
-        begins, ends = offsets[0::2], offsets[1::2]
-
-        # global word number: words are numbered per text from 0, in order; a new word starts
-        # where the local number changes or a new text starts
-        text_of_piece = np.repeat(np.arange(n), piece_counts)
-        starts_word = np.ones(total, dtype=bool)
-        if total:
-            starts_word[1:] = (local_word[1:] != local_word[:-1]) | (text_of_piece[1:] != text_of_piece[:-1])
-        word = np.cumsum(starts_word) - 1
-        first_piece = np.flatnonzero(starts_word)
-        n_words = len(first_piece)
-        word_begin = begins[first_piece]
-        word_end = np.maximum.reduceat(ends, first_piece) if n_words else np.empty(0, dtype=np.int64)
-        words_per_text = np.bincount(text_of_piece[first_piece], minlength=n) if n_words else np.zeros(n, np.int64)
-        text_word_start = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(words_per_text, out=text_word_start[1:])
-        return Pieces(ids, word, text_piece_start, word_begin, word_end, text_word_start)
+    def encode(self, texts: list[str], *, words: bool = True) -> Pieces:
+        """Tokenize ``texts`` in one Rust call, no special tokens added; with ``words``, also split
+        them into words (:class:`WordSplitter`) and link each word to the pieces that cover it."""
+        ids, begins, ends, piece_start = _flat(self._tok.encode_batch(texts, add_special_tokens=False))
+        if not words:
+            empty, zeros = np.empty(0, np.int64), np.zeros(len(texts) + 1, np.int64)
+            return Pieces(ids, piece_start, empty, empty, zeros, empty, empty, zeros)
+        word_begin, word_end, word_start = word_splitter().split(texts)
+        link_piece, link_word, link_start = link_pieces(begins, ends, piece_start, word_begin, word_end, word_start)
+        return Pieces(ids, piece_start, word_begin, word_end, word_start, link_piece, link_word, link_start)
 
 
-def _chain(iterables):
-    from itertools import chain
-
-    return chain.from_iterable(iterables)
+WordPieceTokenizer = PieceTokenizer  # the name before tokenizers other than WordPiece were read

@@ -19,7 +19,8 @@ def _pieces(counts) -> Pieces:
     total = int(start[-1])
     ids = 1000 + np.arange(total, dtype=np.int64)  # each piece's id says where it came from
     word = np.arange(total, dtype=np.int64)  # one piece per word
-    return Pieces(ids, word, start, np.zeros(total, np.int64), np.ones(total, np.int64), start.copy())
+    return Pieces(ids, start, np.zeros(total, np.int64), np.ones(total, np.int64), start.copy(), word, word.copy(),
+                  start.copy())
 
 
 @pytest.mark.parametrize("counts, capacity, overlap", [([3, 0, 5, 1], 8, 2), ([40, 7, 0, 25], 10, 4), ([1] * 50, 4, 1)])
