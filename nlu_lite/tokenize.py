@@ -196,6 +196,31 @@ class Framing:
 
 
 _PAD_TOKENS = ("[PAD]", "<pad>")
+_UNREACHABLE = -1e9  # a Unigram score no segmentation picks while any other exists
+
+
+def _without_reachable_specials(tokenizer):
+    """A Unigram (SentencePiece) model whose vocabulary lists the special tokens as pieces would
+    pick ``<s>`` for the text "<s>" (their score, 0, is the best there is), even with special-token
+    matching off. SentencePiece itself never matches control symbols; give them a score that no
+    segmentation picks, so user text never becomes a control token."""
+    if type(tokenizer.model).__name__ != "Unigram":
+        return tokenizer
+    from tokenizers import Tokenizer
+
+    special = {t.content for t in tokenizer.get_added_tokens_decoder().values() if t.special}
+    data = json.loads(tokenizer.to_str())
+    vocab = data.get("model", {}).get("vocab") or []
+    hits = [entry for entry in vocab if isinstance(entry, list) and entry and entry[0] in special]
+    if not hits:
+        return tokenizer
+    for entry in hits:
+        entry[1] = _UNREACHABLE
+    rebuilt = Tokenizer.from_str(json.dumps(data))
+    rebuilt.no_truncation()
+    rebuilt.no_padding()
+    rebuilt.encode_special_tokens = True
+    return rebuilt
 _PROBES = ("a", "the", "1", "x y")
 
 
@@ -212,7 +237,7 @@ class PieceTokenizer:
         tokenizer.no_truncation()
         tokenizer.no_padding()
         tokenizer.encode_special_tokens = True  # special-token strings in the input are ordinary text
-        self._tok = tokenizer
+        self._tok = _without_reachable_specials(tokenizer)
         self.source = source
         self.framing = self._framing()
         self.unk_id = self._unk_id()
