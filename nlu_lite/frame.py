@@ -29,7 +29,8 @@ ATTRS_KEY = "nlu_lite"  # df.attrs[ATTRS_KEY] = {"embedding_column": name, "dim"
 TEXT_DTYPE = pd.Series(["text"]).dtype
 # every column but origin_index (the input's index dtype) and the embedding column (object: float32 vectors)
 _DTYPES = {"sentence_index": np.dtype("int64"), "token": TEXT_DTYPE, "begin": np.dtype("int64"),
-           "end": np.dtype("int64"), "sentence": TEXT_DTYPE, "document": TEXT_DTYPE, "windowed": np.dtype("bool")}
+           "end": np.dtype("int64"), "sentence": TEXT_DTYPE, "document": TEXT_DTYPE, "windowed": np.dtype("bool"),
+           "truncated": np.dtype("bool")}
 LEVEL_COLUMNS = {
     "token": ("origin_index", "sentence_index", "token", "begin", "end", "sentence", "windowed"),
     "sentence": ("origin_index", "sentence_index", "sentence", "begin", "end", "windowed"),
@@ -37,11 +38,13 @@ LEVEL_COLUMNS = {
 }
 
 
-def output_columns(level: str, embedding_name: str, *, index_dtype: Any = "int64") -> dict[str, Any]:
+def output_columns(level: str, embedding_name: str, *, index_dtype: Any = "int64",
+                   truncation: bool = False) -> dict[str, Any]:
     """The columns and dtypes of a predict() frame at ``level``, in order (without NLU's column
-    options and kept columns). ``index_dtype``: the input's index dtype (``int64`` for lists).
+    options and kept columns). ``index_dtype``: the input's index dtype (``int64`` for lists);
+    ``truncation``: predict(truncation=True) adds ``truncated`` after ``windowed``.
     """
-    names = LEVEL_COLUMNS[level]
+    names = LEVEL_COLUMNS[level] + (("truncated",) if truncation else ())
     columns: dict[str, Any] = {"origin_index": pd.Series([], dtype=index_dtype).dtype}
     columns.update({name: _DTYPES[name] for name in names[1:]})
     columns[embedding_name] = np.dtype(object)
@@ -164,7 +167,7 @@ def build_frame(columns: Mapping[str, Any], matrix: np.ndarray, embedding_name: 
 
 
 def token_frame(rows: Rows, units: Units, pieces: Pieces, vectors: np.ndarray, windowed_unit: np.ndarray,
-                embedding_name: str) -> pd.DataFrame:
+                embedding_name: str, truncated_unit: np.ndarray | None = None) -> pd.DataFrame:
     """One row per word: its text as written, its offsets in the row's text, its sentence."""
     word_unit = np.repeat(np.arange(len(units)), np.diff(pieces.text_word_start))
     word_row = units.row[word_unit]
@@ -182,11 +185,13 @@ def token_frame(rows: Rows, units: Units, pieces: Pieces, vectors: np.ndarray, w
         "sentence": sentence_text,
         "windowed": windowed_unit[word_unit],
     }
+    if truncated_unit is not None:
+        columns["truncated"] = truncated_unit[word_unit]
     return build_frame(columns, vectors, embedding_name, extra=rows.extra, extra_rows=word_row)
 
 
 def pooled_frame(rows: Rows, units: Units, vectors: np.ndarray, windowed_unit: np.ndarray, level: str,
-                 embedding_name: str) -> pd.DataFrame:
+                 embedding_name: str, truncated_unit: np.ndarray | None = None) -> pd.DataFrame:
     """One row per sentence (with its span) or per document."""
     columns: dict[str, Any] = {"origin_index": rows.index.take(units.row)}
     if level == "sentence":
@@ -194,6 +199,8 @@ def pooled_frame(rows: Rows, units: Units, vectors: np.ndarray, windowed_unit: n
     else:
         columns["document"] = units.text
     columns["windowed"] = windowed_unit
+    if truncated_unit is not None:
+        columns["truncated"] = truncated_unit
     return build_frame(columns, vectors, embedding_name, extra=rows.extra, extra_rows=units.row)
 
 

@@ -45,7 +45,12 @@ class PredictOptions:
     batch_size: at most this many sequences per onnxruntime call; sequences are sorted by length first.
     max_batch_tokens: at most this many padded positions (sequences x longest) per call; a single
         longer sequence still runs alone.
-    max_length: window size in word pieces including [CLS]/[SEP].
+    max_length: window size in word pieces including [CLS]/[SEP] (with ``truncation``: where the cut is).
+    truncation: cut each sentence (document) after ``max_length`` pieces, framing included, as Spark
+        NLP and sentence-transformers do, instead of embedding it in windows; the frame gains a
+        ``truncated`` column, and tokens after the cut keep their rows with NaN vectors. Default
+        ``max_length`` then: 128 (Spark NLP's ``maxSentenceLength``) for word-embedding models, the
+        model's own ``max_seq_length`` for sentence models.
     window_overlap: pieces shared by consecutive windows of a long text (default 128, or half of
         a window of 128 pieces or fewer).
     progress: tqdm progress bar (None: for long inputs, unless NLU_LITE_PROGRESS=0).
@@ -58,6 +63,9 @@ class PredictOptions:
         keep_stranger_features (NLU's name for keep_columns=True/False), drop_irrelevant_cols
         (True drops the token rows' ``sentence`` text), get_embeddings (False: no model run and no
         vectors, only tokens or sentences), multithread (accepted; threads are load(threads=)).
+    prompt: text put before every sentence (document) before it is embedded, as
+        sentence-transformers' ``prompt=``/``prompt_name=`` (E5's ``'query: '``); '' for none.
+        Sentence and document level only; blank texts get none.
     """
 
     output_level: str
@@ -80,6 +88,8 @@ class PredictOptions:
     drop_irrelevant_cols: bool = False
     get_embeddings: bool = True
     dim: int = 0  # the model's hidden size
+    prompt: str = ""
+    truncation: bool = False
 
     @property
     def reshapes_frame(self) -> bool:
@@ -100,6 +110,9 @@ DEFAULTS: dict[str, Any] = {
     # NLU's predict() parameters, with NLU's meaning (README: "NLU's predict() parameters")
     "positions": None, "metadata": False, "keep_stranger_features": None, "drop_irrelevant_cols": None,
     "get_embeddings": True, "multithread": None,
+    # sentence-transformers' prompts: a named one of the model's, or any text (None: the model's default)
+    "prompt_name": None, "prompt": None,
+    "truncation": False,
 }
 OPTION_NAMES: tuple[str, ...] = tuple(DEFAULTS)
 
@@ -150,6 +163,35 @@ def _keep_columns(value: object) -> bool | tuple[str, ...]:
     if isinstance(value, (list, tuple, np.ndarray)) or type(value).__name__ == "Index":
         return tuple(value)  # names are checked against the DataFrame's columns by inputs.to_rows
     raise InputError(f"keep_columns must be True, False or a list of column names; got {value!r}")
+
+
+def _prompt(spec: ModelSpec, level: str, name: object, text: object) -> str:
+    """The prompt text: ``prompt=`` as given, ``prompt_name=`` looked up, else the model's default one."""
+    prompts = dict(getattr(spec, "prompts", ()) or ())
+    if name is not None and text is not None:
+        raise InputError("pass prompt_name= (one of the model's prompts) or prompt= (your own text), not both")
+    if text is not None and not isinstance(text, str):
+        raise InputError(f"prompt must be a string put before each text, e.g. 'query: '; got {text!r}")
+    if name is not None:
+        if not isinstance(name, str) or name not in prompts:
+            known = f"one of {sorted(prompts)}" if prompts else "not available: this model defines no prompts (use prompt=)"
+            raise InputError(f"prompt_name={name!r} is {known}")
+        text = prompts[name]
+    explicit = text is not None
+    if text is None:
+        default = getattr(spec, "default_prompt_name", None)
+        text = prompts.get(default, "") if default else ""
+    if not text:
+        return ""
+    if level == "token":
+        if explicit:
+            raise InputError("prompts apply to sentence and document embeddings; output_level='token' takes none "
+                             "(drop prompt=/prompt_name=, or ask for output_level='sentence' or 'document')")
+        return ""  # the model's default prompt is for its pooled vectors
+    if not getattr(spec, "include_prompt", True):
+        raise InputError(f"{spec.alias} pools without its prompt's tokens (include_prompt=False in its pooling "
+                         "config), which nlu_lite does not do; pass prompt='' to embed without a prompt")
+    return text
 
 
 def resolve_options(spec: ModelSpec, facts: ModelFacts, output_level: str | None,
@@ -216,7 +258,10 @@ def resolve_options(spec: ModelSpec, facts: ModelFacts, output_level: str | None
     batch_size = _positive_int("batch_size", given["batch_size"])
     max_batch_tokens = _positive_int("max_batch_tokens", given["max_batch_tokens"])
     limit = min(spec.max_length, facts.max_positions)
+    truncation = _required_bool("truncation", given["truncation"])
     max_length = limit if given["max_length"] is None else given["max_length"]
+    if truncation and given["max_length"] is None:
+        max_length = min(limit, truncation_length(spec))
     if not _is_int(max_length) or not facts.framing_overhead < max_length <= limit:
         raise InputError(f"max_length must be an integer from {facts.framing_overhead + 1} to the model's "
                          f"{limit} positions ([CLS] and [SEP] included); got {given['max_length']!r}")
@@ -249,5 +294,20 @@ def resolve_options(spec: ModelSpec, facts: ModelFacts, output_level: str | None
         drop_irrelevant_cols=bool(_optional_bool("drop_irrelevant_cols", given["drop_irrelevant_cols"])),
         get_embeddings=_required_bool("get_embeddings", given["get_embeddings"]),
         dim=facts.hidden_size,
+        prompt=_prompt(spec, level, given["prompt_name"], given["prompt"]),
+        truncation=truncation,
     )
+
+
+SPARK_NLP_MAX_SENTENCE_LENGTH = 128  # BertEmbeddings' and BertSentenceEmbeddings' maxSentenceLength default
+
+
+def truncation_length(spec: ModelSpec) -> int:
+    """Where ``truncation=True`` cuts by default, framing included: the entry's own
+    ``truncation_length``; else Spark NLP's 128 for word-embedding models and the model's own
+    ``max_length`` (sentence-transformers' ``max_seq_length``) for sentence models."""
+    own = getattr(spec, "truncation_length", None)
+    if own:
+        return int(own)
+    return SPARK_NLP_MAX_SENTENCE_LENGTH if spec.task == "token" else spec.max_length
 

@@ -50,7 +50,7 @@ from .pooling import SequencePooler, TokenPooler, normalize_rows
 from .registry import ModelSpec
 from .tokenize import PieceTokenizer
 from .units import drop_empty_sentences, make_units
-from .windows import plan_sequences
+from .windows import embedded_pieces, plan_sequences
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +124,11 @@ def _check_parts(spec: ModelSpec, encoder: Any, tokenizer: PieceTokenizer, folde
     if encoder.hidden_size != spec.dim:
         raise ConversionError(f"the model in {folder} has {encoder.hidden_size}-dim states but its entry says "
                               f"dim={spec.dim}; fix the registry entry (or register_model's dim=)")
+
+
+def _prompted(texts: list[str], prompt: str) -> list[str]:
+    """``prompt + text`` for every text that is not blank (a blank one stays without vector, as ever)."""
+    return [prompt + t if t.strip() else t for t in texts] if prompt else texts
 
 
 # methods that became functions over a pipeline (the layout keeps pipeline.py left of them)
@@ -302,7 +307,8 @@ class Pipeline:
         """
         opts = self.resolve_options(output_level, **options)
         if not opts.reshapes_frame:
-            return output_columns(opts.output_level, self.spec.embedding_column, index_dtype=index_dtype)
+            return output_columns(opts.output_level, self.spec.embedding_column, index_dtype=index_dtype,
+                                  truncation=opts.truncation)
         empty = self.predict(pd.Series([], dtype=object, index=pd.Index([], dtype=index_dtype)), output_level,
                              **options)  # NLU's options reshape the frame: the empty result is its schema
         return {column: empty[column].dtype for column in empty.columns}
@@ -326,16 +332,17 @@ class Pipeline:
             check_kept_columns(list(rows.extra.columns), opts.output_level)
         units = make_units(rows, opts.output_level)
         words = opts.output_level == "token"
-        distinct, pieces = self._distinct_pieces(units, opts.deduplicate, words)
+        distinct, pieces = self._distinct_pieces(units, opts.deduplicate, words, opts.prompt)
         if opts.output_level == "sentence":
             counts = np.diff(pieces.text_piece_start)
             kept = drop_empty_sentences(units, counts if distinct is None else counts[distinct])
             if kept is not None:  # rare: tokenize the kept sentences again
                 units = kept
-                distinct, pieces = self._distinct_pieces(units, opts.deduplicate, words)
+                distinct, pieces = self._distinct_pieces(units, opts.deduplicate, words, opts.prompt)
         # every step below works on distinct texts: a repeated sentence is embedded once
         framing = self.tokenizer.framing
-        seqs = plan_sequences(pieces, opts.max_length - framing.overhead, opts.window_overlap)
+        seqs = plan_sequences(pieces, opts.max_length - framing.overhead, opts.window_overlap,
+                              truncate=opts.truncation)
         batches = iter_batches(pieces, seqs, framing, batch_size=opts.batch_size,
                                max_batch_tokens=opts.max_batch_tokens)
         reused = 0 if distinct is None else len(units) - (len(pieces.text_piece_start) - 1)
@@ -347,8 +354,9 @@ class Pipeline:
             vectors = np.empty((pieces.n_words if opts.output_level == "token" else len(seqs.windowed_unit), 0),
                                dtype=np.float32)
         elif opts.output_level == "token":
-            tokens = TokenPooler(pieces.link_piece, pieces.link_word, pieces.n_words, pieces.n_pieces, width,
-                                 opts.subtoken_pooling)
+            links = embedded_pieces(seqs, pieces.n_pieces)[pieces.link_piece]  # all, unless truncated
+            tokens = TokenPooler(pieces.link_piece[links], pieces.link_word[links], pieces.n_words, pieces.n_pieces,
+                                 width, opts.subtoken_pooling)
             for item in encoded:
                 tokens.add_batch(item.batch, item.states)
             vectors = tokens.result()
@@ -360,10 +368,12 @@ class Pipeline:
         if opts.normalize:
             vectors = normalize_rows(vectors)
         windowed = seqs.windowed_unit
+        truncated = seqs.truncated_unit
         if distinct is not None:  # back to every unit, in order
             logger.info("%d of %d %s were repeats, each embedded once", reused, len(units),
                         "documents" if opts.output_level == "document" else "sentences")
             windowed = windowed[distinct]
+            truncated = None if truncated is None else truncated[distinct]
             if opts.output_level == "token":
                 pieces, words = pieces.take(distinct)
                 vectors = vectors[words]
@@ -377,9 +387,10 @@ class Pipeline:
             if unseen:
                 logger.warning("%d token(s) are covered by no word piece of %s (e.g. a lone combining mark an "
                                "uncased model strips): their vectors are NaN", unseen, self.spec.alias)
-            frame = token_frame(rows, units, pieces, vectors, windowed, self.spec.embedding_column)
+            frame = token_frame(rows, units, pieces, vectors, windowed, self.spec.embedding_column, truncated)
         else:
-            frame = pooled_frame(rows, units, vectors, windowed, opts.output_level, self.spec.embedding_column)
+            frame = pooled_frame(rows, units, vectors, windowed, opts.output_level, self.spec.embedding_column,
+                                 truncated)
         if not opts.reshapes_frame:
             return frame
         metadata = None
@@ -420,13 +431,15 @@ class Pipeline:
                 matrix = normalize_rows(matrix)
         return matrix[0] if isinstance(data, str) and output_level == "document" else matrix
 
-    def _distinct_pieces(self, units: Any, deduplicate: bool, words: bool) -> tuple[np.ndarray | None, Any]:
-        """The word pieces of the units' distinct texts, and for each unit its distinct text's number
-        (``None`` when every text is distinct, or ``deduplicate`` is off: then the pieces are the units')."""
+    def _distinct_pieces(self, units: Any, deduplicate: bool, words: bool,
+                         prompt: str = "") -> tuple[np.ndarray | None, Any]:
+        """The word pieces of the units' distinct texts (each after ``prompt``, unless blank), and for
+        each unit its distinct text's number (``None`` when every text is distinct, or ``deduplicate``
+        is off: then the pieces are the units')."""
+        texts = units.text
         if deduplicate:
             first: dict[str, int] = {}
-            distinct = np.fromiter((first.setdefault(t, len(first)) for t in units.text), dtype=np.int64,
-                                   count=len(units.text))
-            if len(first) < len(units.text):
-                return distinct, self.tokenizer.encode(list(first), words=words)
-        return None, self.tokenizer.encode(units.text, words=words)
+            distinct = np.fromiter((first.setdefault(t, len(first)) for t in texts), dtype=np.int64, count=len(texts))
+            if len(first) < len(texts):
+                return distinct, self.tokenizer.encode(_prompted(list(first), prompt), words=words)
+        return None, self.tokenizer.encode(_prompted(texts, prompt), words=words)

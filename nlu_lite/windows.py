@@ -64,6 +64,7 @@ class Sequences:
     piece_start: np.ndarray  # (n_sequences,) int64, global number of the first piece
     owner: np.ndarray  # (n_pieces,) int64
     windowed_unit: np.ndarray  # (n_units,) bool
+    truncated_unit: np.ndarray | None = None  # (n_units,) bool: cut after ``capacity`` pieces (truncation)
     lengths: np.ndarray = field(init=False)  # (n_sequences,) word pieces, framing excluded
 
     def __post_init__(self) -> None:
@@ -73,13 +74,22 @@ class Sequences:
         return len(self.unit)
 
 
-def plan_sequences(pieces: Pieces, capacity: int, overlap: int) -> Sequences:
-    """The sequences that cover every piece of every unit, ``capacity`` pieces at most each."""
+def plan_sequences(pieces: Pieces, capacity: int, overlap: int, *, truncate: bool = False) -> Sequences:
+    """The sequences that cover every piece of every unit, ``capacity`` pieces at most each.
+
+    ``truncate``: one sequence per unit, its first ``capacity`` pieces; the rest are in no
+    sequence (``truncated_unit`` says which units lost pieces).
+    """
     counts = np.diff(pieces.text_piece_start)
     n_units = len(counts)
     owner = np.zeros(int(pieces.text_piece_start[-1]), dtype=np.int64)
     long_units = np.flatnonzero(counts > capacity)
     plan_windows(0, capacity, overlap)  # validates capacity and overlap even when nothing is long
+    if truncate:
+        has = np.flatnonzero(counts > 0)
+        zeros = np.zeros(len(has), np.int64)
+        return Sequences(has, zeros, zeros, np.minimum(counts[has], capacity), pieces.text_piece_start[has], owner,
+                         np.zeros(n_units, bool), counts > capacity)
     if len(long_units) == 0:  # the common case: one window per unit with pieces
         has = np.flatnonzero(counts > 0)
         zeros = np.zeros(len(has), np.int64)
@@ -100,3 +110,15 @@ def plan_sequences(pieces: Pieces, capacity: int, overlap: int) -> Sequences:
     unit_a, start_a = np.array(unit, np.int64), np.array(start, np.int64)
     return Sequences(unit_a, np.array(window, np.int64), start_a, np.array(end, np.int64),
                      pieces.text_piece_start[unit_a] + start_a, owner, windowed)
+
+
+def embedded_pieces(seqs: Sequences, n_pieces: int) -> np.ndarray:
+    """``(n_pieces,)`` bool: the pieces some sequence holds (all of them, unless truncated)."""
+    seen = np.zeros(n_pieces, dtype=bool)
+    if seqs.truncated_unit is None or not seqs.truncated_unit.any():
+        seen[:] = True
+        return seen
+    total = int(seqs.lengths.sum())
+    within = np.arange(total) - np.repeat(np.cumsum(seqs.lengths) - seqs.lengths, seqs.lengths)
+    seen[np.repeat(seqs.piece_start, seqs.lengths) + within] = True
+    return seen

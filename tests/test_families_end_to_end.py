@@ -1,0 +1,139 @@
+"""Every family through the whole pipeline: load(path=folder) -> predict(output_level='token').
+
+A word's vector is the transformers model's state of the first piece that covers the word (its
+character span overlaps the word's), whatever the tokenizer; the token columns are the same for
+every model, so frames from different models join on ``(origin_index, begin, end)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from _tokenizers import build_bpe_tokenizer, build_unigram_tokenizer
+from conftest import build_wordpiece_vocab
+
+import nlu_lite
+
+TEXTS = [
+    "Hello, world; Smith's café costs 3.50 dollars",
+    "東京は大きい 中文 and naïve résumé",
+    "emoji 😀 and e\u0301 combining marks",
+    "a lone \u0301 mark, [SEP] and <s> are text",
+    "short",
+]
+SIZES = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37}
+
+# family -> (transformers config class, model class, tokenizer kind, extra config)
+FAMILIES = {
+    "bert": ("BertConfig", "BertModel", "wordpiece", {}),
+    "roberta": ("RobertaConfig", "RobertaModel", "bpe", {"max_position_embeddings": 130, "type_vocab_size": 1}),
+    "xlm-roberta": ("XLMRobertaConfig", "XLMRobertaModel", "unigram",
+                    {"max_position_embeddings": 130, "type_vocab_size": 1}),
+    "camembert": ("CamembertConfig", "CamembertModel", "unigram", {"max_position_embeddings": 130, "type_vocab_size": 1}),
+    "distilbert": ("DistilBertConfig", "DistilBertModel", "wordpiece",
+                   {"dim": 32, "n_layers": 2, "n_heads": 4, "hidden_dim": 37}),
+    "electra": ("ElectraConfig", "ElectraModel", "wordpiece", {"embedding_size": 16}),
+    "albert": ("AlbertConfig", "AlbertModel", "unigram", {"embedding_size": 16, "num_hidden_groups": 1}),
+    "mpnet": ("MPNetConfig", "MPNetModel", "bpe", {"max_position_embeddings": 130}),
+    "deberta-v2": ("DebertaV2Config", "DebertaV2Model", "unigram",
+                   {"relative_attention": True, "position_buckets": 32, "max_relative_positions": -1,
+                    "pos_att_type": ["p2c", "c2p"], "norm_rel_ebd": "layer_norm", "share_att_key": True,
+                    "position_biased_input": False, "type_vocab_size": 0, "max_position_embeddings": 128}),
+}
+
+
+def _tokenizer(kind: str, folder):
+    if kind == "wordpiece":
+        build_wordpiece_vocab(folder, lowercase=True)
+    elif kind == "bpe":
+        build_bpe_tokenizer(folder)
+    else:
+        build_unigram_tokenizer(folder)
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(folder))
+
+
+def _build(family: str, folder):
+    import torch
+    import transformers
+
+    config_name, model_name, kind, extra = FAMILIES[family]
+    ref_tok = _tokenizer(kind, folder)
+    sizes = {} if family == "distilbert" else SIZES
+    config = getattr(transformers, config_name)(vocab_size=len(ref_tok), pad_token_id=ref_tok.pad_token_id,
+                                                **sizes, **extra)
+    torch.manual_seed(0)
+    model = getattr(transformers, model_name)(config).eval()
+    with torch.no_grad():  # LayerNorms and biases away from identity/zero, so the test sees them
+        for name, p in model.named_parameters():
+            if p.dim() == 1:
+                p.add_(torch.randn_like(p) * 0.1)
+    model.save_pretrained(str(folder))
+    return model, ref_tok
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("families")
+    return {family: (root / family, *_build(family, root / family)) for family in FAMILIES}
+
+
+@pytest.fixture(scope="module")
+def frames(built, tmp_path_factory):
+    import os
+
+    cache = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("NLU_LITE_CACHE")
+    os.environ["NLU_LITE_CACHE"] = str(cache)
+    try:
+        return {family: nlu_lite.load(path=str(folder)).predict(TEXTS, output_level="token")
+                for family, (folder, _, _) in built.items()}
+    finally:
+        if old is None:
+            os.environ.pop("NLU_LITE_CACHE")
+        else:
+            os.environ["NLU_LITE_CACHE"] = old
+
+
+def _reference_word_vectors(model, ref_tok, text: str, spans) -> np.ndarray:
+    import torch
+
+    enc = ref_tok(text, return_offsets_mapping=True, split_special_tokens=True, return_tensors="pt")
+    offsets = enc.pop("offset_mapping")[0].tolist()
+    with torch.no_grad():
+        states = model(**{k: v for k, v in enc.items() if k in ("input_ids", "attention_mask")}).last_hidden_state[0]
+    out = np.full((len(spans), states.shape[1]), np.nan, dtype=np.float32)
+    for w, (b, e) in enumerate(spans):
+        first = next((i for i, (pb, pe) in enumerate(offsets) if pb < pe and pb < e and pe > b), None)
+        if first is not None:
+            out[w] = states[first].numpy()
+    return out
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_a_words_vector_is_the_state_of_its_first_covering_piece(built, frames, family):
+    _, model, ref_tok = built[family]
+    df = frames[family]
+    vectors = nlu_lite.to_matrix(df)
+    checked = 0
+    assert (df["sentence_index"] == 0).all()  # one sentence per text: one sequence, as the reference runs it
+    for i, text in enumerate(TEXTS):
+        rows = np.flatnonzero(df["origin_index"].to_numpy() == i)
+        spans = list(zip(df["begin"].to_numpy()[rows], df["end"].to_numpy()[rows]))
+        want = _reference_word_vectors(model, ref_tok, text, spans)
+        np.testing.assert_array_equal(np.isnan(vectors[rows]), np.isnan(want))
+        np.testing.assert_allclose(vectors[rows], want, atol=2e-4, rtol=0)
+        checked += int((~np.isnan(want[:, 0])).sum())
+    assert checked >= 40
+
+
+def test_token_columns_are_the_same_for_every_model(frames):
+    columns = ["origin_index", "sentence_index", "token", "begin", "end", "sentence"]
+    first = frames["bert"][columns]
+    for family, df in frames.items():
+        pd.testing.assert_frame_equal(df[columns], first, obj=family)
+    assert (first["token"] == [t[b:e] for t, b, e in zip(np.array(TEXTS)[first["origin_index"]], first["begin"],
+                                                          first["end"])]).all()
+    joined = frames["bert"].merge(frames["xlm-roberta"], on=["origin_index", "begin", "end"], how="inner")
+    assert len(joined) == len(first)
