@@ -9,7 +9,8 @@ import nlu_lite
 from nlu_lite.errors import InputError
 from nlu_lite.options import SPARK_NLP_MAX_SENTENCE_LENGTH
 
-WORDS = "the quick brown fox jumps over lazy dog river bank money loan water walk cat city data".split()
+WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "river", "bank", "money", "loan", "water",
+         "walk", "cat", "city", "data"]
 LONG = " ".join(WORDS[i % len(WORDS)] + ("s" if i % 3 == 0 else "") for i in range(260))  # one sentence, ~300 pieces
 
 
@@ -64,7 +65,7 @@ def test_sentence_level_mean_equals_transformers_on_the_cut(tiny_pipe, reference
     texts = [LONG, "the cat walks"]
     df = tiny_pipe.predict(texts, output_level="sentence", pooling="mean", truncation=True)
     for row, text in enumerate(texts):
-        states, _, n = reference(text, SPARK_NLP_MAX_SENTENCE_LENGTH)
+        states, _, _ = reference(text, SPARK_NLP_MAX_SENTENCE_LENGTH)
         np.testing.assert_allclose(nlu_lite.to_matrix(df)[row], states.mean(axis=0), atol=1e-5)
     assert df["truncated"].tolist() == [True, False]
 
