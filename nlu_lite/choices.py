@@ -16,6 +16,9 @@ SentencePooling = Literal["mean", "cls", "max", "pooler"]
 GraphVariant = Literal["fused", "standard"]
 
 OUTPUT_LEVELS: tuple[str, ...] = ("token", "sentence", "document")
+# predict() also takes 'chunk': the user's own spans (chunks=), pooled from tokens (nlu_lite.chunks)
+PREDICT_LEVELS: tuple[str, ...] = OUTPUT_LEVELS + ("chunk",)
+CHUNK_POOLINGS: tuple[str, ...] = ("mean", "first", "last")
 TASKS: tuple[str, ...] = ("token", "sentence")
 PRECISIONS: tuple[str, ...] = ("fp32", "int8")
 # a word's vector from its word pieces; 'first_last' concatenates the two (2 x dim, as flair)
@@ -23,7 +26,9 @@ SUBTOKEN_POOLINGS: tuple[str, ...] = ("first", "last", "mean", "first_last")
 # a sentence's or document's vector from its positions; 'pooler' is BERT's pooled [CLS] output
 SENTENCE_POOLINGS: tuple[str, ...] = ("mean", "cls", "max", "pooler")
 GRAPH_VARIANTS: tuple[str, ...] = ("fused", "standard")
-ARCHITECTURES: tuple[str, ...] = ("bert",)
+# config.json's model_type of the checkpoints the converters read (nlu_lite.convert.FAMILY_MODULES)
+ARCHITECTURES: tuple[str, ...] = ("bert", "roberta", "xlm-roberta", "camembert", "distilbert", "electra", "albert",
+                                  "mpnet", "deberta-v2")
 
 
 def check_choice(value: object, choices: tuple[str, ...], name: str, error: type[Exception]) -> str:

@@ -30,11 +30,14 @@ TEXT_DTYPE = pd.Series(["text"]).dtype
 # every column but origin_index (the input's index dtype) and the embedding column (object: float32 vectors)
 _DTYPES = {"sentence_index": np.dtype("int64"), "token": TEXT_DTYPE, "begin": np.dtype("int64"),
            "end": np.dtype("int64"), "sentence": TEXT_DTYPE, "document": TEXT_DTYPE, "windowed": np.dtype("bool"),
-           "truncated": np.dtype("bool")}
+           "truncated": np.dtype("bool"), "chunk_index": np.dtype("int64"), "chunk": TEXT_DTYPE,
+           "label": np.dtype(object), "n_tokens": np.dtype("int64"), "crosses_sentences": np.dtype("bool")}
 LEVEL_COLUMNS = {
     "token": ("origin_index", "sentence_index", "token", "begin", "end", "sentence", "windowed"),
     "sentence": ("origin_index", "sentence_index", "sentence", "begin", "end", "windowed"),
     "document": ("origin_index", "document", "windowed"),
+    "chunk": ("origin_index", "chunk_index", "chunk", "begin", "end", "label", "sentence_index", "n_tokens",
+              "crosses_sentences"),
 }
 
 

@@ -15,7 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from .choices import OUTPUT_LEVELS, SENTENCE_POOLINGS, SUBTOKEN_POOLINGS, check_choice
+from .choices import (
+    CHUNK_POOLINGS,
+    PREDICT_LEVELS,
+    SENTENCE_POOLINGS,
+    SUBTOKEN_POOLINGS,
+    check_choice,
+)
 from .errors import InputError
 from .registry import ModelSpec
 
@@ -35,7 +41,7 @@ class ModelFacts:
 class PredictOptions:
     """predict()'s options, resolved: every value concrete and valid for the model and level.
 
-    output_level: 'token', 'sentence' or 'document'.
+    output_level: 'token', 'sentence', 'document', or 'chunk' (the spans given as ``chunks``).
     text_column: DataFrame column holding the text (None: ``text``).
     keep_columns: True keeps every other DataFrame column alongside the output; a tuple keeps those.
     subtoken_pooling: token level only: 'first', 'last', 'mean', 'first_last' (concatenated, 2*dim).
@@ -63,6 +69,9 @@ class PredictOptions:
         keep_stranger_features (NLU's name for keep_columns=True/False), drop_irrelevant_cols
         (True drops the token rows' ``sentence`` text), get_embeddings (False: no model run and no
         vectors, only tokens or sentences), multithread (accepted; threads are load(threads=)).
+    chunks: output_level='chunk' only: per input row a list of (begin, end[, label]) character spans, or
+        a DataFrame with origin_index, begin, end[, label] (see :mod:`nlu_lite.chunks`).
+    chunk_pooling: a chunk's vector from its tokens': 'mean' (default), 'first' or 'last'.
     prompt: text put before every sentence (document) before it is embedded, as
         sentence-transformers' ``prompt=``/``prompt_name=`` (E5's ``'query: '``); '' for none.
         Sentence and document level only; blank texts get none.
@@ -90,6 +99,8 @@ class PredictOptions:
     dim: int = 0  # the model's hidden size
     prompt: str = ""
     truncation: bool = False
+    chunks: Any = None
+    chunk_pooling: str | None = None
 
     @property
     def reshapes_frame(self) -> bool:
@@ -113,6 +124,7 @@ DEFAULTS: dict[str, Any] = {
     # sentence-transformers' prompts: a named one of the model's, or any text (None: the model's default)
     "prompt_name": None, "prompt": None,
     "truncation": False,
+    "chunks": None, "chunk_pooling": None,
 }
 OPTION_NAMES: tuple[str, ...] = tuple(DEFAULTS)
 
@@ -208,8 +220,10 @@ def resolve_options(spec: ModelSpec, facts: ModelFacts, output_level: str | None
     given = {**DEFAULTS, **options}
     # None or NLU's '' infer the level as NLU does: tokens for word embeddings, sentences for sentence ones
     inferred = "token" if spec.task == "token" else "sentence"
-    level = check_choice(inferred if output_level in (None, "") else output_level, OUTPUT_LEVELS,
+    level = check_choice(inferred if output_level in (None, "") else output_level, PREDICT_LEVELS,
                          "output_level", InputError)
+    chunk_pooling = _chunk_options(level, given)
+    words = level in ("token", "chunk")  # chunks are pooled from token vectors
 
     stranger = _optional_bool("keep_stranger_features", given["keep_stranger_features"])
     if stranger is not None:
@@ -221,10 +235,10 @@ def resolve_options(spec: ModelSpec, facts: ModelFacts, output_level: str | None
     if text_column is not None and (not isinstance(text_column, str) or not text_column):
         raise InputError(f"text_column must be a column name (a string); got {text_column!r}")
 
-    if level == "token":
+    if words:
         if given["pooling"] is not None:
             raise InputError(
-                f"pooling={given['pooling']!r} has no meaning at output_level='token' (it pools sentences and "
+                f"pooling={given['pooling']!r} has no meaning at output_level={level!r} (it pools sentences and "
                 f"documents); a token's vector from its word pieces is subtoken_pooling= {list(SUBTOKEN_POOLINGS)}"
             )
         chosen = given["subtoken_pooling"]
@@ -248,7 +262,7 @@ def resolve_options(spec: ModelSpec, facts: ModelFacts, output_level: str | None
 
     normalize = _optional_bool("normalize", given["normalize"])
     if normalize is None:
-        normalize = spec.normalize if level != "token" else False
+        normalize = spec.normalize if not words else False
 
     layers = _layers(given["layers"], facts.num_layers)
     if pooling == "pooler" and {v % (facts.num_layers + 1) for v in layers} != {facts.num_layers}:
@@ -294,9 +308,33 @@ def resolve_options(spec: ModelSpec, facts: ModelFacts, output_level: str | None
         drop_irrelevant_cols=bool(_optional_bool("drop_irrelevant_cols", given["drop_irrelevant_cols"])),
         get_embeddings=_required_bool("get_embeddings", given["get_embeddings"]),
         dim=facts.hidden_size,
-        prompt=_prompt(spec, level, given["prompt_name"], given["prompt"]),
+        prompt=_prompt(spec, "token" if words else level, given["prompt_name"], given["prompt"]),
         truncation=truncation,
+        chunks=given["chunks"],
+        chunk_pooling=chunk_pooling,
     )
+
+
+_NLU_COLUMN_OPTIONS = {"positions": None, "metadata": False, "drop_irrelevant_cols": None, "get_embeddings": True}
+
+
+def _chunk_options(level: str, given: Mapping[str, Any]) -> str | None:
+    """``chunk_pooling`` resolved; ``chunks=`` required at chunk level and refused elsewhere."""
+    if level != "chunk":
+        for name in ("chunks", "chunk_pooling"):
+            if given[name] is not None:
+                raise InputError(f"{name}= has meaning only at output_level='chunk' (vectors for your own spans); "
+                                 f"got output_level={level!r}")
+        return None
+    if given["chunks"] is None:
+        raise InputError("output_level='chunk' embeds the spans you give: pass chunks= (per input row a list of "
+                         "(begin, end[, label]) character spans, or a DataFrame with origin_index, begin, end[, label])")
+    for name, default in _NLU_COLUMN_OPTIONS.items():
+        if given[name] != default:
+            raise InputError(f"{name}={given[name]!r} is not available at output_level='chunk'; drop it (chunk rows "
+                             "always have begin/end and their vectors)")
+    return check_choice("mean" if given["chunk_pooling"] is None else given["chunk_pooling"], CHUNK_POOLINGS,
+                        "chunk_pooling", InputError)
 
 
 SPARK_NLP_MAX_SENTENCE_LENGTH = 128  # BertEmbeddings' and BertSentenceEmbeddings' maxSentenceLength default

@@ -19,6 +19,7 @@ again (a worker gets it with every task) returns the one already loaded.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import html
 import logging
 import os
@@ -32,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .batching import iter_batches
+from .chunks import chunk_frame, parse_chunks
 from .encode import encode_batches
 from .errors import ConversionError, InputError
 from .frame import (
@@ -320,7 +322,7 @@ class Pipeline:
         ``data``: a string, a list/tuple/array of strings, a pandas Series (index kept as
         ``origin_index``) or a DataFrame (``text`` column, or ``text_column=``).
         ``output_level``: 'token' (default for token models), 'sentence' (default for sentence
-        models) or 'document'. Options: see :class:`~nlu_lite.options.PredictOptions`; every
+        models), 'document', or 'chunk' with ``chunks=`` (your own spans, see :mod:`nlu_lite.chunks`). Options: see :class:`~nlu_lite.options.PredictOptions`; every
         option is checked before any text is tokenized.
 
         >>> pipe.predict(['I love NLP', 'Dr. Smith is here. He waits.'], output_level='sentence')  # doctest: +SKIP
@@ -330,6 +332,26 @@ class Pipeline:
         rows = to_rows(data, text_column=opts.text_column, keep_columns=keep, skip_invalid=opts.skip_invalid)
         if rows.extra is not None:
             check_kept_columns(list(rows.extra.columns), opts.output_level)
+        if opts.output_level == "chunk":  # the user's spans, pooled from the token level of the same rows
+            chunks = parse_chunks(opts.chunks, rows)
+            token_opts = dataclasses.replace(opts, output_level="token", chunks=None, chunk_pooling=None)
+            tokens, token_row, _ = self._frame(dataclasses.replace(rows, extra=None), token_opts)
+            return chunk_frame(rows, chunks, tokens, token_row, to_matrix(tokens), opts.chunk_pooling,
+                               self.spec.embedding_column)
+        frame, _, pieces = self._frame(rows, opts)
+        if not opts.reshapes_frame:
+            return frame
+        metadata = None
+        if opts.metadata:
+            unk = self.tokenizer.unk_id
+            metadata = (token_metadata(pieces, self.tokenizer.vocabulary, unk) if opts.output_level == "token"
+                        else unit_metadata(pieces, unk, opts.output_level))
+        return apply_nlu_columns(frame, opts.output_level, positions=opts.positions, metadata=metadata,
+                                 drop_irrelevant=opts.drop_irrelevant_cols, get_embeddings=opts.get_embeddings)
+
+    def _frame(self, rows: Any, opts: PredictOptions) -> tuple[pd.DataFrame, np.ndarray | None]:
+        """The frame of ``rows`` at ``opts.output_level`` (before NLU's column options), and at token
+        level each token's input row position."""
         units = make_units(rows, opts.output_level)
         words = opts.output_level == "token"
         distinct, pieces = self._distinct_pieces(units, opts.deduplicate, words, opts.prompt)
@@ -374,11 +396,8 @@ class Pipeline:
                         "documents" if opts.output_level == "document" else "sentences")
             windowed = windowed[distinct]
             truncated = None if truncated is None else truncated[distinct]
-            if opts.output_level == "token":
-                pieces, words = pieces.take(distinct)
-                vectors = vectors[words]
-            else:
-                vectors = vectors[distinct]
+            pieces, words = pieces.take(distinct)
+            vectors = vectors[words] if opts.output_level == "token" else vectors[distinct]
         if opts.output_level == "token":
             empty = len(rows.texts) - len(np.unique(units.row[np.diff(pieces.text_word_start) > 0]))
             if empty:
@@ -388,18 +407,9 @@ class Pipeline:
                 logger.warning("%d token(s) are covered by no word piece of %s (e.g. a lone combining mark an "
                                "uncased model strips): their vectors are NaN", unseen, self.spec.alias)
             frame = token_frame(rows, units, pieces, vectors, windowed, self.spec.embedding_column, truncated)
-        else:
-            frame = pooled_frame(rows, units, vectors, windowed, opts.output_level, self.spec.embedding_column,
-                                 truncated)
-        if not opts.reshapes_frame:
-            return frame
-        metadata = None
-        if opts.metadata:
-            unk = self.tokenizer.unk_id
-            metadata = (token_metadata(pieces, self.tokenizer.vocabulary, unk) if opts.output_level == "token"
-                        else unit_metadata(pieces, unk, opts.output_level))
-        return apply_nlu_columns(frame, opts.output_level, positions=opts.positions, metadata=metadata,
-                                 drop_irrelevant=opts.drop_irrelevant_cols, get_embeddings=opts.get_embeddings)
+            return frame, np.repeat(units.row, np.diff(pieces.text_word_start)), pieces
+        frame = pooled_frame(rows, units, vectors, windowed, opts.output_level, self.spec.embedding_column, truncated)
+        return frame, None, pieces
 
     def embed(self, data: object, output_level: str = "document", *, normalize: bool | None = None,
               truncate_dim: int | None = None, **options: Any) -> np.ndarray:

@@ -14,7 +14,7 @@ FLOW = [
     "errors", "choices", "_env", "_optional", "_arrays", "cache",
     "registry", "artifacts", "convert", "runtime", "bundle",
     "options", "inputs", "sentences", "units", "tokenize", "windows", "batching", "encode", "pooling", "frame",
-    "pipeline", "stream", "group", "api", "runners", "spark", "dask", "viz", "cli",
+    "chunks", "pipeline", "stream", "group", "api", "runners", "spark", "dask", "viz", "cli",
 ]
 
 
