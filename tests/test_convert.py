@@ -190,7 +190,7 @@ def test_unsupported_checkpoints(tmp_path, tiny_bert_dir):
     with pytest.raises(ArtifactNotFoundError, match="config.json"):
         convert_checkpoint(folder, tmp_path / "a.onnx")
     for change, message in [
-        ({"model_type": "roberta"}, "model_type 'roberta'"),
+        ({"model_type": "gpt2"}, "model_type 'gpt2' is not supported; nlu_lite converts 'bert', .*'roberta'"),
         ({"position_embedding_type": "relative_key"}, "position_embedding_type"),
         ({"hidden_act": "swish"}, "hidden_act"),
         ({"num_attention_heads": 5}, "divisible"),

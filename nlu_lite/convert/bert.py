@@ -15,6 +15,11 @@ Interface (docs/DESIGN.md): inputs ``input_ids`` / ``attention_mask`` int64 [bat
 sequence]; outputs ``last_hidden_state``, ``hidden_state_0..L`` (transformers'
 ``hidden_states[i]``) and ``pooler_output`` when the checkpoint has a pooler.
 token_type_ids are always 0: the type-0 embedding is folded into the position table.
+
+The families whose graph is this one with small changes (RoBERTa, DistilBERT, ELECTRA,
+ALBERT) describe the changes as an :class:`EncoderPlan` (position offset, no token types,
+an embedding projection, which weights each layer reads) and call :func:`build_encoder`;
+their ``rename`` maps stored names onto the names read here.
 """
 from __future__ import annotations
 
@@ -33,7 +38,9 @@ from .families import Family
 DEFAULT_GRAPH: GraphVariant = "fused"  # measured faster: see benchmarks/engine_graph.py
 OPSET = 17  # LayerNormalization is a standard op from 17
 MS_OPSET = 1
-CONVERTER_VERSION = "3"  # 3: weights as external data; int8 keeps layer 0 FFN output fp32. Bump whenever the graph for the same weights changes
+# 3: weights as external data; int8 keeps layer 0 FFN output fp32. 4: metadata names the model_type.
+# Bump whenever the graph for the same weights changes
+CONVERTER_VERSION = "4"
 METADATA_KEY = "nlu_lite"
 
 # transformers' hidden_act names -> how we compute them
@@ -66,20 +73,23 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _size_field(data: Mapping[str, Any], field: str, where: str) -> int:
-    """A positive whole number within ``CONFIG_LIMITS``: no float, bool, string, NaN or infinity."""
+def _size_field(data: Mapping[str, Any], field: str, where: str, *, kind: str | None = None, model: str = "BERT",
+                base: Mapping[str, int] = _BERT_BASE, defaults: Mapping[str, int] = _DEFAULTS) -> int:
+    """A positive whole number within ``CONFIG_LIMITS[kind]`` (``kind`` defaults to ``field``): no
+    float, bool, string, NaN or infinity. Other families name their own ``model``, its ``base``
+    sizes (quoted in the message) and the ``defaults`` transformers fills in for a missing field."""
     if field not in data:
-        if field in _DEFAULTS:
-            return _DEFAULTS[field]
+        if field in defaults:
+            return defaults[field]
         raise ConversionError(
-            f"{where} lacks the field {field!r} that a BERT config has; add it (BERT-base has "
-            f"{field}={_BERT_BASE[field]}) or download the checkpoint again"
+            f"{where} lacks the field {field!r} that a {model} config has; add it ({model}-base has "
+            f"{field}={base[field]}) or download the checkpoint again"
         )
-    value, limit = data[field], CONFIG_LIMITS[field]
+    value, limit = data[field], CONFIG_LIMITS[kind or field]
     if type(value) is not int or not 1 <= value <= limit:
         raise ConversionError(
             f"{where}: {field} is {_shown(value)}, but it must be a whole number from 1 to {limit:,} "
-            f"(BERT-base has {_BERT_BASE[field]}); fix {field} in {where} or download the checkpoint again"
+            f"({model}-base has {base[field]}); fix {field} in {where} or download the checkpoint again"
         )
     return value
 
@@ -92,6 +102,59 @@ def _eps_field(data: Mapping[str, Any], where: str) -> float:
             f"(BERT uses 1e-12); fix layer_norm_eps in {where} or download the checkpoint again"
         )
     return float(value)
+
+
+def _activation_field(data: Mapping[str, Any], where: str, field: str = "hidden_act", default: str = "gelu") -> str:
+    act = data.get(field, default)
+    if not isinstance(act, str) or act not in ACTIVATIONS:
+        raise ConversionError(f"{where}: {field} {_shown(act)} is not supported; use one of {list(ACTIVATIONS)}")
+    return act
+
+
+def _check_encoder_only(data: Mapping[str, Any], where: str) -> None:
+    """Refuse what would make this graph compute something else: relative positions, a causal decoder."""
+    position = data.get("position_embedding_type", "absolute")
+    if position != "absolute":
+        raise ConversionError(f"{where}: position_embedding_type {_shown(position)} is not supported; only 'absolute'")
+    if data.get("is_decoder", False) is not False:  # a decoder attends causally: our graph attends both ways
+        raise ConversionError(
+            f"{where}: is_decoder is {_shown(data['is_decoder'])}; nlu_lite converts encoders (is_decoder false), "
+            "whose tokens see the whole sequence. Use the encoder checkpoint of this model"
+        )
+
+
+def _check_heads(hidden: int, heads: int, where: str, fields: tuple[str, str] = ("hidden_size", "num_attention_heads"),
+                 model: str = "BERT") -> None:
+    if hidden % heads:
+        raise ConversionError(
+            f"{where}: {fields[0]} {hidden} is not divisible by {fields[1]} {heads}; "
+            f"fix {fields[1]} in {where} ({model}-base has 768 / 12) or download the checkpoint again"
+        )
+
+
+def _bert_fields(data: Any, where: str, *, model: str = "BERT", base: Mapping[str, int] = _BERT_BASE,
+                 defaults: Mapping[str, int] = _DEFAULTS, activation: str = "gelu") -> dict[str, Any]:
+    """:class:`BertConfig`'s constructor arguments from a config.json with BERT's field names, validated."""
+    if not isinstance(data, Mapping):
+        raise ConversionError(
+            f"{where} holds a JSON {type(data).__name__}, not an object with {model}'s fields (hidden_size, "
+            "num_hidden_layers, ...); download the checkpoint again"
+        )
+    _check_encoder_only(data, where)
+    act = _activation_field(data, where, default=activation)
+    sizes = {name: _size_field(data, name, where, model=model, base=base, defaults=defaults) for name in CONFIG_LIMITS}
+    _check_heads(sizes["hidden_size"], sizes["num_attention_heads"], where, model=model)
+    return {
+        "vocab_size": sizes["vocab_size"],
+        "hidden_size": sizes["hidden_size"],
+        "num_layers": sizes["num_hidden_layers"],
+        "num_heads": sizes["num_attention_heads"],
+        "intermediate_size": sizes["intermediate_size"],
+        "hidden_act": act,
+        "layer_norm_eps": _eps_field(data, where),
+        "max_position_embeddings": sizes["max_position_embeddings"],
+        "type_vocab_size": sizes["type_vocab_size"],
+    }
 
 
 @dataclass(frozen=True)
@@ -115,34 +178,7 @@ class BertConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "config.json") -> BertConfig:
         """Validate a transformers BERT config; errors name the field, its allowed values and the fix."""
-        if not isinstance(data, Mapping):
-            raise ConversionError(
-                f"{where} holds a JSON {type(data).__name__}, not an object with BERT's fields (hidden_size, "
-                "num_hidden_layers, ...); download the checkpoint again"
-            )
-        position = data.get("position_embedding_type", "absolute")
-        if position != "absolute":
-            raise ConversionError(f"{where}: position_embedding_type {_shown(position)} is not supported; only 'absolute'")
-        act = data.get("hidden_act", "gelu")
-        if not isinstance(act, str) or act not in ACTIVATIONS:
-            raise ConversionError(f"{where}: hidden_act {_shown(act)} is not supported; use one of {list(ACTIVATIONS)}")
-        sizes = {field: _size_field(data, field, where) for field in CONFIG_LIMITS}
-        config = cls(
-            vocab_size=sizes["vocab_size"],
-            hidden_size=sizes["hidden_size"],
-            num_layers=sizes["num_hidden_layers"],
-            num_heads=sizes["num_attention_heads"],
-            intermediate_size=sizes["intermediate_size"],
-            hidden_act=act,
-            layer_norm_eps=_eps_field(data, where),
-            max_position_embeddings=sizes["max_position_embeddings"],
-            type_vocab_size=sizes["type_vocab_size"],
-        )
-        if config.hidden_size % config.num_heads:
-            raise ConversionError(
-                f"{where}: hidden_size {config.hidden_size} is not divisible by num_attention_heads {config.num_heads}; "
-                f"fix num_attention_heads in {where} (BERT-base has 768 / 12) or download the checkpoint again"
-            )
+        config = cls(**_bert_fields(data, where))
         count = parameter_count(config, with_pooler=True)
         if count > MAX_PARAMETERS:
             raise ConversionError(
@@ -159,18 +195,51 @@ def _sizes(config: BertConfig) -> dict[str, int]:
             "max_position_embeddings": config.max_position_embeddings, "type_vocab_size": config.type_vocab_size}
 
 
-def _layout(num_layers: int, *, with_pooler: bool) -> dict[str, tuple[str, ...]]:
-    """BertModel's weight names, each dimension named by the config field that sets it ([out, in])."""
-    h, i = "hidden_size", "intermediate_size"
+@dataclass(frozen=True)
+class EncoderPlan:
+    """What a BERT-like family changes in BERT's graph (the defaults are BERT itself).
+
+    ``position_offset``: the position-table row of a sequence's first token (RoBERTa:
+    padding_idx + 1), so the model takes ``max_position_embeddings - position_offset`` tokens.
+    ``token_types``: whether an ``embeddings.token_type_embeddings`` table exists (type 0 is
+    added). ``projection``: an ``embeddings.projection`` Linear from ``embedding_size`` to
+    ``hidden_size`` after the embedding LayerNorm (ELECTRA, ALBERT); its output is
+    ``hidden_state_0``, as in transformers. ``layer_prefixes``: the weights layer n reads
+    (ALBERT shares them; each shared tensor is stored once); ``None``: ``encoder.layer.{n}.``.
+    ``size_names``: (BERT's field, the family's config.json field) pairs, so that the layout's
+    dimensions, and the errors about them, name the field the user's config.json has.
+    """
+
+    model_type: str = "bert"
+    position_offset: int = 0
+    token_types: bool = True
+    projection: bool = False
+    layer_prefixes: tuple[str, ...] | None = None
+    size_names: tuple[tuple[str, str], ...] = ()
+
+    def prefixes(self, num_layers: int) -> tuple[str, ...]:
+        return self.layer_prefixes or tuple(f"encoder.layer.{n}." for n in range(num_layers))
+
+
+_BERT_PLAN = EncoderPlan()
+
+
+def _layout(num_layers: int, *, with_pooler: bool, plan: EncoderPlan = _BERT_PLAN) -> dict[str, tuple[str, ...]]:
+    """BertModel's weight names (or ``plan``'s variant of them), each dimension named by the
+    config field that sets it ([out, in]); a shared layer's weights are listed once."""
+    names = dict(plan.size_names)
+    h, i = names.get("hidden_size", "hidden_size"), names.get("intermediate_size", "intermediate_size")
+    e = "embedding_size" if plan.projection else h
     layout: dict[str, tuple[str, ...]] = {
-        "embeddings.word_embeddings.weight": ("vocab_size", h),
-        "embeddings.position_embeddings.weight": ("max_position_embeddings", h),
-        "embeddings.token_type_embeddings.weight": ("type_vocab_size", h),
-        "embeddings.LayerNorm.weight": (h,),
-        "embeddings.LayerNorm.bias": (h,),
+        "embeddings.word_embeddings.weight": ("vocab_size", e),
+        "embeddings.position_embeddings.weight": ("max_position_embeddings", e),
     }
-    for n in range(num_layers):
-        p = f"encoder.layer.{n}."
+    if plan.token_types:
+        layout["embeddings.token_type_embeddings.weight"] = ("type_vocab_size", e)
+    layout.update({"embeddings.LayerNorm.weight": (e,), "embeddings.LayerNorm.bias": (e,)})
+    if plan.projection:
+        layout.update({"embeddings.projection.weight": (h, e), "embeddings.projection.bias": (h,)})
+    for p in dict.fromkeys(plan.prefixes(num_layers)):
         for part in ("query", "key", "value"):
             layout[f"{p}attention.self.{part}.weight"] = (h, h)
             layout[f"{p}attention.self.{part}.bias"] = (h,)
@@ -225,9 +294,22 @@ class _Builder:
         self.initializers: list = []
         self._count = 0
         self._scalars: dict[tuple[str, float], str] = {}
+        self._consts: dict[str, Any] = {}
+
+    def __contains__(self, name: str) -> bool:
+        """Whether an initializer ``name`` exists (a caller may then skip computing it again)."""
+        return name in self._consts
 
     def const(self, name: str, array: np.ndarray) -> str:
-        self.initializers.append(self.numpy_helper.from_array(np.asarray(array, order="C"), name))
+        """An initializer; a name given again is the same tensor, stored once (ALBERT's shared
+        layers). Different contents under one name are a bug in the caller, never silently merged."""
+        tensor = self.numpy_helper.from_array(np.asarray(array, order="C"), name)
+        if name in self._consts:
+            if self._consts[name] != tensor:
+                raise ValueError(f"two different tensors named {name!r} in one graph")
+            return name
+        self._consts[name] = tensor
+        self.initializers.append(tensor)
         return name
 
     def scalar(self, value: float, dtype: Any = np.float32) -> str:
@@ -295,8 +377,10 @@ def _layer_standard(b: _Builder, x: str, w: Mapping[str, np.ndarray], p: str, cf
 def _layer_fused(b: _Builder, x: str, w: Mapping[str, np.ndarray], p: str, cfg: BertConfig, mask_index: str, out: str) -> str:
     ms = "com.microsoft"
     parts = [f"{p}attention.self.{name}" for name in ("query", "key", "value")]
-    qkv_w = b.const(f"{p}attention.qkv.weight_t", np.concatenate([w[q + ".weight"].T for q in parts], axis=1))
-    qkv_b = b.const(f"{p}attention.qkv.bias", np.concatenate([w[q + ".bias"] for q in parts]))
+    qkv_w, qkv_b = f"{p}attention.qkv.weight_t", f"{p}attention.qkv.bias"
+    if qkv_w not in b:  # a shared layer (ALBERT) packs its weights once
+        b.const(qkv_w, np.concatenate([w[q + ".weight"].T for q in parts], axis=1))
+        b.const(qkv_b, np.concatenate([w[q + ".bias"] for q in parts]))
     context = b.op("Attention", [x, qkv_w, qkv_b, mask_index], domain=ms,
                    num_heads=cfg.num_heads, mask_filter_value=_MASK_VALUE)
     attn = _linear(b, context, w, f"{p}attention.output.dense", bias=False)
@@ -323,21 +407,39 @@ def _residual_layer_norm(b: _Builder, x: str, skip: str, w: Mapping[str, np.ndar
     return _layer_norm(b, b.op("Add", [biased, skip]), w, f"{p}.LayerNorm", eps, out=out)
 
 
-def _embeddings(b: _Builder, w: Mapping[str, np.ndarray], config: BertConfig) -> str:
-    """word + (position + token type 0), then LayerNorm: transformers' ``hidden_states[0]``."""
+def _embeddings(b: _Builder, w: Mapping[str, np.ndarray], config: BertConfig, plan: EncoderPlan = _BERT_PLAN) -> str:
+    """word + (position + token type 0), then LayerNorm (then ``plan``'s projection):
+    transformers' ``hidden_states[0]``. Input is right-padded, so token i sits at position
+    ``position_offset + i``: the table is sliced, never indexed per token."""
     word = b.op("Gather", [b.const("embeddings.word_embeddings.weight", w["embeddings.word_embeddings.weight"]), "input_ids"])
-    pos_type = w["embeddings.position_embeddings.weight"] + w["embeddings.token_type_embeddings.weight"][0]
+    table = w["embeddings.position_embeddings.weight"][plan.position_offset:]
+    if plan.token_types:
+        table, name = table + w["embeddings.token_type_embeddings.weight"][0], "embeddings.position_plus_type0"
+    else:
+        name = "embeddings.positions"
     one, two = b.const("one_i64", np.array([1], np.int64)), b.const("two_i64", np.array([2], np.int64))
     seq_len = b.op("Slice", [b.op("Shape", ["input_ids"]), one, two])
-    positions = b.op("Slice", [b.const("embeddings.position_plus_type0", pos_type),
-                               b.const("zero_i64", np.array([0], np.int64)), seq_len])
+    positions = b.op("Slice", [b.const(name, table), b.const("zero_i64", np.array([0], np.int64)), seq_len])
     summed = b.op("Add", [word, positions], out="embeddings_sum")
-    return _layer_norm(b, summed, w, "embeddings.LayerNorm", config.layer_norm_eps, out="hidden_state_0")
+    if not plan.projection:
+        return _layer_norm(b, summed, w, "embeddings.LayerNorm", config.layer_norm_eps, out="hidden_state_0")
+    normed = _layer_norm(b, summed, w, "embeddings.LayerNorm", config.layer_norm_eps)
+    projected = _linear(b, normed, w, "embeddings.projection", bias=False)
+    return b.op("Add", [projected, b.const("embeddings.projection.bias", w["embeddings.projection.bias"])],
+                out="hidden_state_0")
 
 
 def build_model(config: BertConfig, weights: Mapping[str, np.ndarray], *, graph: GraphVariant = DEFAULT_GRAPH,
                 metadata: Mapping[str, Any] | None = None):
     """The ONNX ``ModelProto`` for ``config`` and BertModel-named ``weights``."""
+    return build_encoder(config, weights, _BERT_PLAN, graph=graph, metadata=metadata)
+
+
+def build_encoder(config: Any, weights: Mapping[str, np.ndarray], plan: EncoderPlan, *,
+                  graph: GraphVariant = DEFAULT_GRAPH, metadata: Mapping[str, Any] | None = None):
+    """The ONNX ``ModelProto`` of BERT's graph changed as ``plan`` says, for ``weights`` by the
+    builder's names. ``config`` has BertConfig's fields the graph reads (hidden_size,
+    num_layers, num_heads, head_size, hidden_act, layer_norm_eps, max_position_embeddings)."""
     from onnx import TensorProto, helper
 
     if graph not in GRAPH_VARIANTS:
@@ -346,7 +448,7 @@ def build_model(config: BertConfig, weights: Mapping[str, np.ndarray], *, graph:
     b = _Builder()
     w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
 
-    x = _embeddings(b, w, config)
+    x = _embeddings(b, w, config, plan)
     if graph == "fused":
         mask = b.op("Cast", ["attention_mask"], to=TensorProto.INT32)
         layer = _layer_fused
@@ -356,9 +458,9 @@ def build_model(config: BertConfig, weights: Mapping[str, np.ndarray], *, graph:
         mask = b.op("Unsqueeze", [b.op("Mul", [inverted, b.scalar(_MASK_VALUE)]),
                                   b.const("mask_axes", np.array([1, 2], np.int64))])
         layer = _layer_standard
-    for n in range(config.num_layers):
+    for n, prefix in enumerate(plan.prefixes(config.num_layers)):
         last = n == config.num_layers - 1
-        x = layer(b, x, w, f"encoder.layer.{n}.", config, mask, "last_hidden_state" if last else f"hidden_state_{n + 1}")
+        x = layer(b, x, w, prefix, config, mask, "last_hidden_state" if last else f"hidden_state_{n + 1}")
     b.op("Identity", [x], out=f"hidden_state_{config.num_layers}")
 
     dims = ["batch", "sequence", config.hidden_size]
@@ -373,13 +475,17 @@ def build_model(config: BertConfig, weights: Mapping[str, np.ndarray], *, graph:
     inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in ("input_ids", "attention_mask")]
     # the Slice of the position table hides that its length is the sequence length; saying so
     # lets onnxruntime's fusions match whichever outputs are declared
-    known = [helper.make_tensor_value_info("embeddings_sum", TensorProto.FLOAT, dims)]
-    graph_proto = helper.make_graph(b.nodes, "bert", inputs, outputs, initializer=b.initializers, value_info=known)
+    width = config.embedding_size if plan.projection else config.hidden_size
+    known = [helper.make_tensor_value_info("embeddings_sum", TensorProto.FLOAT, ["batch", "sequence", width])]
+    graph_proto = helper.make_graph(b.nodes, plan.model_type, inputs, outputs, initializer=b.initializers,
+                                    value_info=known)
     opsets = [helper.make_opsetid("", OPSET)] + ([helper.make_opsetid("com.microsoft", MS_OPSET)] if graph == "fused" else [])
     model = helper.make_model(graph_proto, opset_imports=opsets, producer_name="nlu_lite", producer_version=CONVERTER_VERSION)
     model.ir_version = 8  # readable by onnxruntime >= 1.14
     info = {**asdict(config), "has_pooler": with_pooler, "graph": graph, "converter_version": CONVERTER_VERSION,
-            "opset": OPSET, **(metadata or {})}
+            "opset": OPSET, "model_type": plan.model_type,
+            # the longest input, framing included: the rows a sequence can use from its offset on
+            "max_position_embeddings": config.max_position_embeddings - plan.position_offset, **(metadata or {})}
     helper.set_model_props(model, {METADATA_KEY: json.dumps(info, sort_keys=True)})
     return model
 
@@ -387,15 +493,21 @@ def build_model(config: BertConfig, weights: Mapping[str, np.ndarray], *, graph:
 _KEEP_PREFIXES = ("embeddings.", "encoder.", "pooler.")
 
 
-def rename_weight(stored: str, prefix: str = "bert.") -> str | None:
-    """BertModel's name for a stored weight: ``prefix`` stripped, TF-era ``gamma``/``beta`` renamed;
-    ``None`` for what BertModel does not use (``cls.*`` heads, the ``position_ids`` buffer)."""
-    key = stored.removeprefix(prefix)
+def _tf_names(key: str) -> str:
+    """TF-era LayerNorm names: ``gamma``/``beta`` are ``weight``/``bias``."""
     if key.endswith(".gamma"):
-        key = key[: -len("gamma")] + "weight"
-    elif key.endswith(".beta"):
-        key = key[: -len("beta")] + "bias"
-    if key.endswith("position_ids") or not key.startswith(_KEEP_PREFIXES):
+        return key[: -len("gamma")] + "weight"
+    if key.endswith(".beta"):
+        return key[: -len("beta")] + "bias"
+    return key
+
+
+def rename_weight(stored: str, prefix: str = "bert.", keep: tuple[str, ...] = _KEEP_PREFIXES) -> str | None:
+    """BertModel's name for a stored weight: ``prefix`` stripped, TF-era ``gamma``/``beta`` renamed;
+    ``None`` for what BertModel does not use (``cls.*`` heads, the ``position_ids`` and
+    ``token_type_ids`` buffers) and for anything outside ``keep``."""
+    key = _tf_names(stored.removeprefix(prefix))
+    if key.endswith(("position_ids", "token_type_ids")) or not key.startswith(keep):
         return None
     return key
 

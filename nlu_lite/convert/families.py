@@ -66,6 +66,7 @@ class Family:
     sizes: Callable[[Any], dict[str, int]]
     build_model: Callable[..., Any]
     pooler_weight: str = "pooler.dense.weight"
+    layers_field: str = "num_hidden_layers"  # config.json's name for the layer count (DistilBERT: n_layers)
 
 
 def supported_model_types() -> list[str]:
@@ -163,7 +164,8 @@ def _layers_present(names: Iterable[str]) -> set[int]:
     return found
 
 
-def _check_layer_count(config: Any, names: Iterable[str], config_name: str, weights_name: str) -> None:
+def _check_layer_count(config: Any, names: Iterable[str], config_name: str, weights_name: str,
+                       field: str = "num_hidden_layers") -> None:
     present = _layers_present(names)
     if not present or max(present) + 1 == config.num_layers:
         return  # no per-layer names (none at all, or shared layers): the missing-weights check says what is wrong
@@ -173,7 +175,7 @@ def _check_layer_count(config: Any, names: Iterable[str], config_name: str, weig
     else:
         problem = f"{weights_name} holds {n} layers (up to encoder.layer.{n - 1})"
     raise ConversionError(
-        f"{config_name}: num_hidden_layers is {want} but {problem}. Set num_hidden_layers to {n} in "
+        f"{config_name}: {field} is {want} but {problem}. Set {field} to {n} in "
         f"{config_name} if these weights are right; otherwise the config and the weights belong to different models"
     )
 
@@ -184,7 +186,7 @@ def check_shapes(config: Any, shapes: Mapping[str, Sequence[int]], *, config_nam
     the ones ``config`` implies. Needs only names and shapes, so it runs before any tensor data
     is read; the error names the config field that disagrees. Returns whether a pooler is present."""
     family = family or family_of(config)
-    _check_layer_count(config, shapes, config_name, weights_name)
+    _check_layer_count(config, shapes, config_name, weights_name, family.layers_field)
     with_pooler = family.pooler_weight in shapes
     layout = family.layout(config, with_pooler)
     missing = [k for k in layout if k not in shapes]

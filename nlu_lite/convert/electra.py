@@ -1,0 +1,87 @@
+"""ELECTRA checkpoints (the discriminator's or the generator's encoder, ElectraModel): BERT's graph
+with a projection after the embeddings.
+
+When ``embedding_size`` differs from ``hidden_size`` (ELECTRA-small: 128 -> 256), ElectraModel
+maps the embedding LayerNorm's output through ``embeddings_project`` (a Linear) before the
+first layer; transformers' ``hidden_states[0]`` is that projection's output, and so is our
+``hidden_state_0``. With equal sizes (ELECTRA-base, -large) there is no projection and the
+graph is BERT's. ElectraModel has no pooler. Weights saved by ``ElectraForPreTraining`` /
+``ElectraForMaskedLM`` and the other heads carry an ``electra.`` prefix; their
+``discriminator_predictions``, ``generator_predictions`` / ``generator_lm_head`` and
+``classifier`` are dropped.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..choices import GraphVariant
+from .bert import (
+    DEFAULT_GRAPH,
+    BertConfig,
+    EncoderPlan,
+    _bert_fields,
+    _layout,
+    _size_field,
+    _sizes,
+    build_encoder,
+    rename_weight,
+)
+from .families import Family
+
+_ELECTRA_BASE = {"vocab_size": 30522, "embedding_size": 768, "hidden_size": 768, "num_hidden_layers": 12,
+                 "num_attention_heads": 12, "intermediate_size": 3072, "max_position_embeddings": 512,
+                 "type_vocab_size": 2}
+_DEFAULTS = {"max_position_embeddings": 512, "type_vocab_size": 2, "embedding_size": 128}  # transformers' ElectraConfig
+
+
+@dataclass(frozen=True)
+class ElectraConfig(BertConfig):
+    """BERT's fields plus the embeddings' width."""
+
+    embedding_size: int = 128
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "config.json") -> ElectraConfig:
+        """Validate a transformers ELECTRA config; errors name the field and the fix."""
+        fields = _bert_fields(data, where, model="ELECTRA", base=_ELECTRA_BASE, defaults=_DEFAULTS)
+        embedding = _size_field(data, "embedding_size", where, kind="hidden_size", model="ELECTRA",
+                                base=_ELECTRA_BASE, defaults=_DEFAULTS)
+        return cls(**fields, embedding_size=embedding)
+
+
+def _plan(config: ElectraConfig) -> EncoderPlan:
+    return EncoderPlan(model_type="electra", projection=config.embedding_size != config.hidden_size)
+
+
+def _electra_sizes(config: ElectraConfig) -> dict[str, int]:
+    return {**_sizes(config), "embedding_size": config.embedding_size}
+
+
+def rename(stored: str) -> str | None:
+    """ElectraModel's name, ``embeddings_project`` as the builder's ``embeddings.projection``;
+    ``None`` for heads and buffers."""
+    key = stored.removeprefix("electra.")
+    if key.startswith("embeddings_project."):
+        key = "embeddings.projection." + key.removeprefix("embeddings_project.")
+    return rename_weight(key, "", keep=("embeddings.", "encoder."))
+
+
+def build_model(config: ElectraConfig, weights: Mapping[str, np.ndarray], *, graph: GraphVariant = DEFAULT_GRAPH,
+                metadata: Mapping[str, Any] | None = None):
+    """The ONNX ``ModelProto`` for ``config`` and ElectraModel-named ``weights`` (see :func:`rename`)."""
+    return build_encoder(config, weights, _plan(config), graph=graph, metadata=metadata)
+
+
+FAMILY = Family(
+    name="ELECTRA",
+    model_types=("electra",),
+    config_class=ElectraConfig,
+    rename=rename,
+    layout=lambda config, with_pooler: _layout(config.num_layers, with_pooler=with_pooler, plan=_plan(config)),
+    sizes=_electra_sizes,
+    build_model=build_model,
+)
