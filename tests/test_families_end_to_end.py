@@ -18,7 +18,7 @@ TEXTS = [
     "Hello, world; Smith's café costs 3.50 dollars",
     "東京は大きい 中文 and naïve résumé",
     "emoji 😀 and e\u0301 combining marks",
-    "a lone \u0301 mark, [SEP] and <s> are text",
+    "a lone \u0301 mark, [SEP] and [CLS] are text",
     "short",
 ]
 SIZES = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37}
