@@ -155,15 +155,17 @@ class HubServer:
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> HubServer:
-        for role in ("hub", "cdn"):
-            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self, role))
+        # the CDN on another loopback host, as the real one is: huggingface_hub 1.x follows a redirect
+        # to the same host when it asks for a file's details, which would hide the LFS redirect
+        for role, host in (("hub", "127.0.0.1"), ("cdn", "127.0.0.2")):
+            server = http.server.ThreadingHTTPServer((host, 0), _make_handler(self, role))
             server.daemon_threads = True
             thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
             thread.start()
             self._servers.append(server)
             self._threads.append(thread)
         self.endpoint = f"http://127.0.0.1:{self._servers[0].server_address[1]}"
-        self.cdn = f"http://127.0.0.1:{self._servers[1].server_address[1]}"
+        self.cdn = f"http://127.0.0.2:{self._servers[1].server_address[1]}"
         self._timer = threading.Timer(self.lifetime, self.stop)
         self._timer.daemon = True
         self._timer.start()

@@ -18,7 +18,14 @@ import pandas as pd
 from .._optional import require
 from ..errors import InputError
 from ..frame import embedding_column, to_matrix
-from .frames import frame_level, hover_texts, label_columns, row_texts, sample_positions, select_rows
+from .frames import (
+    frame_level,
+    hover_texts,
+    label_columns,
+    row_texts,
+    sample_positions,
+    select_rows,
+)
 from .neighbours import nearest_neighbours, pairwise, query_vector
 from .reduce import Projection, project
 
@@ -233,8 +240,8 @@ def _title(points: Points) -> str:
     proj = points.projection
     shown = len(points.positions)
     text = f"{proj.label} of {shown:,} {points.level} embeddings"
-    if proj.method == "tsne":
-        text += f" (perplexity {proj.params['perplexity']:g}, {proj.params['max_iter']} iterations)"
+    if proj.describe():
+        text += f" ({proj.describe()})"
     if points.sampled:
         text += (f"<br><sup>random sample of {shown:,} of {points.n_total:,} rows "
                  f"(max_points={points.max_points:,}, seed {points.sample_seed})</sup>")
@@ -272,10 +279,13 @@ def plot_embeddings(
     random_state: int = 0,
     n_neighbors: int = 15,
     min_dist: float = 0.1,
+    kernel: str = "rbf",
+    gamma: float | str | None = None,
+    affinity: str = "nearest_neighbors",
     marker_size: float | None = None,
     title: str | None = None,
 ) -> go.Figure:
-    """A 2D or 3D scatter of a predict() frame's embeddings, projected by PCA, t-SNE or UMAP.
+    """A 2D or 3D scatter of a predict() frame's embeddings, projected by one of nine methods.
 
     ``color`` / ``symbol``: a column name (a label you joined, ``"token"``, ``"origin_index"``,
     ...) or values aligned with ``df``. Numeric columns with more than ``max_categories``
@@ -284,17 +294,25 @@ def plot_embeddings(
     rows). Hover shows the token in its sentence (or the sentence / document). Past
     ``max_points`` rows a seeded random sample is plotted (the title says so; highlighted rows
     are always kept); past 2,000 points 2D plots use WebGL (``webgl=True/False`` forces it).
-    t-SNE (``perplexity``, ``learning_rate``, ``max_iter``, ``random_state``) and UMAP
-    (``n_neighbors``, ``min_dist``) results are cached per parameter set.
+
+    ``method``: ``"pca"``, ``"svd"`` (truncated SVD), ``"kernel_pca"`` (``kernel``, ``gamma``),
+    ``"tsne"`` (``perplexity``, ``learning_rate``, ``max_iter``), ``"umap"`` (``n_neighbors``,
+    ``min_dist``), ``"isomap"`` (``n_neighbors``), ``"mds"``, ``"spectral"`` (``affinity``,
+    ``n_neighbors`` or ``gamma``) or ``"lle"`` (``n_neighbors``), NLU's spellings too
+    (``"TSNE"``, ``"ISOMAP"``, ``"KernelPCA"``, ...); ``random_state`` seeds those that take one.
+    What each keeps, and the point limits of the O(n²) ones (MDS 1,000; Isomap, Kernel PCA,
+    spectral, LLE 5,000: lower ``max_points`` to sample), are in :mod:`nlu_lite.viz.reduce`.
+    Projections are cached per parameter set: recolouring never refits.
 
     >>> import nlu_lite
     >>> df = nlu_lite.load('en.embed_sentence.minilm_l6').predict(['I like cats', 'Stocks fell'])  # doctest: +SKIP
     >>> fig = plot_embeddings(df, 'pca', color='origin_index')  # doctest: +SKIP
+    >>> fig = plot_embeddings(df, 'isomap', n_neighbors=10)  # doctest: +SKIP
     """
     points = prepare_points(
         df, method, dimensions, max_points=max_points, sample_seed=sample_seed, keep=_all_highlighted(df, highlight),
         perplexity=perplexity, learning_rate=learning_rate, max_iter=max_iter, random_state=random_state,
-        n_neighbors=n_neighbors, min_dist=min_dist,
+        n_neighbors=n_neighbors, min_dist=min_dist, kernel=kernel, gamma=gamma, affinity=affinity,
     )
     return figure_from_points(
         df, points, color=color, symbol=symbol, highlight=highlight, webgl=webgl, max_categories=max_categories,

@@ -1,11 +1,38 @@
-"""Projecting an embedding matrix to 2 or 3 dimensions: PCA, t-SNE, UMAP, cached per parameter set.
+"""Projecting an embedding matrix to 2 or 3 dimensions, cached per parameter set.
 
-t-SNE and UMAP take seconds to minutes, so each result is kept in a small in-process LRU
-cache keyed by the matrix's bytes and the parameters: changing only the colour of a plot,
-or coming back to a parameter set, never refits.
+Nine methods, the ones NLU's Streamlit manifold views offer (NLU's spellings are aliases).
+Each keeps something different of the original space:
+
+- ``pca`` (scikit-learn PCA): the directions of largest variance; global and linear.
+- ``svd`` (TruncatedSVD, NLU's "SVD aka LSA"): the same without centring, so the first axis
+  often is the embeddings' shared mean direction.
+- ``kernel_pca`` (KernelPCA): PCA in a kernel's feature space (``kernel``, ``gamma``); with the
+  linear kernel it is PCA.
+- ``tsne`` (TSNE): who is near whom; not distances between clusters, nor their sizes.
+- ``umap`` (umap-learn): local neighbourhoods, with more of the global layout than t-SNE.
+- ``isomap`` (Isomap): distances measured along the k-nearest-neighbour graph; unrolls curved
+  sheets and curves.
+- ``mds`` (MDS, metric): all pairwise distances, as well as 2 or 3 axes can hold them.
+- ``spectral`` (SpectralEmbedding, Laplacian eigenmaps): the neighbour graph's connectivity;
+  groups with no edges between them shrink to points.
+- ``lle`` (LocallyLinearEmbedding): how each point is rebuilt from its neighbours.
+
+PCA and truncated SVD cost O(n·dim·k): 1-5 s for 10,000 rows of 768 dims on 2 cores. The others
+cost at least O(n²) memory or time: Kernel PCA and MDS hold an n×n matrix, Isomap all n²
+shortest paths (O(n² log n) time plus an eigen decomposition), MDS redoes O(n²) work for up to
+300 iterations. Rather than hang a notebook, each refuses more rows than its ``max_points``
+(MDS 1,000; Isomap, Kernel PCA, spectral, LLE 5,000) with an error that names a fast method.
+Measured on 2 CPU cores with 384-dim vectors: MDS 12-26 s for 1,000 points; for 5,000 points
+Isomap 19 s, LLE 30 s, spectral 10 s (rbf) to 54 s (neighbours), Kernel PCA 5 s. t-SNE and
+UMAP have no limit (t-SNE is Barnes-Hut, O(n log n)).
+
+Every result is kept in a small in-process LRU cache keyed by the matrix's bytes and the
+parameters the method reads: changing only the colour of a plot, or coming back to a parameter
+set, never refits.
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import inspect
 import logging
@@ -22,8 +49,57 @@ from ..errors import InputError
 
 logger = logging.getLogger(__name__)
 
-METHODS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 CACHE_SIZE = 16
+KERNELS = ("linear", "poly", "rbf", "sigmoid", "cosine")
+AFFINITIES = ("nearest_neighbors", "rbf")
+_FAST_HINT = "method='pca' or 'svd' (seconds at any size)"
+
+
+@dataclass(frozen=True)
+class Reducer:
+    """One projection method: its names, the :func:`project` parameters it reads, its size limits.
+
+    ``min_points`` is (2-D, 3-D); ``max_points`` refuses inputs whose O(n²)+ cost would stall
+    a notebook; ``fast`` methods run in the widget's own thread instead of a background one.
+    """
+
+    key: str
+    label: str
+    parameters: tuple[str, ...]
+    aliases: tuple[str, ...] = ()
+    min_points: tuple[int, int] = (4, 5)
+    max_points: int | None = None
+    cost: str = ""
+    fast: bool = False
+
+
+REDUCERS = {r.key: r for r in (
+    Reducer("pca", "PCA", ("random_state",), min_points=(1, 1), fast=True),
+    Reducer("tsne", "t-SNE", ("perplexity", "learning_rate", "max_iter", "random_state", "metric"), ("TSNE",),
+            min_points=(4, 4)),
+    Reducer("umap", "UMAP", ("n_neighbors", "min_dist", "random_state", "metric"), min_points=(4, 4)),
+    Reducer("svd", "Truncated SVD", ("random_state",), ("TruncatedSVD", "SVD aka LSA", "LSA", "TRUNCATED_SVD"),
+            min_points=(2, 2), fast=True),
+    Reducer("kernel_pca", "Kernel PCA", ("kernel", "gamma", "random_state"), ("KernelPCA", "KERNEL_PCA"),
+            min_points=(2, 2), max_points=5_000, cost="an n×n kernel matrix (O(n²) memory, up to O(n³) time)"),
+    Reducer("isomap", "Isomap", ("n_neighbors",), ("ISOMAP",), max_points=5_000,
+            cost="all n² shortest paths (O(n²) memory, O(n² log n) time plus an eigen decomposition)"),
+    Reducer("mds", "MDS", ("random_state",), ("MultidimensionalScaling",), max_points=1_000,
+            cost="n×n distances refitted for up to 300 iterations (O(n²) memory and time per iteration)"),
+    Reducer("spectral", "Spectral embedding", ("affinity", "n_neighbors", "gamma", "random_state"),
+            ("Spectral Embedding", "SpectralEmbedding", "SPECTRAL_EMBEDDING"), max_points=5_000,
+            cost="an n×n graph Laplacian's eigenvectors"),
+    Reducer("lle", "LLE", ("n_neighbors", "random_state"), ("LocallyLinearEmbedding", "Locally Linear Embedding"),
+            max_points=5_000, cost="a k-neighbour fit per point and an n×n sparse eigen problem"),
+)}
+METHODS = {key: r.label for key, r in REDUCERS.items()}  # key → display name, in menu order
+
+
+def _squash(name: str) -> str:
+    return "".join(ch for ch in str(name).lower() if ch not in "-_ ").strip()
+
+
+_ALIASES = {_squash(spelling): r.key for r in REDUCERS.values() for spelling in (r.key, r.label, *r.aliases)}
 
 _cache: OrderedDict[tuple, Projection] = OrderedDict()
 _lock = threading.Lock()
@@ -33,8 +109,9 @@ _lock = threading.Lock()
 class Projection:
     """Coordinates of each row in 2 or 3 dimensions, with what produced them.
 
-    ``params`` holds the parameters actually used (t-SNE's perplexity is lowered for small
-    inputs); ``explained_variance_ratio`` is PCA's share of variance per axis, else None.
+    ``params`` holds the parameters actually used (t-SNE's perplexity and the neighbour
+    methods' ``n_neighbors`` are lowered for small inputs); ``explained_variance_ratio`` is
+    PCA's or truncated SVD's share of variance per axis, else None.
     """
 
     coords: np.ndarray
@@ -46,49 +123,126 @@ class Projection:
 
     @property
     def label(self) -> str:
-        """The method's display name: ``"PCA"``, ``"t-SNE"`` or ``"UMAP"``."""
+        """The method's display name: ``"PCA"``, ``"t-SNE"``, ``"Isomap"``, ..."""
         return METHODS[self.method]
 
     def axis_titles(self) -> list[str]:
         if self.explained_variance_ratio is not None:
-            return [f"PC{i + 1} ({r:.1%} of variance)" for i, r in enumerate(self.explained_variance_ratio)]
+            prefix = "PC" if self.method == "pca" else "SV"
+            return [f"{prefix}{i + 1} ({r:.1%} of variance)" for i, r in enumerate(self.explained_variance_ratio)]
         return [f"{self.label} {i + 1}" for i in range(self.dimensions)]
+
+    def describe(self) -> str:
+        """The parameters that shape the picture, for a plot title (``""`` when none do)."""
+        p = self.params
+        if self.method == "tsne":
+            return f"perplexity {p['perplexity']:g}, {p['max_iter']} iterations"
+        gamma = "auto" if p.get("gamma") is None else f"{p['gamma']:g}"
+        if self.method == "kernel_pca":
+            return f"{p['kernel']} kernel" + (f", gamma {gamma}" if "gamma" in p else "")
+        if self.method == "spectral":
+            detail = f"gamma {gamma}" if "gamma" in p else f"n_neighbors {p['n_neighbors']}"
+            return f"{p['affinity']} affinity, {detail}"
+        if self.method in ("isomap", "lle"):
+            return f"n_neighbors {p['n_neighbors']}"
+        return ""
 
 
 def normalize_method(method: str) -> str:
-    """``"t-SNE"``, ``"TSNE"``, ``"tsne"`` → ``"tsne"``; raises for unknown methods."""
-    key = str(method).lower().replace("-", "").replace("_", "").strip()
-    if key not in METHODS:
-        raise InputError(f"unknown method {method!r}; choose one of {list(METHODS.values())}")
+    """``"t-SNE"``, ``"TSNE"``, ``"Spectral Embedding"``, ``"SVD aka LSA"`` → the key; raises for unknown methods."""
+    key = _ALIASES.get(_squash(method))
+    if key is None:
+        close = difflib.get_close_matches(_squash(method), list(_ALIASES), n=1, cutoff=0.6)
+        hint = f" (did you mean {_ALIASES[close[0]]!r}?)" if close else ""
+        raise InputError(f"unknown method {method!r}{hint}; choose one of {list(METHODS)}")
     return key
 
 
+def method_parameters(method: str, *, kernel: str = "rbf", affinity: str = "nearest_neighbors") -> tuple[str, ...]:
+    """The :func:`project` parameters ``method`` reads: gamma only for kernels and affinities that use it."""
+    method = normalize_method(method)
+    names = REDUCERS[method].parameters
+    if method == "kernel_pca" and kernel in ("linear", "cosine"):
+        names = tuple(n for n in names if n != "gamma")
+    if method == "spectral":
+        names = tuple(n for n in names if n != ("n_neighbors" if affinity == "rbf" else "gamma"))
+    return names
+
+
+def _whole(name: str, value: Any, minimum: int | None = None) -> int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not number.is_integer() or isinstance(value, bool):
+        raise InputError(f"{name} must be a whole number, got {value!r}")
+    if minimum is not None and number < minimum:
+        raise InputError(f"{name} must be at least {minimum}, got {value!r}")
+    return int(number)
+
+
+def _real(name: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number, got {value!r}") from None
+
+
+def check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    """``value`` as one of ``allowed`` (``"Nearest-Neighbors"`` → ``"nearest_neighbors"``), else an error."""
+    chosen = str(value).strip().lower().replace("-", "_").replace(" ", "_")
+    if chosen not in allowed:
+        raise InputError(f"{name}={value!r} is not supported; choose one of {list(allowed)}")
+    return chosen
+
+
+def _gamma(value: Any) -> float | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto", "none")):
+        return None  # scikit-learn's default: 1 / number of embedding dimensions
+    gamma = _real("gamma", value)
+    if not gamma > 0:
+        raise InputError(f"gamma must be a positive number or None ('auto'), got {value!r}")
+    return gamma
+
+
 def _params(method: str, **given: Any) -> dict[str, Any]:
-    """The parameters ``method`` uses, with normalised types (so ``"200"`` and ``200.0`` share a cache entry)."""
+    """The parameters ``method`` reads, validated, with normalised types (``"200"`` and ``200.0`` share a cache entry).
+
+    Every parameter is checked, used or not, so a typo fails at once rather than when the
+    method is switched.
+    """
     lr = given["learning_rate"]
-    if isinstance(lr, str) and lr != "auto":
-        try:
-            lr = float(lr)
-        except ValueError:
-            raise InputError(f"learning_rate must be 'auto' or a number, got {lr!r}") from None
+    lr = "auto" if isinstance(lr, str) and lr.strip().lower() == "auto" else _real("learning_rate", lr)
     given.update(
-        perplexity=float(given["perplexity"]), max_iter=int(given["max_iter"]), n_neighbors=int(given["n_neighbors"]),
-        min_dist=float(given["min_dist"]), random_state=int(given["random_state"]),
-        learning_rate=lr if lr == "auto" else float(lr),
+        perplexity=_real("perplexity", given["perplexity"]), max_iter=_whole("max_iter", given["max_iter"]),
+        n_neighbors=_whole("n_neighbors", given["n_neighbors"], minimum=2),
+        min_dist=_real("min_dist", given["min_dist"]), random_state=_whole("random_state", given["random_state"]),
+        learning_rate=lr,
+        kernel=check_choice("kernel", given["kernel"], KERNELS),
+        affinity=check_choice("affinity", given["affinity"], AFFINITIES),
+        gamma=_gamma(given["gamma"]),
     )
-    if method == "pca":
-        keys = ("random_state",)
-    elif method == "tsne":
-        keys = ("perplexity", "learning_rate", "max_iter", "random_state", "metric")
-    else:
-        keys = ("n_neighbors", "min_dist", "random_state", "metric")
-    return {k: given[k] for k in keys}
+    return {k: given[k] for k in method_parameters(method, kernel=given["kernel"], affinity=given["affinity"])}
 
 
 def _key(matrix: np.ndarray, method: str, dimensions: int, params: dict[str, Any]) -> tuple:
     data = np.ascontiguousarray(matrix, dtype=np.float32)
     digest = hashlib.blake2b(data.tobytes(), digest_size=16).hexdigest()
     return (digest, data.shape, method, dimensions, tuple(sorted(params.items())))
+
+
+def _check_size(method: str, n: int, dimensions: int) -> None:
+    """Refuse too few points for ``method``, or more than its O(n²)+ cost allows (naming a method that works)."""
+    reducer = REDUCERS[method]
+    least = reducer.min_points[dimensions - 2]
+    if n < least:
+        raise InputError(f"{reducer.label} needs at least {least} points in {dimensions}-D, got {n}; use method='pca'")
+    if reducer.max_points is not None and n > reducer.max_points:
+        raise InputError(
+            f"{reducer.label} of {n:,} points is refused: it needs {reducer.cost}, and stops at "
+            f"{reducer.max_points:,} points. Use {_FAST_HINT}, 'umap' or 'tsne', or project a sample "
+            f"(plot_embeddings / explore: max_points={reducer.max_points})"
+        )
 
 
 def project(
@@ -103,19 +257,37 @@ def project(
     n_neighbors: int = 15,
     min_dist: float = 0.1,
     metric: str = "euclidean",
+    kernel: str = "rbf",
+    gamma: float | str | None = None,
+    affinity: str = "nearest_neighbors",
     cache: bool = True,
 ) -> Projection:
     """Project an ``(n, dim)`` matrix to ``dimensions`` (2 or 3) axes.
 
-    ``method``: ``"pca"`` (scikit-learn's PCA), ``"tsne"`` (scikit-learn's TSNE, PCA-initialised;
-    ``perplexity``, ``learning_rate``, ``max_iter``, ``random_state``, ``metric``) or ``"umap"``
-    (needs ``pip install umap-learn``; ``n_neighbors``, ``min_dist``, ``random_state``, ``metric``).
-    Results are cached per matrix and parameter set unless ``cache=False``.
+    ``method`` (NLU's spellings such as ``"TSNE"``, ``"ISOMAP"``, ``"KernelPCA"``, ``"SVD aka LSA"``
+    work too; see the module docstring for what each keeps and costs):
+
+    - ``"pca"``, ``"svd"`` (truncated SVD, no centring): ``random_state``; any size.
+    - ``"kernel_pca"``: ``kernel`` (one of :data:`KERNELS`, default ``"rbf"``), ``gamma``
+      (``None``/``"auto"`` = 1 / dim; larger is more local), ``random_state``; ≤ 5,000 points.
+    - ``"tsne"`` (PCA-initialised): ``perplexity``, ``learning_rate``, ``max_iter`` (≥ 250),
+      ``random_state``, ``metric``.
+    - ``"umap"`` (``pip install umap-learn``): ``n_neighbors``, ``min_dist``, ``random_state``, ``metric``.
+    - ``"isomap"``: ``n_neighbors``; ≤ 5,000 points. It takes no seed: refits agree to ~1e-12.
+    - ``"mds"`` (metric MDS, SMACOF, classical-MDS start where scikit-learn offers it):
+      ``random_state``; ≤ 1,000 points.
+    - ``"spectral"``: ``affinity`` (``"nearest_neighbors"`` with ``n_neighbors``, or ``"rbf"`` with
+      ``gamma``), ``random_state``; ≤ 5,000 points.
+    - ``"lle"`` (standard locally linear embedding): ``n_neighbors``, ``random_state``; ≤ 5,000 points.
+
+    ``n_neighbors`` is lowered to n - 1 for small inputs (``Projection.params`` has the value
+    used). Bad values raise :class:`~nlu_lite.errors.InputError` naming the parameter. Results are
+    cached per matrix and the parameters the method reads, unless ``cache=False``.
 
     >>> import numpy as np
-    >>> p = project(np.random.default_rng(0).normal(size=(50, 8)), "pca", 2)
-    >>> p.coords.shape
-    (50, 2)
+    >>> p = project(np.random.default_rng(0).normal(size=(50, 8)), "isomap", 2, n_neighbors=10)
+    >>> p.coords.shape, p.label
+    ((50, 2), 'Isomap')
     """
     method = normalize_method(method)
     if dimensions not in (2, 3):
@@ -125,8 +297,10 @@ def project(
         raise InputError(f"expected a non-empty (n, dim) matrix, got shape {matrix.shape}")
     params = _params(
         method, random_state=random_state, perplexity=perplexity, learning_rate=learning_rate,
-        max_iter=max_iter, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
+        max_iter=max_iter, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric, kernel=kernel,
+        gamma=gamma, affinity=affinity,
     )
+    _check_size(method, len(matrix), dimensions)
     key = _key(matrix, method, dimensions, params) if cache else None
     if key is not None:
         with _lock:
@@ -134,8 +308,7 @@ def project(
                 _cache.move_to_end(key)
                 return _cache[key]
     started = time.perf_counter()
-    fit = {"pca": _pca, "tsne": _tsne, "umap": _umap}[method]
-    coords, used, ratio = fit(np.asarray(matrix, dtype=np.float32), dimensions, dict(params))
+    coords, used, ratio = _FITS[method](np.asarray(matrix, dtype=np.float32), dimensions, dict(params))
     result = Projection(
         coords=np.asarray(coords, dtype=np.float64), method=method, dimensions=dimensions, params=used,
         explained_variance_ratio=ratio, seconds=time.perf_counter() - started,
@@ -172,23 +345,57 @@ def clear_cache() -> None:
         _cache.clear()
 
 
+def _sklearn(module: str):
+    return require(f"sklearn.{module}", "viz", package="scikit-learn")
+
+
+def _padded(coords: np.ndarray, n: int, dimensions: int) -> np.ndarray:
+    """``coords`` with zero columns added up to ``dimensions`` (fewer points or features than axes)."""
+    out = np.zeros((n, dimensions))
+    out[:, : coords.shape[1]] = coords
+    return out
+
+
+def _fewer_neighbours(params: dict[str, Any], n: int) -> None:
+    """A neighbour graph needs n_neighbors < n: lower it for small inputs, as UMAP and t-SNE's perplexity are."""
+    if params["n_neighbors"] >= n:
+        logger.info("n_neighbors %d is too large for %d points: using %d", params["n_neighbors"], n, n - 1)
+        params["n_neighbors"] = n - 1
+
+
 def _pca(x: np.ndarray, dimensions: int, params: dict[str, Any]):
-    decomposition = require("sklearn.decomposition", "viz", package="scikit-learn")
-    coords = np.zeros((len(x), dimensions))
-    k = min(dimensions, len(x), x.shape[1])
     if len(x) < 2:  # one point: nothing to spread
-        return coords, params, tuple(0.0 for _ in range(dimensions))
-    pca = decomposition.PCA(n_components=k, random_state=params["random_state"])
-    coords[:, :k] = pca.fit_transform(x)
+        return np.zeros((len(x), dimensions)), params, tuple(0.0 for _ in range(dimensions))
+    k = min(dimensions, len(x), x.shape[1])
+    pca = _sklearn("decomposition").PCA(n_components=k, random_state=params["random_state"])
+    coords = pca.fit_transform(x)
     ratio = tuple(float(r) for r in pca.explained_variance_ratio_) + (0.0,) * (dimensions - k)
-    return coords, params, ratio
+    return _padded(coords, len(x), dimensions), params, ratio
+
+
+def _svd(x: np.ndarray, dimensions: int, params: dict[str, Any]):
+    """Truncated SVD (LSA): PCA's projection without centring, so it also shows the rows' shared mean direction."""
+    if x.shape[1] < 2:
+        raise InputError(f"Truncated SVD needs at least 2 embedding dimensions, got {x.shape[1]}; use method='pca'")
+    k = min(dimensions, len(x), x.shape[1])
+    svd = _sklearn("decomposition").TruncatedSVD(n_components=k, random_state=params["random_state"])
+    coords = svd.fit_transform(x)
+    ratio = tuple(float(r) for r in svd.explained_variance_ratio_) + (0.0,) * (dimensions - k)
+    return _padded(coords, len(x), dimensions), params, ratio
+
+
+def _kernel_pca(x: np.ndarray, dimensions: int, params: dict[str, Any]):
+    """PCA of the centred kernel matrix: ``linear`` gives PCA's coordinates, ``rbf`` weighs near pairs more."""
+    kpca = _sklearn("decomposition").KernelPCA(
+        n_components=dimensions, kernel=params["kernel"], gamma=params.get("gamma"),
+        random_state=params["random_state"],
+    )
+    return _padded(kpca.fit_transform(x), len(x), dimensions), params, None
 
 
 def _tsne(x: np.ndarray, dimensions: int, params: dict[str, Any]):
-    manifold = require("sklearn.manifold", "viz", package="scikit-learn")
+    manifold = _sklearn("manifold")
     n = len(x)
-    if n < 4:
-        raise InputError(f"t-SNE needs at least 4 points, got {n}; use method='pca'")
     if params["perplexity"] >= n:  # scikit-learn requires perplexity < n_samples
         lowered = max(1.0, (n - 1) / 3)
         logger.info("perplexity %.1f is too large for %d points: using %.1f", params["perplexity"], n, lowered)
@@ -205,15 +412,59 @@ def _tsne(x: np.ndarray, dimensions: int, params: dict[str, Any]):
 
 def _umap(x: np.ndarray, dimensions: int, params: dict[str, Any]):
     umap = require("umap", "umap", package="umap-learn")
-    n = len(x)
-    if n < 4:
-        raise InputError(f"UMAP needs at least 4 points, got {n}; use method='pca'")
-    params["n_neighbors"] = min(params["n_neighbors"], n - 1)
+    _fewer_neighbours(params, len(x))
     reducer = umap.UMAP(
         n_components=dimensions, n_neighbors=params["n_neighbors"], min_dist=params["min_dist"],
         random_state=params["random_state"], metric=params["metric"],
     )
     return reducer.fit_transform(x), params, None
+
+
+def _isomap(x: np.ndarray, dimensions: int, params: dict[str, Any]):
+    """Classical MDS of shortest-path distances in the k-neighbour graph (scikit-learn joins unconnected parts)."""
+    _fewer_neighbours(params, len(x))
+    isomap = _sklearn("manifold").Isomap(n_neighbors=params["n_neighbors"], n_components=dimensions)
+    return isomap.fit_transform(x.astype(np.float64)), params, None  # float32 ARPACK refits differ at 1e-5
+
+
+def _mds(x: np.ndarray, dimensions: int, params: dict[str, Any]):
+    """Metric MDS by SMACOF, started from classical MDS where scikit-learn (1.8+) offers it."""
+    manifold = _sklearn("manifold")
+    accepted = inspect.signature(manifold.MDS).parameters
+    options = {"init": "classical_mds", "n_init": 1, "normalized_stress": "auto"}
+    mds = manifold.MDS(
+        n_components=dimensions, random_state=params["random_state"],
+        **{name: value for name, value in options.items() if name in accepted},
+    )
+    return mds.fit_transform(x.astype(np.float64)), params, None
+
+
+def _spectral(x: np.ndarray, dimensions: int, params: dict[str, Any]):
+    """Laplacian eigenmaps of a k-neighbour graph or a dense rbf affinity."""
+    neighbours = {}
+    if params["affinity"] == "nearest_neighbors":
+        _fewer_neighbours(params, len(x))
+        neighbours = {"n_neighbors": params["n_neighbors"]}
+    spectral = _sklearn("manifold").SpectralEmbedding(
+        n_components=dimensions, affinity=params["affinity"], gamma=params.get("gamma"),
+        random_state=params["random_state"], **neighbours,
+    )
+    return spectral.fit_transform(x.astype(np.float64)), params, None
+
+
+def _lle(x: np.ndarray, dimensions: int, params: dict[str, Any]):
+    """Standard LLE: each point rebuilt from its ``n_neighbors`` nearest, then the weights kept in low dimensions."""
+    _fewer_neighbours(params, len(x))
+    lle = _sklearn("manifold").LocallyLinearEmbedding(
+        n_neighbors=params["n_neighbors"], n_components=dimensions, random_state=params["random_state"],
+    )
+    return lle.fit_transform(x.astype(np.float64)), params, None
+
+
+_FITS = {
+    "pca": _pca, "svd": _svd, "kernel_pca": _kernel_pca, "tsne": _tsne, "umap": _umap, "isomap": _isomap,
+    "mds": _mds, "spectral": _spectral, "lle": _lle,
+}
 
 
 def umap_available() -> bool:

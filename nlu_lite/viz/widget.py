@@ -1,11 +1,13 @@
 """``explore(df)``: an ipywidgets explorer around the plot functions.
 
-Controls pick the projection (method, dimensions, t-SNE / UMAP parameters) and the colour and
-symbol columns; a search box circles matching rows; a neighbour panel lists the nearest rows
+Controls pick the projection (one of the nine methods of :mod:`nlu_lite.viz.reduce`, its
+dimensions and the parameters that method reads, shown only for it) and the colour and symbol
+columns; a search box circles matching rows; a neighbour panel lists the nearest rows
 in the original embedding space (type a text or click a point); lasso or box selections come
-back to Python as ``explorer.selected``. t-SNE and UMAP run in a background thread while a
-busy notice shows, so the kernel keeps answering. The plot is a plotly ``FigureWidget``
-(anywidget); without anywidget it falls back to a static figure in an ``Output``.
+back to Python as ``explorer.selected``. Every method but PCA and truncated SVD runs in a
+background thread while a busy notice shows, so the kernel keeps answering. The plot is a
+plotly ``FigureWidget`` (anywidget); without anywidget it falls back to a static figure in an
+``Output``.
 """
 from __future__ import annotations
 
@@ -20,10 +22,28 @@ import pandas as pd
 from .._optional import require
 from ..errors import InputError
 from ..frame import embedding_column, to_matrix
-from .frames import frame_level, hover_texts, label_columns, match_texts, sample_positions, select_rows
+from .frames import (
+    frame_level,
+    hover_texts,
+    label_columns,
+    match_texts,
+    sample_positions,
+    select_rows,
+)
 from .neighbours import METRICS, nearest_neighbours, query_vector
 from .plots import MAX_POINTS, ROLE_POINTS, Points, figure_from_points
-from .reduce import METHODS, cached_projection, normalize_method, project, umap_available
+from .reduce import (
+    AFFINITIES,
+    KERNELS,
+    METHODS,
+    REDUCERS,
+    cached_projection,
+    check_choice,
+    method_parameters,
+    normalize_method,
+    project,
+    umap_available,
+)
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -36,6 +56,13 @@ TABLE_ROWS = 10
 
 def _widgets():
     return require("ipywidgets", "viz")
+
+
+def _check_choices(controls: dict[str, Any]) -> None:
+    """Normalise ``kernel`` / ``affinity`` in place: a dropdown would raise a bare TraitError for an unknown one."""
+    for name, allowed in (("kernel", KERNELS), ("affinity", AFFINITIES)):
+        if name in controls:
+            controls[name] = check_choice(name, controls[name], allowed)
 
 
 def _figure_widget_class():
@@ -74,6 +101,9 @@ class Explorer:
         random_state: int = 0,
         n_neighbors: int = 15,
         min_dist: float = 0.1,
+        kernel: str = "rbf",
+        gamma: float | str | None = None,
+        affinity: str = "nearest_neighbors",
         height: int = 600,
     ) -> None:
         self.df = df
@@ -97,13 +127,14 @@ class Explorer:
         self._thread: threading.Thread | None = None
         self._lock = threading.RLock()
         self._muted = False  # set() changes several controls, then refreshes once
-        self._build(method, dimensions, color, symbol, perplexity, learning_rate, max_iter, random_state,
-                    n_neighbors, min_dist, height)
+        self._build(method, dimensions, color, symbol, height)
+        self._build_parameters(perplexity=perplexity, learning_rate=learning_rate, max_iter=max_iter,
+                               random_state=random_state, n_neighbors=n_neighbors, min_dist=min_dist,
+                               kernel=kernel, gamma=gamma, affinity=affinity)
         self._refresh()
 
     # ---- layout ---------------------------------------------------------------------------
-    def _build(self, method, dimensions, color, symbol, perplexity, learning_rate, max_iter, random_state,
-               n_neighbors, min_dist, height) -> None:
+    def _build(self, method, dimensions, color, symbol, height) -> None:
         w = _widgets()
         methods = [(label, key) for key, label in METHODS.items() if key != "umap" or umap_available()]
         columns = [NONE] + [str(c) for c in label_columns(self.df)]
@@ -116,17 +147,7 @@ class Explorer:
                                           style={"button_width": "48px"}, layout=w.Layout(width="auto"))
         self.color = w.Dropdown(options=columns, value=color or NONE, description="Colour", layout=narrow)
         self.symbol = w.Dropdown(options=columns, value=symbol or NONE, description="Symbol", layout=narrow)
-        slider = {"continuous_update": False, "style": {"description_width": "initial"}}
-        self.perplexity = w.FloatSlider(value=perplexity, min=2, max=100, step=1, description="perplexity", **slider)
-        self.learning_rate = w.Text(value=str(learning_rate), description="learning rate", continuous_update=False,
-                                    layout=w.Layout(width="180px"), style={"description_width": "initial"})
-        self.max_iter = w.IntSlider(value=max_iter, min=250, max=5000, step=250, description="iterations", **slider)
-        self.random_state = w.IntText(value=random_state, description="seed", layout=w.Layout(width="130px"),
-                                      style={"description_width": "initial"})
-        self.n_neighbors = w.IntSlider(value=n_neighbors, min=2, max=100, description="n_neighbors", **slider)
-        self.min_dist = w.FloatSlider(value=min_dist, min=0.0, max=1.0, step=0.05, description="min_dist", **slider)
-        self._tsne_box = w.HBox([self.perplexity, self.learning_rate, self.max_iter])
-        self._umap_box = w.HBox([self.n_neighbors, self.min_dist])
+        self._parameter_row = w.HBox()  # filled by _build_parameters
         self.search_box = w.Text(placeholder=f"highlight a {self.level}…", description="Search",
                                  continuous_update=False)
         self._search_info = w.HTML()
@@ -149,9 +170,8 @@ class Explorer:
             self._static_output = self.plot
         self._height = height
 
-        for control in (self.method, self.dimensions, self.perplexity, self.learning_rate, self.max_iter,
-                        self.random_state, self.n_neighbors, self.min_dist):
-            control.observe(lambda _change: self._muted or self._refresh(), names="value")
+        self.method.observe(lambda _change: self._muted or self._refresh(), names="value")
+        self.dimensions.observe(lambda _change: self._muted or self._refresh(), names="value")
         for control in (self.color, self.symbol):
             control.observe(lambda _change: self._muted or self._redraw(), names="value")
         self.search_box.observe(lambda change: self.search(change["new"]), names="value")
@@ -162,7 +182,7 @@ class Explorer:
 
         self.widget = w.VBox([
             w.HBox([self.method, self.dimensions, self.color, self.symbol], layout=w.Layout(align_items="center")),
-            w.HBox([self._tsne_box, self._umap_box, self.random_state]),
+            self._parameter_row,
             w.HBox([self.search_box, self._search_info]),
             self.status,
             self.plot,
@@ -171,7 +191,42 @@ class Explorer:
             self._selection_info,
         ])
         self.widget.add_class("nlu-lite-explorer")
+
+    def _build_parameters(self, *, perplexity, learning_rate, max_iter, random_state, n_neighbors, min_dist, kernel,
+                          gamma, affinity) -> None:
+        """One control per project() parameter, grouped; each shows only while the method reads it."""
+        choices = {"kernel": kernel, "affinity": affinity}
+        _check_choices(choices)
+        w = _widgets()
+        slider = {"continuous_update": False, "style": {"description_width": "initial"}}
+        text = {"continuous_update": False, "style": {"description_width": "initial"}}
+        self.perplexity = w.FloatSlider(value=perplexity, min=2, max=100, step=1, description="perplexity", **slider)
+        self.learning_rate = w.Text(value=str(learning_rate), description="learning rate",
+                                    layout=w.Layout(width="180px"), **text)
+        self.max_iter = w.IntSlider(value=max_iter, min=250, max=5000, step=250, description="iterations", **slider)
+        self.random_state = w.IntText(value=random_state, description="seed", layout=w.Layout(width="130px"),
+                                      style={"description_width": "initial"})
+        self.n_neighbors = w.IntSlider(value=n_neighbors, min=2, max=100, description="n_neighbors", **slider)
+        self.min_dist = w.FloatSlider(value=min_dist, min=0.0, max=1.0, step=0.05, description="min_dist", **slider)
+        self.kernel = w.Dropdown(options=list(KERNELS), value=choices["kernel"], description="kernel",
+                                 layout=w.Layout(width="170px"), style={"description_width": "initial"})
+        self.affinity = w.Dropdown(options=list(AFFINITIES), value=choices["affinity"], description="affinity",
+                                   layout=w.Layout(width="230px"), style={"description_width": "initial"})
+        self.gamma = w.Text(value="auto" if gamma is None else str(gamma), description="gamma",
+                            layout=w.Layout(width="150px"), **text)
+        self._tsne_box = w.HBox([self.perplexity, self.learning_rate, self.max_iter])
+        self._umap_box = w.HBox([self.n_neighbors, self.min_dist])  # n_neighbors: also Isomap, spectral, LLE
+        self._kernel_box = w.HBox([self.kernel, self.affinity, self.gamma])  # Kernel PCA, spectral
+        self._parameter_row.children = (self._tsne_box, self._umap_box, self._kernel_box, self.random_state)
+        for control in self._parameter_controls().values():
+            control.observe(lambda _change: self._muted or self._refresh(), names="value")
         self._show_parameters()
+
+    def _parameter_controls(self) -> dict[str, Any]:
+        """project()'s parameter name → the control that sets it."""
+        return {"perplexity": self.perplexity, "learning_rate": self.learning_rate, "max_iter": self.max_iter,
+                "random_state": self.random_state, "n_neighbors": self.n_neighbors, "min_dist": self.min_dist,
+                "kernel": self.kernel, "affinity": self.affinity, "gamma": self.gamma}
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
@@ -181,29 +236,41 @@ class Explorer:
                 f"method={self.method.value!r}, dimensions={self.dimensions.value})")
 
     # ---- projection -----------------------------------------------------------------------
+    def _used_parameters(self) -> tuple[str, ...]:
+        """The parameters the chosen method reads (gamma only for the kernel / affinity that use it)."""
+        return method_parameters(self.method.value, kernel=self.kernel.value, affinity=self.affinity.value)
+
     def _reducer_params(self) -> dict[str, Any]:
-        params = {"random_state": self.random_state.value}
-        if self.method.value == "tsne":
-            params.update(perplexity=self.perplexity.value, learning_rate=self.learning_rate.value.strip() or "auto",
-                          max_iter=self.max_iter.value)
-        elif self.method.value == "umap":
-            params.update(n_neighbors=self.n_neighbors.value, min_dist=self.min_dist.value)
+        controls = self._parameter_controls()
+        params = {name: controls[name].value for name in self._used_parameters() if name in controls}
+        for name in ("learning_rate", "gamma"):  # free text: empty means the default
+            if name in params:
+                params[name] = params[name].strip() or "auto"
         return params
 
     def _show_parameters(self) -> None:
-        self._tsne_box.layout.display = None if self.method.value == "tsne" else "none"
-        self._umap_box.layout.display = None if self.method.value == "umap" else "none"
-        self.random_state.layout.display = "none" if self.method.value == "pca" else None
+        used = set(self._used_parameters())
+        if self.method.value == "pca":
+            used.discard("random_state")  # PCA's full SVD ignores the seed
+        for name, control in self._parameter_controls().items():
+            control.layout.display = None if name in used else "none"
+        for box in (self._tsne_box, self._umap_box, self._kernel_box):
+            shown = any(child.layout.display is None for child in box.children)
+            box.layout.display = None if shown else "none"
 
     def _refresh(self) -> None:
-        """Project with the current controls (in a thread for an uncached t-SNE / UMAP), then draw."""
+        """Project with the current controls (in a thread unless cached or a fast method), then draw."""
         self._show_parameters()
         method, dims, params = self.method.value, self.dimensions.value, self._reducer_params()
         with self._lock:
             self._generation += 1
             generation = self._generation
-        cached = cached_projection(self._matrix, method, dims, **params) is not None
-        if cached or method == "pca" or not self.background:
+        try:
+            cached = cached_projection(self._matrix, method, dims, **params) is not None
+        except InputError as exc:  # a bad value typed in a text box: say so, keep the old plot
+            self.status.value = f"<span class='nlu-lite-error'>⚠ {html.escape(str(exc))}</span>"
+            return
+        if cached or REDUCERS[method].fast or not self.background:
             self._project_and_draw(generation, method, dims, params, cached)
             return
         label = METHODS[method]
@@ -255,7 +322,7 @@ class Explorer:
 
     def _current_figure(self) -> go.Figure:
         if self._points is None:
-            raise InputError("no projection yet: call explorer.wait() while t-SNE / UMAP runs")
+            raise InputError(f"no projection yet: call explorer.wait() while {METHODS[self.method.value]} runs")
         return figure_from_points(
             self.df, self._points, color=None if self.color.value == NONE else self.color.value,
             symbol=None if self.symbol.value == NONE else self.symbol.value, highlight=self._highlights(),
@@ -396,18 +463,20 @@ class Explorer:
 
     def set(self, **controls: Any) -> Explorer:
         """Change controls from Python, e.g. ``explorer.set(method='tsne', perplexity=20, color='topic')``."""
-        valid = {"method", "dimensions", "color", "symbol", "perplexity", "learning_rate", "max_iter",
-                 "random_state", "n_neighbors", "min_dist", "k", "metric"}
+        valid = {"method", "dimensions", "color", "symbol", "k", "metric", *self._parameter_controls()}
         unknown = set(controls) - valid
         if unknown:
             raise InputError(f"unknown controls {sorted(unknown)}; valid: {sorted(valid)}")
         if "method" in controls:
             controls["method"] = normalize_method(controls["method"])
+        _check_choices(controls)
         for name in ("color", "symbol"):
             if name in controls and controls[name] is None:
                 controls[name] = NONE
         if "learning_rate" in controls:
             controls["learning_rate"] = str(controls["learning_rate"])
+        if "gamma" in controls:
+            controls["gamma"] = "auto" if controls["gamma"] is None else str(controls["gamma"])
         self._muted = True
         try:
             for name, value in controls.items():
@@ -426,11 +495,13 @@ class Explorer:
 def explore(df: pd.DataFrame, **kwargs: Any) -> Explorer:
     """An interactive explorer of a predict() frame; show it by making it a cell's last value.
 
-    Keyword arguments set the starting controls: ``method`` (``"pca"``, ``"tsne"``, ``"umap"``),
-    ``dimensions``, ``color`` and ``symbol`` (column names), ``perplexity``, ``learning_rate``,
-    ``max_iter``, ``random_state``, ``n_neighbors``, ``min_dist``; also ``max_points`` (sample
-    past it), ``pipe`` (embeds neighbour queries not in the frame), ``background`` (run
-    t-SNE / UMAP in a thread, default True) and ``height``.
+    Keyword arguments set the starting controls: ``method`` (``"pca"``, ``"svd"``,
+    ``"kernel_pca"``, ``"tsne"``, ``"umap"``, ``"isomap"``, ``"mds"``, ``"spectral"``, ``"lle"`` or
+    NLU's spellings), ``dimensions``, ``color`` and ``symbol`` (column names), ``perplexity``,
+    ``learning_rate``, ``max_iter``, ``random_state``, ``n_neighbors``, ``min_dist``, ``kernel``,
+    ``gamma``, ``affinity``; also ``max_points`` (sample past it; MDS takes at most 1,000 points,
+    Isomap, Kernel PCA, spectral and LLE 5,000), ``pipe`` (embeds neighbour queries not in the
+    frame), ``background`` (run the slower methods in a thread, default True) and ``height``.
 
     >>> import nlu_lite
     >>> pipe = nlu_lite.load('en.embed_sentence.minilm_l6')  # doctest: +SKIP
