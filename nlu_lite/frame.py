@@ -243,8 +243,10 @@ def apply_nlu_columns(df: pd.DataFrame, level: str, *, positions: bool | None, d
             df.insert(at + offset, column, values if len(df) else pd.Series([], dtype=_metadata_dtype(values)))
     if positions is False:
         df = df.drop(columns=[c for c in ("begin", "end") if c in df.columns])
-    elif positions is True:
+    elif positions is True:  # NLU's names, and its (Spark NLP's) inclusive end: text[begin:end + 1]
         df = df.rename(columns={c: f"{level}_{c}" for c in ("begin", "end") if c in df.columns})
+        if f"{level}_end" in df.columns:
+            df[f"{level}_end"] = df[f"{level}_end"] - 1
     if drop_irrelevant and level == "token":
         df = df.drop(columns=["sentence"])
     if not get_embeddings:

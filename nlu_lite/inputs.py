@@ -41,6 +41,15 @@ class Rows:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def _first_is_text(data: pd.DataFrame) -> bool:
+    """Whether a frame's first column holds text (some string, nothing but strings and missing values)."""
+    if not len(data.columns) or data.columns.duplicated()[0]:
+        return False
+    first = data.iloc[:, 0]
+    values = [v for v in first.tolist() if not _is_missing(v)]
+    return bool(values) and all(isinstance(v, str) for v in values)
+
+
 def _is_missing(value: object) -> bool:
     if value is None or value is pd.NA or value is pd.NaT:
         return True
@@ -69,6 +78,10 @@ def to_rows(
         index = pd.RangeIndex(1)
     elif isinstance(data, pd.DataFrame):
         column = text_column or "text"
+        if text_column is None and column not in data.columns and _first_is_text(data):
+            column = data.columns[0]  # NLU embeds a frame's first column when it has no 'text'
+            logger.info("the DataFrame has no 'text' column: embedding its first column %r, as NLU does "
+                        "(name another with text_column='...')", column)
         if column not in data.columns:
             raise InputError(
                 f"the DataFrame has no {column!r} column (columns: {list(data.columns)}); "

@@ -21,8 +21,9 @@ def test_series_index_and_dataframe_column_are_kept():
     rows = to_rows(df, text_column="body", keep_columns=True)
     assert rows.texts == ["x", "y"] and list(rows.index) == [10, 20]
     assert rows.extra.to_dict("list") == {"label": [1, 2]}
+    assert to_rows(df).texts == ["x", "y"]  # no 'text' column: the first, as NLU does, when it holds text
     with pytest.raises(InputError, match="'text' column"):
-        to_rows(df)
+        to_rows(df[["label", "body"]])  # a first column of numbers is never embedded
     with pytest.raises(InputError, match="unknown column"):
         to_rows(df, text_column="body", keep_columns=["nope"])
 

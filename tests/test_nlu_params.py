@@ -20,7 +20,7 @@ def test_nlus_documented_call_runs_unchanged(pipe):
     assert df.token.tolist() == ["I", "love", "NLP", "running"]
     assert {"token_begin", "token_end"} <= set(df.columns) and "begin" not in df.columns
     text = "I love NLP running"
-    assert [text[b:e] for b, e in zip(df.token_begin, df.token_end)] == df.token.tolist()
+    assert [text[b:e + 1] for b, e in zip(df.token_begin, df.token_end)] == df.token.tolist()  # NLU's inclusive end
 
 
 def test_metadata_are_each_tokens_pieces(pipe):
