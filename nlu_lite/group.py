@@ -1,9 +1,9 @@
 """Several models in one request, as NLU's ``nlu.load('bert en.embed_sentence.small_bert_L2_128')``.
 
 One frame with one embedding column per model at the requested level. Rows come from the
-first model whose task is that level (tokens and sentences are the same for every
-BERT-family model: one word splitter, one sentence splitter; a mismatch is an error, never a
-silent misalignment). At token level a sentence model's column holds the vector of the
+first model whose task is that level (tokens and sentences are the same for every model,
+whatever its tokenizer: one word splitter, one sentence splitter; a mismatch is an error,
+never a silent misalignment). At token level a sentence model's column holds the vector of the
 token's sentence, as NLU does.
 
 >>> group = nlu_lite.load('en.embed.bert.small_L4_512 en.embed_sentence.small_bert_L4_512')  # doctest: +SKIP
@@ -37,6 +37,11 @@ class PipelineGroup:
 
     def __repr__(self) -> str:
         return f"PipelineGroup({[p.spec.alias for p in self.pipelines]})"
+
+    def print_info(self) -> None:
+        """Each model's ``print_info()``, one block per model, as NLU prints a pipeline of several."""
+        for pipe in self.pipelines:
+            pipe.print_info()
 
     @property
     def embedding_columns(self) -> list[str]:

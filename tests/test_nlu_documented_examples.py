@@ -202,7 +202,6 @@ def test_several_word_embedders_in_one_request():
 # JohnSnowLabs/nlu examples/colab/component_examples/word_embeddings/
 # NLU_ELMo_word_embeddings_and_t-SNE_visualization_example.ipynb, "6 Configure ELMO model parameters":
 # pipe.print_info() on a request of several components lists the settable parameters of each.
-@differs("a request of several models (nlu_lite.group.PipelineGroup) has no print_info()", raises=AttributeError)
 def test_print_info_of_several_models(capsys):
     pipe = nlu.load('bert en.embed.bert.small_L2_256')  # NLU: 'sentiment pos elmo emotion'
     pipe.print_info()
