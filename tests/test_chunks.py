@@ -128,3 +128,15 @@ def test_any_spans_pool_exactly_their_tokens(tiny_pipe, tokens, raw):
     got = nlu_lite.to_matrix(df)
     for k, (row, b, e) in enumerate(zip(df["origin_index"], df["begin"], df["end"])):
         np.testing.assert_allclose(got[k], _expected(tokens, row, b, e), atol=1e-6)
+
+
+def test_chunk_frames_plot_and_rows_without_vectors_are_left_out(tiny_pipe):
+    from nlu_lite.viz import plot_embeddings
+
+    texts = TEXTS * 3
+    df = tiny_pipe.predict(texts, output_level="chunk", chunks=[[(0, 9), (4, 4)], [(2, 10)]] * 3)
+    fig = plot_embeddings(df, "pca")
+    placed = sum(len(trace.x) for trace in fig.data)
+    assert placed == int((df["n_tokens"] > 0).sum()) == 6  # the three empty spans have no point
+    hover = " ".join(t for trace in fig.data for t in (trace.hovertext or []))
+    assert "Dr. Smith" in hover and "love nlp" in hover

@@ -15,16 +15,17 @@ import pandas as pd
 from ..errors import InputError
 from ..frame import EMBEDDING_SUFFIX
 
-LEVEL_COLUMNS = ("token", "sentence", "document")  # checked in this order: token frames also hold "sentence"
+# checked in this order: token frames also hold "sentence"; chunk frames hold "chunk" only
+LEVEL_COLUMNS = ("token", "chunk", "sentence", "document")
 
 
 def frame_level(df: pd.DataFrame) -> str:
-    """``"token"``, ``"sentence"`` or ``"document"``: the finest text column the frame holds."""
+    """``"token"``, ``"chunk"``, ``"sentence"`` or ``"document"``: the finest text column the frame holds."""
     for level in LEVEL_COLUMNS:
         if level in df.columns:
             return level
     raise InputError(
-        f"expected a predict() frame with a 'token', 'sentence' or 'document' column, got {list(df.columns)}; "
+        f"expected a predict() frame with a 'token', 'chunk', 'sentence' or 'document' column, got {list(df.columns)}; "
         "pass a frame returned by nlu_lite.load(...).predict(...)"
     )
 

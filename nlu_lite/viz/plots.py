@@ -97,8 +97,13 @@ def prepare_points(
             "plotting a random sample of %d of %d rows (max_points=%s, seed %d)", len(positions), len(df),
             max_points, sample_seed,
         )
+    matrix = to_matrix(df.iloc[positions])
+    finite = np.isfinite(matrix).all(axis=1)
+    if not finite.all():  # rows without a vector (an empty text, a span over no token): nothing to place
+        logger.warning("leaving out %d row(s) whose vector is NaN (no word piece to embed)", int((~finite).sum()))
+        positions, matrix = positions[finite], matrix[finite]
     sub = df.iloc[positions]
-    projection = project(to_matrix(sub), method, dimensions, **reducer)
+    projection = project(matrix, method, dimensions, **reducer)
     return Points(positions, projection, hover_texts(sub), len(df), level, max_points, sample_seed)
 
 
