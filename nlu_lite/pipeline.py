@@ -180,6 +180,7 @@ class Pipeline:
 
         chosen = None if providers is None else check_providers(providers)
         folder = artifacts.fetch(spec, offline=offline, progress=progress)
+        spec = artifacts.apply_folder_settings(spec, folder)  # a sentence-transformers folder's own settings
         onnx_path = ensure_onnx(folder, precision=precision, graph=graph)
         return cls._assemble(LoadRecipe(spec, precision, threads, chosen, graph, offline), folder, onnx_path,
                              source=str(folder))

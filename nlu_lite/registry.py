@@ -23,12 +23,18 @@ from .errors import RegistryError, UnknownModelError
 
 @dataclass(frozen=True)
 class HubSource:
-    """Files from a Hugging Face Hub repo. ``weights``: the first that exists is used."""
+    """Files from a Hugging Face Hub repo. ``weights``: the first that exists is used.
+
+    ``optional``: files fetched when the repo has them (a sentence-transformers folder's
+    ``modules.json``, ``1_Pooling/config.json``, ...); one the repo lacks is remembered as absent,
+    so a cached model needs no request to learn it again.
+    """
 
     repo: str
     files: tuple[str, ...] = ("config.json", "vocab.txt")
     weights: tuple[str, ...] = ("model.safetensors", "pytorch_model.bin")
     revision: str | None = None  # None: the repo's default branch (not pinned)
+    optional: tuple[str, ...] = ()
     kind: str = field(default="hf", init=False)
 
 
@@ -77,7 +83,14 @@ class ModelSpec:
     ``task``: ``token`` models default to ``output_level='token'``, ``sentence`` models to
     ``'sentence'``. ``pooling`` is the default sentence/document pooling and ``normalize``
     whether pooled vectors are L2-normalised. ``subtoken_pooling`` picks a word's vector
-    from its word pieces. ``size_mb`` is the fp32 weight size.
+    from its word pieces. ``size_mb`` is the fp32 weight size. ``architecture`` is config.json's
+    ``model_type``. ``max_length`` counts every position, ``[CLS]``/``<s>`` and ``[SEP]``/``</s>``
+    included (as sentence-transformers' ``max_seq_length`` does).
+
+    ``prompts``: (name, text) pairs a text may be prefixed with, as sentence-transformers'
+    ``prompts`` (E5's ``query: ``); ``default_prompt_name`` the one used when none is asked for;
+    ``include_prompt`` whether pooling covers the prompt's positions. ``language``: NLU's
+    language code (``xx`` for multilingual models); by default the main alias's prefix, else ``en``.
     """
 
     name: str
@@ -96,6 +109,14 @@ class ModelSpec:
     license: str = "unknown"
     size_mb: float | None = None
     description: str = ""
+    language: str = ""
+    prompts: tuple[tuple[str, str], ...] = ()
+    default_prompt_name: str | None = None
+    include_prompt: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.language:  # derived once, so a replace() of the aliases keeps what the entry said
+            object.__setattr__(self, "language", alias_language(self.alias))
 
     @property
     def alias(self) -> str:
@@ -104,8 +125,23 @@ class ModelSpec:
 
     @property
     def embedding_column(self) -> str:
-        """NLU's column name: the alias with dots as underscores, plus ``_embeddings``."""
-        return self.alias.replace(".", "_") + "_embeddings"
+        """NLU's column name: the alias with dots (and a Hub id's ``/``) as underscores, plus ``_embeddings``."""
+        return self.alias.replace(".", "_").replace("/", "_") + "_embeddings"
+
+    @property
+    def prompt_texts(self) -> dict[str, str]:
+        """``prompts`` as a mapping, name -> text."""
+        return dict(self.prompts)
+
+
+_LANGUAGE = re.compile(r"[a-z]{2,3}")  # ISO 639 codes; NLU writes multilingual models' as 'xx'
+
+
+def alias_language(alias: str) -> str:
+    """NLU's language of ``alias``: its first part when that is a language code (``xx.embed.xlm``
+    -> ``xx``), else ``en`` (NLU's default: ``bert``, ``embed.bert``)."""
+    first, dot, _ = alias.partition(".")
+    return first if dot and _LANGUAGE.fullmatch(first) else "en"
 
 
 def _check_keys(kind: type, data: Mapping[str, Any], where: str) -> None:
@@ -129,9 +165,9 @@ def _tuples(data: Mapping[str, Any]) -> dict[str, Any]:
 
 # what each text-like field must be; the rest (ints, bools, sources) are checked where they are parsed
 _STRINGS = {"name", "task", "architecture", "pooling", "subtoken_pooling", "license", "description", "repo",
-            "requirement", "path", "url"}
-_OPTIONAL_STRINGS = {"revision", "sha256"}
-_STRING_LISTS = {"aliases", "files", "weights"}
+            "requirement", "path", "url", "language"}
+_OPTIONAL_STRINGS = {"revision", "sha256", "default_prompt_name"}
+_STRING_LISTS = {"aliases", "files", "weights", "optional"}
 
 
 def _check_types(data: Mapping[str, Any], where: str) -> None:
@@ -192,10 +228,29 @@ def parse_model(data: Mapping[str, Any], where: str = "model") -> ModelSpec:
             raise RegistryError(f"{where}.{key}: expected a positive integer, got {value!r}")
     if body["dim"] % body["heads"]:
         raise RegistryError(f"{where}: dim {body['dim']} is not divisible by heads {body['heads']}")
-    for key in ("case_sensitive", "normalize"):
+    for key in ("case_sensitive", "normalize", "include_prompt"):
         if key in body and not isinstance(body[key], bool):
             raise RegistryError(f"{where}.{key}: expected true or false, got {body[key]!r}")
+    if "language" in body and not _LANGUAGE.fullmatch(body["language"]):
+        raise RegistryError(f"{where}.language: expected a 2- or 3-letter lower-case language code such as 'en', "
+                            f"or 'xx' for a multilingual model; got {body['language']!r}")
+    body["prompts"] = parse_prompts(body.get("prompts", {}), body.get("default_prompt_name"), where)
     return ModelSpec(**body)
+
+
+def parse_prompts(prompts: Any, default: str | None, where: str) -> tuple[tuple[str, str], ...]:
+    """A ``prompts`` mapping (name -> text) as (name, text) pairs; ``default`` must name one of them."""
+    if not isinstance(prompts, Mapping):
+        raise RegistryError(f"{where}.prompts: expected a mapping of prompt name to text, e.g. "
+                            f"{{query: 'query: '}}; got {prompts!r}")
+    for name, text in prompts.items():
+        if not isinstance(name, str) or not name.strip() or not isinstance(text, str):
+            raise RegistryError(f"{where}.prompts: each prompt is a non-empty name and a text (a string); "
+                                f"got {name!r}: {text!r}")
+    if default is not None and default not in prompts:
+        raise RegistryError(f"{where}.default_prompt_name: {default!r} is not one of the prompts "
+                            f"{sorted(prompts)}; add it to prompts or drop default_prompt_name")
+    return tuple(prompts.items())
 
 
 def _normalise(alias: str) -> str:
@@ -361,5 +416,6 @@ def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
                 for f in dataclasses.fields(obj) if f.init}
 
     data = plain(spec)
+    data["prompts"] = dict(spec.prompts)
     data["sources"] = [{source.kind: plain(source)} for source in spec.sources]
     return data

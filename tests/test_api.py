@@ -88,3 +88,29 @@ def test_streaming_functions_match_predict(tiny_bert_dir, isolated_cache, tmp_pa
     back = nlu_lite.read_parquet(path)
     assert back.sentence.tolist() == whole.sentence.tolist()
     np.testing.assert_array_equal(nlu_lite.to_matrix(back), nlu_lite.to_matrix(whole))
+
+
+def test_list_models_and_print_components_show_architecture_and_language(isolated_cache, capsys):
+    table = nlu_lite.list_models().set_index("alias")
+    assert {"architecture", "language"} <= set(table.columns)
+    assert (table.loc["xx.embed.xlm.base", "architecture"], table.loc["xx.embed.xlm.base", "language"]) == (
+        "xlm-roberta", "xx")
+    assert (table.loc["en.embed.bert.small_L4_512", "architecture"],
+            table.loc["en.embed.bert.small_L4_512", "language"]) == ("bert", "en")
+    nlu_lite.print_components(lang="xx")
+    lines = capsys.readouterr().out.splitlines()
+    assert "architecture" in lines[0] and "lang" in lines[0]
+    shown = {line.split()[0] for line in lines[1:]}
+    assert shown == {spec.alias for spec in default_registry() if spec.language == "xx"}
+    assert "xx.embed_sentence.multilingual_e5_small" in shown
+    assert any("xlm-roberta" in line and " xx " in line for line in lines[1:])
+
+
+def test_register_model_reads_a_folders_task_from_its_files(tiny_bert_dir, isolated_cache, tmp_path):
+    """No modules.json: a token model, as before; the defaults task/pooling/normalize come from the folder."""
+    spec = nlu_lite.register_model("en.embed.my_plain", path=tiny_bert_dir, replace=True)
+    assert (spec.task, spec.pooling, spec.normalize, spec.max_length, spec.architecture) == (
+        "token", "mean", False, 512, "bert")
+    chosen = nlu_lite.register_model("en.embed_sentence.my_plain", path=tiny_bert_dir, task="sentence",
+                                     pooling="cls", normalize=True, replace=True)
+    assert (chosen.task, chosen.pooling, chosen.normalize) == ("sentence", "cls", True)

@@ -98,6 +98,14 @@ def _entry(**overrides):
         ({"sources": [{"hf": {"repo": "a/b", "branch": "x"}}]}, "sources[0].hf: unknown key(s) ['branch']"),
         ({"sources": [{"pypi": {"requirement": "x"}}]}, "missing required key(s) ['path']"),
         ({"normalize": "yes"}, "model 'm'.normalize"),
+        ({"architecture": "gpt2"}, "model 'm'.architecture: 'gpt2' is not one of ['bert', 'roberta'"),
+        ({"language": "english"}, "model 'm'.language"),
+        ({"prompts": ["query: "]}, "model 'm'.prompts: expected a mapping"),
+        ({"prompts": {"query": 3}}, "model 'm'.prompts: each prompt"),
+        ({"prompts": {"query": "q: "}, "default_prompt_name": "doc"}, "model 'm'.default_prompt_name: 'doc'"),
+        ({"default_prompt_name": 1}, "model 'm'.default_prompt_name"),
+        ({"include_prompt": "no"}, "model 'm'.include_prompt"),
+        ({"sources": [{"hf": {"repo": "a/b", "optional": "modules.json"}}]}, "sources[0].hf.optional"),
     ],
 )
 def test_broken_entries_name_the_entry_and_field(overrides, fragment):
@@ -191,3 +199,126 @@ def test_an_alias_table_that_contradicts_the_registry_is_refused():
     assert reg.resolve("embed.alpha").name == "a"
     with pytest.raises(RegistryError, match="already names 'a'"):
         add_nlu_aliases(reg, "nlu_reference,spark_nlp_model,registry_name\nen.embed.a,b,b\n")
+
+
+# the entries of issue 12: config.json's values (dim = hidden size; max_length = the positions a sequence may use,
+# framing included: RoBERTa-style tables have max_position_embeddings 514 and take 512)
+NEW_ENTRIES = {
+    "roberta_base": ("en.embed.roberta.base", "token", "roberta", 768, 12, 12, 512, "FacebookAI/roberta-base"),
+    "roberta_large": ("en.embed.roberta.large", "token", "roberta", 1024, 24, 16, 512, "FacebookAI/roberta-large"),
+    "distilroberta_base": ("en.embed.distilroberta", "token", "roberta", 768, 6, 12, 512,
+                           "distilbert/distilroberta-base"),
+    "xlm_roberta_base": ("xx.embed.xlm.base", "token", "xlm-roberta", 768, 12, 12, 512, "FacebookAI/xlm-roberta-base"),
+    "xlm_roberta_large": ("xx.embed.xlm_roberta_large", "token", "xlm-roberta", 1024, 24, 16, 512,
+                          "FacebookAI/xlm-roberta-large"),
+    "distilbert_base_cased": ("en.embed.distilbert.base", "token", "distilbert", 768, 6, 12, 512,
+                              "distilbert/distilbert-base-cased"),
+    "distilbert_base_uncased": ("en.embed.distilbert.base.uncased", "token", "distilbert", 768, 6, 12, 512,
+                                "distilbert/distilbert-base-uncased"),
+    "electra_small_discriminator": ("en.embed.electra.small_uncased", "token", "electra", 256, 12, 4, 512,
+                                    "google/electra-small-discriminator"),
+    "electra_base_discriminator": ("en.embed.electra.base_uncased", "token", "electra", 768, 12, 12, 512,
+                                   "google/electra-base-discriminator"),
+    "electra_large_discriminator": ("en.embed.electra.large_uncased", "token", "electra", 1024, 24, 16, 512,
+                                    "google/electra-large-discriminator"),
+    "albert_base_v2": ("en.embed.albert.base_uncased", "token", "albert", 768, 12, 12, 512, "albert/albert-base-v2"),
+    "albert_large_v2": ("en.embed.albert.large_uncased", "token", "albert", 1024, 24, 16, 512,
+                        "albert/albert-large-v2"),
+    "deberta_v3_xsmall": ("en.embed.deberta_v3_xsmall", "token", "deberta-v2", 384, 12, 6, 512,
+                          "microsoft/deberta-v3-xsmall"),
+    "deberta_v3_small": ("en.embed.deberta_v3_small", "token", "deberta-v2", 768, 6, 12, 512,
+                         "microsoft/deberta-v3-small"),
+    "deberta_v3_base": ("en.embed.deberta_v3_base", "token", "deberta-v2", 768, 12, 12, 512,
+                        "microsoft/deberta-v3-base"),
+    "all_mpnet_base_v2": ("en.embed_sentence.mpnet.all_mpnet_base_v2", "sentence", "mpnet", 768, 12, 12, 384,
+                          "sentence-transformers/all-mpnet-base-v2"),
+    "all_distilroberta_v1": ("en.embed_sentence.all_distilroberta_v1", "sentence", "roberta", 768, 6, 12, 512,
+                             "sentence-transformers/all-distilroberta-v1"),
+    "paraphrase_mpnet_base_v2": ("en.embed_sentence.mpnet.paraphrase_mpnet_base_v2", "sentence", "mpnet", 768, 12,
+                                 12, 512, "sentence-transformers/paraphrase-mpnet-base-v2"),
+    "paraphrase_multilingual_minilm_l12_v2": ("xx.embed_sentence.paraphrase_multilingual_minilm_l12_v2", "sentence",
+                                              "bert", 384, 12, 12, 512,
+                                              "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"),
+    "e5_small_v2": ("en.embed_sentence.e5_small_v2", "sentence", "bert", 384, 12, 12, 512, "intfloat/e5-small-v2"),
+    "e5_base_v2": ("en.embed_sentence.e5_base_v2", "sentence", "bert", 768, 12, 12, 512, "intfloat/e5-base-v2"),
+    "multilingual_e5_small": ("xx.embed_sentence.multilingual_e5_small", "sentence", "bert", 384, 12, 12, 512,
+                              "intfloat/multilingual-e5-small"),
+    "multilingual_e5_base": ("xx.embed_sentence.multilingual_e5_base", "sentence", "xlm-roberta", 768, 12, 12, 512,
+                             "intfloat/multilingual-e5-base"),
+    "bge_small_en_v1_5": ("en.embed_sentence.bge_small_en_v1_5", "sentence", "bert", 384, 12, 12, 512,
+                          "BAAI/bge-small-en-v1.5"),
+    "bge_base_en_v1_5": ("en.embed_sentence.bge_base_en_v1_5", "sentence", "bert", 768, 12, 12, 512,
+                         "BAAI/bge-base-en-v1.5"),
+    "gte_small": ("en.embed_sentence.gte_small", "sentence", "bert", 384, 12, 12, 512, "thenlper/gte-small"),
+    "gte_base": ("en.embed_sentence.gte_base", "sentence", "bert", 768, 12, 12, 512, "thenlper/gte-base"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEW_ENTRIES))
+def test_every_new_entry_parses_with_its_configs_values(registry, name):
+    alias, task, architecture, dim, layers, heads, max_length, repo = NEW_ENTRIES[name]
+    spec = registry.resolve(alias)
+    assert spec.name == name
+    assert (spec.task, spec.architecture, spec.dim, spec.layers, spec.heads, spec.max_length) == (
+        task, architecture, dim, layers, heads, max_length)
+    assert spec.language == alias.split(".")[0]
+    source = spec.sources[0]
+    assert isinstance(source, HubSource) and source.repo == repo and source.revision is None
+    assert source.files[0] == "config.json" and source.weights == ("model.safetensors", "pytorch_model.bin")
+    assert spec.size_mb and spec.size_mb > 0 and spec.license in ("MIT", "Apache-2.0")
+    if task == "sentence":  # the repo's own settings come with it, and win at load
+        from nlu_lite.artifacts.settings import HUB_OPTIONAL
+
+        assert source.optional == HUB_OPTIONAL and "tokenizer.json" in source.files
+
+
+def test_prompts_as_the_model_cards_state_them(registry):
+    e5 = {"query": "query: ", "passage": "passage: "}
+    for alias in ("en.embed_sentence.e5_small_v2", "en.embed_sentence.e5_base_v2",
+                  "xx.embed_sentence.multilingual_e5_small", "xx.embed_sentence.multilingual_e5_base"):
+        spec = registry.resolve(alias)
+        assert spec.prompt_texts == e5 and spec.default_prompt_name is None and spec.include_prompt, alias
+        assert (spec.pooling, spec.normalize) == ("mean", True)
+    for alias in ("en.embed_sentence.bge_small_en_v1_5", "en.embed_sentence.bge_base_en_v1_5"):
+        spec = registry.resolve(alias)
+        assert spec.prompt_texts == {"query": "Represent this sentence for searching relevant passages: "}
+        assert (spec.pooling, spec.normalize) == ("cls", True)
+    assert registry.resolve("en.embed_sentence.mpnet.all_mpnet_base_v2").prompts == ()
+
+
+def test_prompts_language_and_optional_files_round_trip():
+    from nlu_lite.registry import spec_to_dict
+
+    entry = _entry(task="sentence", prompts={"query": "query: ", "passage": "passage: "}, default_prompt_name="query",
+                   include_prompt=False, aliases=["xx.embed_sentence.m"],
+                   sources=[{"hf": {"repo": "a/b", "optional": ["modules.json", "1_Pooling/config.json"]}}])
+    spec = parse_model(entry)
+    assert spec.prompts == (("query", "query: "), ("passage", "passage: ")) and spec.language == "xx"
+    assert spec.sources[0].optional == ("modules.json", "1_Pooling/config.json")
+    assert parse_model(spec_to_dict(spec)) == spec
+    assert spec_to_dict(spec)["prompts"] == {"query": "query: ", "passage": "passage: "}  # YAML: a mapping
+    assert parse_model(_entry(aliases=["embed.m"])).language == "en"  # no language prefix: NLU's default
+    assert parse_model(_entry(aliases=["xx.embed.m"], language="de")).language == "de"  # said outright: kept
+
+
+def test_nlu_spellbook_references_of_the_new_families_resolve_as_nlu_resolves_them(registry):
+    for reference, name in [
+        ("roberta", "distilroberta_base"),  # NLU 5.4.1: 'roberta' is DistilRoBERTa, 'en.embed.roberta' RoBERTa base
+        ("en.embed.roberta", "roberta_base"),
+        ("en.embed.roberta.large", "roberta_large"),
+        ("xx.embed.xlm", "xlm_roberta_base"),
+        ("xx.embed.xlm_roberta_large", "xlm_roberta_large"),
+        ("en.embed.distilbert", "distilbert_base_cased"),
+        ("en.embed.distilbert.base.uncased", "distilbert_base_uncased"),
+        ("electra", "electra_small_discriminator"),
+        ("embed.electra", "electra_small_discriminator"),
+        ("en.embed.electra.large_uncased", "electra_large_discriminator"),
+        ("albert", "albert_base_v2"),
+        ("embed.albert_large_uncased", "albert_large_v2"),
+        ("en.embed_sentence.albert", "albert_base_v2"),
+        ("en.embed.deberta_v3_small", "deberta_v3_small"),
+        ("en.embed_sentence.mpnet.all_mpnet_base_v2_sentence_transformers", "all_mpnet_base_v2"),
+        ("en.embed_sentence.e5_base_v2", "e5_base_v2"),
+    ]:
+        assert registry.resolve(reference).name == name, reference
+    assert registry.resolve("xx.embed.xlm").language == "xx"

@@ -5,9 +5,11 @@ transformers users: a model one of them already fetched is not fetched again.
 ``HF_ENDPOINT``, ``HF_TOKEN`` and the cache variables are read when a fetch runs, not when
 huggingface_hub was imported.
 
-Only the files a model needs are fetched: the registry's ``files``, then the first of its
-``weights`` the repo has. Each file is checked against the Hub's ETag, which is its sha256
-for LFS files and its git blob sha1 otherwise; a mismatch removes the file from the cache.
+Only the files a model needs are fetched: the registry's ``files``, those of its ``optional``
+files the repo has (one it lacks is remembered as absent for that commit, so a cached model
+needs no request to learn it again), then the first of its ``weights`` the repo has. Each file
+is checked against the Hub's ETag, which is its sha256 for LFS files and its git blob sha1
+otherwise; a mismatch removes the file from the cache.
 The ETag stays at hand as the blob's name, so every later load checks the files against it
 (:mod:`.integrity`); where huggingface_hub stores copies instead of links, the sha256 nlu_lite
 computed at download is recorded and used instead.
@@ -28,6 +30,7 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..cache import atomic_path, cache_root, file_digest, sweep_scratch
@@ -62,28 +65,37 @@ def lock_target(source: HubSource) -> Path:
 
 def read_memo(repo: str) -> dict:
     path = memo_path(repo)
+    empty = {"repo": repo, "revisions": {}, "files": {}, "absent": {}}
     try:
         memo = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return {"repo": repo, "revisions": {}, "files": {}}
+        return empty
     except (OSError, ValueError):
         logger.warning("ignoring unreadable %s", path)
-        return {"repo": repo, "revisions": {}, "files": {}}
+        return empty
     if not isinstance(memo, dict):
         logger.warning("ignoring unreadable %s", path)
-        return {"repo": repo, "revisions": {}, "files": {}}
+        return empty
     memo.setdefault("revisions", {})
     memo.setdefault("files", {})
+    memo.setdefault("absent", {})
     return memo
 
 
-def _remember(source: HubSource, revision: str, commit: str, names: list[str], copies: dict[str, str]) -> None:
-    """Record the commit ``revision`` resolved to, the files fetched, and the sha256 of those stored as copies."""
+def _remember(source: HubSource, revision: str, commit: str, names: list[str], copies: dict[str, str],
+              absent: Iterable[str] = ()) -> None:
+    """Record the commit ``revision`` resolved to, the files fetched, the sha256 of those stored as copies,
+    and the optional files the commit does not have."""
     memo = read_memo(source.repo)
     memo["repo"] = source.repo
     if revision != commit:
         memo["revisions"][revision] = commit
     memo["files"][commit] = sorted(set(memo["files"].get(commit, [])) | set(names))
+    gone = (set(memo["absent"].get(commit, [])) | set(absent)) - set(names)
+    if gone:
+        memo["absent"][commit] = sorted(gone)
+    else:
+        memo["absent"].pop(commit, None)
     if copies:
         memo.setdefault("sha256", {}).setdefault(commit, {}).update(copies)
     with atomic_path(memo_path(source.repo)) as tmp:
@@ -102,13 +114,15 @@ def expected_digest(pointer: Path, recorded: str | None = None) -> tuple[str, st
 
 
 def expected_digests(source: HubSource, folder: Path) -> Expected:
-    """Digests of the snapshot ``folder``'s files, from the blob names and nlu_lite's record (no reading)."""
+    """Digests of the snapshot ``folder``'s files (``1_Pooling/config.json`` too), from the blob names and
+    nlu_lite's record (no reading)."""
     recorded = read_memo(source.repo).get("sha256", {}).get(folder.name, {})
     found = {}
-    for pointer in folder.iterdir() if folder.is_dir() else ():
-        known = expected_digest(pointer, recorded.get(pointer.name))
+    for pointer in folder.rglob("*") if folder.is_dir() else ():
+        name = pointer.relative_to(folder).as_posix()
+        known = expected_digest(pointer, recorded.get(name))
         if known is not None:
-            found[pointer.name] = known
+            found[name] = known
     return found
 
 
@@ -130,11 +144,16 @@ def _commits(source: HubSource) -> list[str]:
 
 
 def cached(source: HubSource) -> Path | None:
-    """The snapshot folder holding the model's files, if the cache has them (no network)."""
+    """The snapshot folder holding the model's files, if the cache has them (no network): every file and
+    one weights file, and each optional file either there or known to be absent from that commit."""
     snapshots = storage_dir(source) / "snapshots"
-    for commit in _commits(source):
+    commits = _commits(source)
+    absent = read_memo(source.repo)["absent"] if source.optional and commits else {}
+    for commit in commits:
         folder = snapshots / commit
-        if is_complete(folder, source.files, source.weights):
+        known = set(absent.get(commit, ()))
+        if is_complete(folder, source.files, source.weights) and all(
+                name in known or (folder / name).is_file() for name in source.optional):
             return folder
     return None
 
@@ -181,8 +200,19 @@ def _download(source: HubSource, progress: bool, force: bool = False) -> Path:
         fetched.append(name)
         return path
 
+    absent: list[str] = []
     for name in source.files:
         _mapped(one, name, source, endpoint, revision)
+    known_absent = set(read_memo(source.repo)["absent"].get(commit, ())) if commit and not force else set()
+    for name in source.optional:
+        if name in known_absent:  # this commit has been asked already: it has no such file
+            absent.append(name)
+            continue
+        try:
+            _mapped(one, name, source, endpoint, revision, missing_ok=RemoteEntryNotFoundError)
+        except RemoteEntryNotFoundError:
+            logger.debug("%s has no %s (optional)", source.repo, name)
+            absent.append(name)
     for name in source.weights:
         try:
             _mapped(one, name, source, endpoint, revision, missing_ok=RemoteEntryNotFoundError)
@@ -196,7 +226,7 @@ def _download(source: HubSource, progress: bool, force: bool = False) -> Path:
                 f"{', '.join(source.weights)}. Fix 'weights' in the registry entry."
             )
     assert commit is not None and snapshot is not None
-    _remember(source, revision, commit, fetched, copies)
+    _remember(source, revision, commit, fetched, copies, absent)
     logger.info("fetched %s from %s at %s", ", ".join(fetched), source.repo, commit)
     return snapshot
 

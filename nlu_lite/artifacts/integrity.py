@@ -25,8 +25,11 @@ from ..registry import Source
 
 logger = logging.getLogger(__name__)
 
-# what a load reads from a model folder (convert.read_config, convert.weights_file, WordPieceTokenizer)
-READ_AT_LOAD = ("config.json", "tokenizer.json", "vocab.txt", "model.safetensors", "pytorch_model.bin")
+# what a load reads from a model folder (convert.read_config, convert.weights_file, the tokenizer, and a
+# sentence-transformers folder's settings: artifacts.settings)
+READ_AT_LOAD = ("config.json", "tokenizer.json", "vocab.txt", "model.safetensors", "pytorch_model.bin",
+                "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json",
+                "1_Pooling/config.json", "tokenizer_config.json")
 
 Expected = Mapping[str, tuple[str, str]]  # file name -> (algorithm, hex digest)
 
@@ -44,7 +47,7 @@ class Damage:
 
 def names_to_check(source: Source, folder: Path) -> list[str]:
     """The files of ``folder`` a load reads or the source lists, those present."""
-    names = dict.fromkeys((*source.files, *source.weights, *READ_AT_LOAD))
+    names = dict.fromkeys((*source.files, *getattr(source, "optional", ()), *source.weights, *READ_AT_LOAD))
     return [name for name in names if (folder / name).is_file()]
 
 

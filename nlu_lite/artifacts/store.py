@@ -148,13 +148,14 @@ def verify_entry(entry: CacheEntry) -> list[str]:
     if entry.kind == "hf":
         repo = entry.detail.rsplit("@", 1)[0]
         memo = hub.read_memo(repo)
+        snapshots = hf_cache_dir() / hub.repo_folder(repo) / "snapshots"
         damage = []
         for pointer in _hub_files(memo):
-            recorded = memo.get("sha256", {}).get(pointer.parent.name, {}).get(pointer.name)
-            known = hub.expected_digest(pointer, recorded)
-            expected = {pointer.name: known} if known is not None else {}
-            damage += integrity.check_files(pointer.parent, expected, [pointer.name], full=True,
-                                            record="the Hub's ETag")
+            commit = pointer.relative_to(snapshots).parts[0]  # names may hold a folder: 1_Pooling/config.json
+            name = pointer.relative_to(snapshots / commit).as_posix()
+            known = hub.expected_digest(pointer, memo.get("sha256", {}).get(commit, {}).get(name))
+            expected = {name: known} if known is not None else {}
+            damage += integrity.check_files(snapshots / commit, expected, [name], full=True, record="the Hub's ETag")
     elif entry.kind in ("pypi", "url"):
         record = (read_json_object(entry.path / PROVENANCE) or {})
         model_dir = entry.path / str(record.get("path", "")).strip("/")
