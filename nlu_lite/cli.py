@@ -6,7 +6,14 @@ import logging
 import sys
 from pathlib import Path
 
-from .choices import GRAPH_VARIANTS, OUTPUT_LEVELS, PRECISIONS, SENTENCE_POOLINGS, SUBTOKEN_POOLINGS, TASKS
+from .choices import (
+    GRAPH_VARIANTS,
+    OUTPUT_LEVELS,
+    PRECISIONS,
+    SENTENCE_POOLINGS,
+    SUBTOKEN_POOLINGS,
+    TASKS,
+)
 from .errors import InputError, NluLiteError
 
 
@@ -62,11 +69,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _check_before_loading(alias: str, level: str | None, options: dict) -> None:
     """Options checked against the registry entry (or the folder's config) before stdin is read or
     a model downloaded; predict() checks them again against the loaded model (its pooler)."""
-    from .api import looks_like_folder, spec_from_folder
+    from .api import hub_repo, looks_like_folder, spec_from_folder, spec_from_hub
     from .options import ModelFacts, resolve_options
     from .registry import default_registry
 
-    spec = spec_from_folder(alias) if looks_like_folder(alias) else default_registry().resolve(alias)
+    repo = None if looks_like_folder(alias) else hub_repo(alias)
+    if looks_like_folder(alias):
+        spec = spec_from_folder(alias)
+    else:  # a Hub id costs its config.json (small, cached), never its weights, before the options are checked
+        spec = spec_from_hub(repo) if repo else default_registry().resolve(alias)
     facts = ModelFacts(hidden_size=spec.dim, num_layers=spec.layers, has_pooler=True, max_positions=spec.max_length)
     resolve_options(spec, facts, level, options)
 
@@ -81,9 +92,11 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
+    from .api import hub_repo, spec_from_hub
     from .artifacts import download
 
-    for path in download(args.aliases, progress=False if args.no_progress else None, force=args.force):
+    wanted = [spec_from_hub(repo) if (repo := hub_repo(alias)) else alias for alias in args.aliases]  # hf:owner/name too
+    for path in download(wanted, progress=False if args.no_progress else None, force=args.force):
         print(path)
     return 0
 

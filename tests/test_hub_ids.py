@@ -229,3 +229,14 @@ def test_a_damaged_settings_file_in_a_subfolder_is_caught_and_fetched_again(hub)
     assert apply_folder_settings(entry, again).pooling == "cls"
     [cached] = [e for e in artifacts.cache_entries() if e.kind == "hf" and ST_REPO in e.detail]
     assert artifacts.verify_entry(cached) == []
+
+
+def test_the_command_line_takes_hub_ids(hub, st_dir, capsys):
+    from nlu_lite.cli import main
+
+    assert main(["download", f"hf:{ST_REPO}", "--no-progress"]) == 0
+    assert (Path(capsys.readouterr().out.strip().splitlines()[-1]) / "modules.json").is_file()
+    hub.reset_counts()
+    assert main(["predict", ST_REPO, "the dog runs to the river bank", "--level", "document", "--no-progress"]) == 0
+    assert "org_tiny-st_embeddings" in capsys.readouterr().out
+    assert hub.count("GET", listener="cdn") == 0  # the weights came from the cache the download filled
