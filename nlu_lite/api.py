@@ -105,6 +105,9 @@ def load(
         repo = hub_repo(alias)
         spec = default_registry().resolve(alias) if repo is None else spec_from_hub(repo, offline=offline,
                                                                                     progress=progress)
+        if repo is None and alias != spec.alias and default_registry().is_reference(alias):
+            # an NLU reference of its own ('bert', 'embed_sentence.bert'): NLU names the column after it
+            spec = dataclasses.replace(spec, aliases=(alias, *(a for a in spec.aliases if a != alias)))
     else:
         raise InputError("load() needs an alias, e.g. load('en.embed.minilm_l6'), or path='...'")
     return Pipeline.from_spec(spec, precision=precision or "fp32", threads=threads, providers=providers,

@@ -273,7 +273,8 @@ class Pipeline:
         from .options import DEFAULTS
 
         resolved = self.resolve_options()
-        lines = [f"The following parameters are configurable for this nlu_lite pipeline ({self.spec.alias}):",
+        known = f", also {', '.join(self.spec.aliases[1:])}" if len(self.spec.aliases) > 1 else ""
+        lines = [f"The following parameters are configurable for this nlu_lite pipeline ({self.spec.alias}{known}):",
                  ">>> pipe.predict(data, ...) options, with this model's defaults:"]
         for name in ("output_level", *DEFAULTS):
             value = getattr(resolved, name, DEFAULTS.get(name))

@@ -329,6 +329,12 @@ class Registry:
             raise UnknownModelError(f"alias {alias!r} could mean any of {choices}; pass the full alias")
         return self._models[names.pop()] if names else None
 
+    def is_reference(self, alias: str) -> bool:
+        """Whether ``alias`` is, exactly as spelled, one of the references the registry lists (an entry's
+        alias or a row of NLU's alias table), not a short form or another case nlu_lite also accepts."""
+        with self._lock:
+            return self._spelling.get(_normalise(alias)) == alias
+
     def resolve(self, alias: str) -> ModelSpec:
         """The entry for ``alias``, or :class:`UnknownModelError` with the closest aliases."""
         spec = self._lookup(alias)

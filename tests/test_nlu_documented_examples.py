@@ -104,7 +104,6 @@ def test_bert_word_embeddings_one_row_per_word():
 # The same example's column: NLU names it after the reference requested (docs/en/release_notes.md,
 # "NLU Version 1.0.2": "column names for embeddings, based on input nlu reference"); so does the
 # model card. nlu_lite names it after the registry's first alias of the model.
-@differs("nlu.load('bert') gives en_embed_bert_small_L2_128_embeddings, NLU's docs bert_embeddings")
 def test_bert_word_embeddings_column_is_named_after_the_request():
     df = nlu.load('bert').predict('NLU offers the latest embeddings in one line ')
     assert "bert_embeddings" in df.columns
@@ -135,8 +134,6 @@ def test_bert_sentence_embeddings_one_row_per_sentence():
 # JohnSnowLabs/nlu examples/webinars_conferences_etc/multi_lingual_webinar/0_liners_intro.ipynb, "Bertology
 # Embeddings for Sentences and Tokens": nlu.load('embed_sentence.bert') prints embed_sentence_bert_embeddings
 # (the request with dots as underscores, as the model card's column).
-@differs("nlu.load('embed_sentence.bert') gives en_embed_sentence_small_bert_L2_128_embeddings, "
-         "NLU's docs embed_sentence_bert_embeddings")
 def test_bert_sentence_embeddings_column_is_named_after_the_request():
     df = nlu.load('embed_sentence.bert').predict("Get me one embedding for this whole sentence")
     assert "embed_sentence_bert_embeddings" in df.columns
