@@ -33,6 +33,8 @@ _LAZY = {
     "load": ("api", "load"),
     "list_models": ("api", "list_models"),
     "print_components": ("api", "print_components"),
+    "print_all_model_kinds_for_action": ("api", "print_all_model_kinds_for_action"),
+    "print_all_model_kinds_for_action_and_lang": ("api", "print_all_model_kinds_for_action_and_lang"),
     "register_model": ("api", "register_model"),
     "Pipeline": ("pipeline", "Pipeline"),
     "to_matrix": ("frame", "to_matrix"),
@@ -44,7 +46,8 @@ _LAZY = {
 }
 
 __all__ = [
-    "load", "list_models", "print_components", "register_model", "Pipeline", "to_matrix",
+    "load", "list_models", "print_components", "print_all_model_kinds_for_action",
+    "print_all_model_kinds_for_action_and_lang", "register_model", "Pipeline", "to_matrix",
     "split_sentences", "predict_iter", "predict_to_parquet", "read_parquet", "explore", "NluLiteError",
     "RegistryError", "UnknownModelError", "InputError", "MissingDependencyError", "ArtifactNotFoundError",
     "OfflineError", "DownloadError", "IntegrityError", "UnsafeArchiveError", "ConversionError", "ModelFormatError",

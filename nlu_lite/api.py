@@ -411,8 +411,22 @@ def print_components(lang: str = "", action: str = "", *, task: str | None = Non
         print(f"no components for lang={lang!r}, action={action!r}; languages: {known[0]}, actions: {known[1]}")  # noqa: T201
         return
     width = int(table["alias"].str.len().max())
-    lines = [f"{'alias'.ljust(width)}  task      architecture  lang   dim  layers  size_mb  cached  source"]
+    registry = default_registry()
+    lines = [f"{'alias'.ljust(width)}  task      architecture  lang   dim  layers  size_mb  cached  source  "
+             "(other references)"]
     for r in table.itertuples():
+        others = [ref for ref in registry.references(r.name) if ref != r.alias]  # every spelling NLU code may use
         lines.append(f"{r.alias.ljust(width)}  {r.task:<8}  {r.architecture:<12}  {r.language:<4} {r.dim:>4}  "
-                     f"{r.layers:>6}  {r.size_mb or 0:>7}  {'yes' if r.cached else 'no':>6}  {r.source}")
+                     f"{r.layers:>6}  {r.size_mb or 0:>7}  {'yes' if r.cached else 'no':>6}  {r.source}"
+                     + (f"  ({', '.join(others)})" if others else ""))
     print("\n".join(lines))  # noqa: T201 - printing is this function's purpose
+
+
+def print_all_model_kinds_for_action(action: str) -> None:
+    """NLU's ``nlu.print_all_model_kinds_for_action('embed')``: :func:`print_components` for ``action``."""
+    print_components(action=action)
+
+
+def print_all_model_kinds_for_action_and_lang(lang: str, action: str) -> None:
+    """NLU's ``nlu.print_all_model_kinds_for_action_and_lang('en', 'embed')``."""
+    print_components(lang=lang, action=action)

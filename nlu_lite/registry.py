@@ -329,6 +329,11 @@ class Registry:
             raise UnknownModelError(f"alias {alias!r} could mean any of {choices}; pass the full alias")
         return self._models[names.pop()] if names else None
 
+    def references(self, name: str) -> list[str]:
+        """Every reference spelled for the model ``name`` (its aliases and NLU's alias-table rows), sorted."""
+        with self._lock:
+            return sorted(self._spelling[key] for key, owner in self._index.items() if owner == name)
+
     def is_reference(self, alias: str) -> bool:
         """Whether ``alias`` is, exactly as spelled, one of the references the registry lists (an entry's
         alias or a row of NLU's alias table), not a short form or another case nlu_lite also accepts."""
