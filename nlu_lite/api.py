@@ -291,9 +291,9 @@ def spec_from_hub(repo: str, *, task: str | None = None, offline: bool | None = 
         probe = dataclasses.replace(probe, revision=folder.name, optional=probe.optional + extra)
         folder = artifacts.fetch(_probe_spec(probe), offline=offline, progress=progress)
     model_type = _model_type(folder)
-    tokenizer = _hub_tokenizer(repo, folder, model_type)
+    tokenizer, tokenizer_optional = _hub_tokenizer(repo, folder, model_type)
     source = HubSource(repo=repo, revision=folder.name, files=("config.json", *tokenizer), weights=HUB_WEIGHTS,
-                       optional=tuple(name for name in probe.optional if name not in tokenizer))
+                       optional=tuple(name for name in (*probe.optional, *tokenizer_optional) if name not in tokenizer))
     sentence = settings.is_sentence_transformers_folder(folder)
     task = task if task is not None else ("sentence" if sentence else "token")
     check_choice(task, TASKS, "task", InputError)
@@ -307,16 +307,23 @@ def _probe_spec(source: HubSource) -> ModelSpec:
     return ModelSpec(name=f"{HUB_PREFIX}{source.repo}", task="token", dim=1, layers=1, heads=1, sources=(source,))
 
 
-def _hub_tokenizer(repo: str, folder: Path, model_type: str) -> tuple[str, ...]:
-    """The tokenizer files to fetch: ``tokenizer.json``, else a BERT vocabulary's ``vocab.txt``."""
+def _hub_tokenizer(repo: str, folder: Path, model_type: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The tokenizer files to fetch, required and optional: ``tokenizer.json``; else, for the families
+    :mod:`nlu_lite.spm` builds, whichever SentencePiece model the repo has (with its special-token
+    files); else a BERT vocabulary's ``vocab.txt``."""
+    from . import spm
+
     if (folder / "tokenizer.json").is_file():
-        return ("tokenizer.json",)
+        return ("tokenizer.json",), ()
+    if model_type in spm.RECIPES:  # fetched if present; a repo with none fails to load naming the files
+        return (), (*spm.SPM_FILES, "special_tokens_map.json", "added_tokens.json")
     if model_type in _VOCAB_FALLBACK:
-        return ("vocab.txt",)
+        return ("vocab.txt",), ()
     raise ArtifactNotFoundError(
         f"Hub repo {repo} has no tokenizer.json, and nlu_lite reads a {model_type!r} model's tokenizer only from "
-        "tokenizer.json (vocab.txt for BERT vocabularies). Save one with transformers "
-        "(AutoTokenizer.from_pretrained(repo).save_pretrained(folder)) and load the folder: nlu_lite.load(path=folder)"
+        "tokenizer.json (vocab.txt for BERT vocabularies, a SentencePiece model for DeBERTa, ALBERT, XLM-R and "
+        "CamemBERT). Save one with transformers (AutoTokenizer.from_pretrained(repo).save_pretrained(folder)) "
+        "and load the folder: nlu_lite.load(path=folder)"
     )
 
 

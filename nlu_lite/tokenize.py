@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ArtifactNotFoundError, ConversionError
+from .spm import build_tokenizer, find_model
 
 
 @dataclass(frozen=True)
@@ -314,7 +315,8 @@ class PieceTokenizer:
     @classmethod
     def from_folder(cls, folder: str | Path, *, lowercase: bool = True) -> PieceTokenizer:
         """``tokenizer.json`` when the folder has one (any model: WordPiece, BPE, Unigram), else a
-        BERT WordPiece built from ``vocab.txt`` (``lowercase`` applies only to that case).
+        SentencePiece model (``spm.model``, ``spiece.model``, ``sentencepiece.bpe.model``: :mod:`nlu_lite.spm`),
+        else a BERT WordPiece built from ``vocab.txt`` (``lowercase`` applies only to that case).
 
         A file that cannot be read as a tokenizer is a :class:`ConversionError` naming it.
         """
@@ -332,11 +334,14 @@ class PieceTokenizer:
                     "fall back to vocab.txt"
                 ) from None
             return cls(tokenizer, source=str(path))
+        spm_model = find_model(folder)  # DeBERTa-v3, ALBERT, XLM-R repos that ship only SentencePiece
+        if spm_model is not None:
+            return cls(build_tokenizer(folder, spm_model), source=str(spm_model))
         vocab = folder / "vocab.txt"
         if not vocab.is_file():
             raise ArtifactNotFoundError(
-                f"{folder} has neither tokenizer.json nor vocab.txt; a model folder needs its tokenizer "
-                "(tokenizer.json, or vocab.txt for a BERT)"
+                f"{folder} has no tokenizer.json, SentencePiece model (spm.model, spiece.model, "
+                "sentencepiece.bpe.model) or vocab.txt; a model folder needs its tokenizer"
             )
         try:
             lines = vocab.read_text(encoding="utf-8").splitlines()

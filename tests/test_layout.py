@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).parents[1] / "nlu_lite"
 FLOW = [
     "errors", "choices", "_env", "_optional", "_arrays", "cache",
     "registry", "artifacts", "convert", "runtime", "bundle",
-    "options", "inputs", "sentences", "units", "tokenize", "windows", "batching", "encode", "pooling", "frame",
+    "options", "inputs", "sentences", "units", "spm", "tokenize", "windows", "batching", "encode", "pooling", "frame",
     "chunks", "pipeline", "stream", "group", "api", "runners", "spark", "dask", "viz", "cli",
 ]
 

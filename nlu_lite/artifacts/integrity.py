@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 # sentence-transformers folder's settings: artifacts.settings)
 READ_AT_LOAD = ("config.json", "tokenizer.json", "vocab.txt", "model.safetensors", "pytorch_model.bin",
                 "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json",
-                "1_Pooling/config.json", "tokenizer_config.json")
+                "1_Pooling/config.json", "tokenizer_config.json", "spm.model", "spiece.model",
+                "sentencepiece.bpe.model", "special_tokens_map.json", "added_tokens.json")
 
 Expected = Mapping[str, tuple[str, str]]  # file name -> (algorithm, hex digest)
 
