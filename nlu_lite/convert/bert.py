@@ -40,7 +40,7 @@ OPSET = 17  # LayerNormalization is a standard op from 17
 MS_OPSET = 1
 # 3: weights as external data; int8 keeps layer 0 FFN output fp32. 4: metadata names the model_type.
 # Bump whenever the graph for the same weights changes
-CONVERTER_VERSION = "4"
+CONVERTER_VERSION = "5"  # 5: per-token int8 (convert/int8.py); 4: model_type in the metadata. Covers every family: bump whenever a graph for the same weights changes
 METADATA_KEY = "nlu_lite"
 
 # transformers' hidden_act names -> how we compute them

@@ -26,7 +26,6 @@ everything (``nlu-lite cache verify``).
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -34,7 +33,6 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from filelock import Timeout
@@ -59,11 +57,6 @@ logger = logging.getLogger(__name__)
 MANIFEST_FORMAT = 2  # 2: weights in model.onnx.data, recorded in the manifest
 EXTERNAL_ALIGNMENT = 1 << 16  # onnxruntime maps external data only at page-aligned offsets (64 KiB: Windows too)
 EXTERNAL_MIN_BYTES = 1024  # smaller tensors (scalars, shapes) stay inside the graph
-# Dynamic int8 quantises each MatMul's input per tensor. The first layer's feed-forward output
-# projection reads GELU activations with rare large outliers; quantised, they cost real models
-# most of their error (all-MiniLM-L6-v2, 1,200 sentences: mean per-token cosine to fp32 0.9895
-# with it quantised, 0.9917 without; min 0.940 vs 0.958; speed 2.95x vs 2.77x fp32). So it stays fp32.
-INT8_FP32_WEIGHTS = ("encoder.layer.0.output.dense.weight_t",)
 
 
 def data_path_for(model_path: str | os.PathLike) -> Path:
@@ -112,46 +105,28 @@ def _check_options(precision: str, graph: str) -> None:
         raise ConversionError(f"graph={graph!r} is not one of {list(GRAPH_VARIANTS)}")
 
 
-@contextlib.contextmanager
-def _quiet_root_logger() -> Iterator[None]:
-    """onnxruntime.quantization logs to the root logger, which would call logging.basicConfig()
-    on the user's behalf when the root has no handler: give it one that drops records."""
-    root = logging.getLogger()
-    guard = logging.NullHandler() if not root.handlers else None
-    if guard is not None:
-        root.addHandler(guard)
-    try:
-        yield
-    finally:
-        if guard is not None:
-            root.removeHandler(guard)
-
-
 def quantize_int8(source: str | os.PathLike, out_path: str | os.PathLike) -> Path:
-    """Dynamic int8 quantization of an fp32 ONNX model, written atomically (with its ``.data`` file).
+    """Dynamic int8 of an fp32 nlu_lite ONNX model, written atomically (with its ``.data`` file).
 
-    QInt8 weights, per output channel; activations quantised per call. The MatMuls that read
-    the weights named in ``INT8_FP32_WEIGHTS`` stay fp32 (see there).
+    Per-channel int8 weights; activations quantised per token where that decides accuracy
+    (see :mod:`nlu_lite.convert.int8`): all-MiniLM-L6-v2's per-token cosine to fp32 goes from
+    0.991 mean / 0.952 min (one scale per MatMul call) to 0.9986 / 0.990 at the same speed
+    (``benchmarks/int8.md``). The metadata records ``"precision": "int8"`` and ``"int8_method"``.
+    Deterministic: the same source gives the same bytes.
     """
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    from .int8 import INT8_METHOD, quantize_model
+
+    model = onnx.load_model(str(source))  # with its external data
+    props = {p.key: p.value for p in model.metadata_props}
+    metadata = json.loads(props[METADATA_KEY]) if METADATA_KEY in props else {}
+    quantize_model(model, metadata)
+    if METADATA_KEY in props:
+        props[METADATA_KEY] = json.dumps({**metadata, "precision": "int8", "int8_method": INT8_METHOD}, sort_keys=True)
+        onnx.helper.set_model_props(model, props)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    source_model = onnx.load_model(str(source), load_external_data=False)
-    keep_fp32 = [n.name for n in source_model.graph.node if n.op_type == "MatMul" and set(n.input) & set(INT8_FP32_WEIGHTS)]
-    del source_model
-    with tempfile.TemporaryDirectory(prefix=".nlu_lite_int8_", dir=out_path.parent) as tmp_dir, _quiet_root_logger():
-        single = Path(tmp_dir) / "model.onnx"
-        # onnx shape inference cannot see through com.microsoft ops: their outputs are float
-        # per-channel scales: per-tensor ones cost MiniLM ~0.04 of per-token cosine to fp32
-        quantize_dynamic(str(source), str(single), weight_type=QuantType.QInt8, per_channel=True,
-                         nodes_to_exclude=keep_fp32, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-        model = onnx.load_model(str(single))
-    props = {p.key: p.value for p in model.metadata_props}
-    if METADATA_KEY in props:
-        props[METADATA_KEY] = json.dumps({**json.loads(props[METADATA_KEY]), "precision": "int8"}, sort_keys=True)
-        onnx.helper.set_model_props(model, props)
     return save_model(model, out_path)
 
 
