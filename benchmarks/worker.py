@@ -8,6 +8,14 @@ folder), ``texts`` (a JSON file holding a list of strings), ``level`` (token, se
 document), ``repeats``, ``batch_size``, ``threads``, optional ``save`` (an .npy path for the
 output vectors of the last repeat, saved after peak RSS is read).
 
+Optional keys for the transformers side (``benchmarks/families.py``; absent, a job runs as
+described below): ``model_class`` (``"BertModel"``, the default, or ``"AutoModel"``: the class
+config.json's model_type names, for RoBERTa, MPNet, ...) and ``first_piece`` (``"word_ids"``,
+the default: the tokenizer's own words; or ``"overlap"``: nlu_lite's words, from
+``nlu_lite.tokenize.word_splitter()``, each taking the first piece whose character span
+overlaps it, as nlu_lite's token level defines it, so both sides give the same rows whatever
+the tokenizer).
+
 What each side does, per timed repeat, end to end from the list of strings:
 
 - nlu_lite: ``pipe.predict(texts, output_level=level, batch_size=32)``: sentence split,
@@ -67,20 +75,35 @@ def _hf(job: dict, texts: list[str]):
     t0 = time.perf_counter()
     import numpy as np
     import torch
-    from transformers import AutoTokenizer, BertModel
+    import transformers
+    from transformers import AutoTokenizer
 
     torch.set_num_threads(job["threads"])
     tokenizer = AutoTokenizer.from_pretrained(job["model"])
-    model = BertModel.from_pretrained(job["model"]).eval()
+    model_class = getattr(transformers, job.get("model_class", "BertModel"))
+    model = model_class.from_pretrained(job["model"]).eval()
     load_s = time.perf_counter() - t0
     token_level = job["level"] == "token"
     sort = job["system"] == "hf_sorted"
     size = job["batch_size"]
+    overlap = job.get("first_piece", "word_ids") == "overlap"
+    if overlap:
+        from nlu_lite.tokenize import word_splitter
+
+        splitter = word_splitter()
 
     def first_pieces(word_ids: list) -> np.ndarray:
         w = np.array([-1 if x is None else x for x in word_ids])
         prev = np.r_[-1, w[:-1]]
         return np.flatnonzero((w >= 0) & (w != prev))
+
+    def first_overlapping(offsets: np.ndarray, begins: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Per word [begin, end), the first piece whose span overlaps it; uncovered words (none in
+        the benchmark's corpora) have no row. Special tokens and padding have empty spans."""
+        pb, pe = offsets[:, 0], offsets[:, 1]
+        hit = (pe > pb)[None, :] & (pb[None, :] < ends[:, None]) & (pe[None, :] > begins[:, None])
+        covered = hit.any(axis=1)
+        return hit.argmax(axis=1)[covered]
 
     def work(batch_texts):
         n = len(batch_texts)
@@ -93,9 +116,16 @@ def _hf(job: dict, texts: list[str]):
         with torch.inference_mode():
             for i in range(0, n, size):
                 idx = order[i:i + size]
-                enc = tokenizer([batch_texts[k] for k in idx], padding=True, return_tensors="pt")
+                chunk = [batch_texts[k] for k in idx]
+                enc = tokenizer(chunk, padding=True, return_tensors="pt", return_offsets_mapping=overlap)
                 states = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
-                if token_level:
+                if token_level and overlap:
+                    arr, offsets = states.numpy(), enc["offset_mapping"].numpy()
+                    begins, ends, starts = splitter.split(chunk)
+                    for b, k in enumerate(idx):
+                        words = slice(starts[b], starts[b + 1])
+                        results[k] = arr[b, first_overlapping(offsets[b], begins[words], ends[words])]
+                elif token_level:
                     arr = states.numpy()
                     for b, k in enumerate(idx):
                         results[k] = arr[b, first_pieces(enc.word_ids(b))]
