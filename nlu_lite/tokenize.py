@@ -200,28 +200,30 @@ _PAD_TOKENS = ("[PAD]", "<pad>")
 _UNREACHABLE = -1e9  # a Unigram score no segmentation picks while any other exists
 
 
-def _without_reachable_specials(tokenizer):
+def _text_only(tokenizer):
+    """``tokenizer`` set never to truncate or pad (windows handle long texts) and to read special-token
+    strings in the input as ordinary text."""
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    tokenizer.encode_special_tokens = True
+    return tokenizer
+
+
+def _without_reachable_specials(tokenizer, data: dict):
     """A Unigram (SentencePiece) model whose vocabulary lists the special tokens as pieces would
     pick ``<s>`` for the text "<s>" (their score, 0, is the best there is), even with special-token
     matching off. SentencePiece itself never matches control symbols; give them a score that no
-    segmentation picks, so user text never becomes a control token."""
-    if type(tokenizer.model).__name__ != "Unigram":
-        return tokenizer
+    segmentation picks, so user text never becomes a control token. ``data``: the tokenizer's JSON."""
     from tokenizers import Tokenizer
 
     special = {t.content for t in tokenizer.get_added_tokens_decoder().values() if t.special}
-    data = json.loads(tokenizer.to_str())
     vocab = data.get("model", {}).get("vocab") or []
     hits = [entry for entry in vocab if isinstance(entry, list) and entry and entry[0] in special]
     if not hits:
         return tokenizer
     for entry in hits:
         entry[1] = _UNREACHABLE
-    rebuilt = Tokenizer.from_str(json.dumps(data))
-    rebuilt.no_truncation()
-    rebuilt.no_padding()
-    rebuilt.encode_special_tokens = True
-    return rebuilt
+    return _text_only(Tokenizer.from_str(json.dumps(data)))
 _PROBES = ("a", "the", "1", "x y")
 
 
@@ -235,13 +237,13 @@ class PieceTokenizer:
     """
 
     def __init__(self, tokenizer, *, source: str = "the tokenizer") -> None:  # a tokenizers.Tokenizer
-        tokenizer.no_truncation()
-        tokenizer.no_padding()
-        tokenizer.encode_special_tokens = True  # special-token strings in the input are ordinary text
-        self._tok = _without_reachable_specials(tokenizer)
+        _text_only(tokenizer)
+        unigram = type(tokenizer.model).__name__ == "Unigram"
+        data = json.loads(tokenizer.to_str()) if unigram else None  # parsed once: a Unigram's unk id lives only there
+        self._tok = _without_reachable_specials(tokenizer, data) if unigram else tokenizer
         self.source = source
         self.framing = self._framing()
-        self.unk_id = self._unk_id()
+        self.unk_id = self._unk_id(data)
 
     def _framing(self) -> Framing:
         """``prefix``/``suffix``: the special tokens the post-processor puts around one sequence."""
@@ -276,14 +278,14 @@ class PieceTokenizer:
                 return token_id
         return 0
 
-    def _unk_id(self) -> int | None:
-        """The id of the model's unknown piece (``None`` for byte-level BPE, which has none)."""
-        model = self._tok.model
-        token = getattr(model, "unk_token", None)
+    def _unk_id(self, data: dict | None) -> int | None:
+        """The id of the model's unknown piece (``None`` for byte-level BPE, which has none);
+        ``data``: a Unigram tokenizer's JSON, where its ``unk_id`` is."""
+        token = getattr(self._tok.model, "unk_token", None)
         if isinstance(token, str):
             return self._tok.token_to_id(token)
-        if type(model).__name__ == "Unigram":
-            unk = json.loads(self._tok.to_str()).get("model", {}).get("unk_id")
+        if data is not None:
+            unk = data.get("model", {}).get("unk_id")
             return unk if isinstance(unk, int) else None
         return None
 
