@@ -65,8 +65,9 @@ def check_kept_columns(names: list, level: str) -> None:
         )
 
 
-def embedding_cells(matrix: np.ndarray) -> np.ndarray:
-    """An object array of read-only float32 row views of ``matrix``.
+def embedding_cells(matrix: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """An object array of read-only float32 row views of ``matrix``; with ``rows``, the views of
+    those rows in that order (a repeated row is the same read-only view, nothing is copied).
 
     A float32 C-contiguous matrix is used as it is (no copy) and made read-only; the caller
     hands it over. Anything else is converted once.
@@ -75,7 +76,7 @@ def embedding_cells(matrix: np.ndarray) -> np.ndarray:
     shared.setflags(write=False)
     cells = np.empty(len(shared), dtype=object)
     cells[:] = list(shared)  # row views, created in C
-    return cells
+    return cells if rows is None else cells[rows]
 
 
 def embedding_column(df: pd.DataFrame) -> str:
@@ -150,18 +151,21 @@ class NluAccessor:
 
 
 def build_frame(columns: Mapping[str, Any], matrix: np.ndarray, embedding_name: str, *,
-                extra: pd.DataFrame | None = None, extra_rows: np.ndarray | None = None) -> pd.DataFrame:
-    """A DataFrame of ``columns`` plus the embedding column made of row views of ``matrix``.
+                extra: pd.DataFrame | None = None, extra_rows: np.ndarray | None = None,
+                matrix_rows: np.ndarray | None = None) -> pd.DataFrame:
+    """A DataFrame of ``columns`` plus the embedding column made of row views of ``matrix``
+    (of its rows ``matrix_rows``, in that order, when given).
 
     ``extra``: the caller's kept columns, taken at ``extra_rows`` and placed after the first column.
     """
     df = pd.DataFrame(dict(columns))
-    if len(df) != len(matrix):
-        raise AssertionError(f"{len(df)} rows but {len(matrix)} vectors")
+    n_vectors = len(matrix) if matrix_rows is None else len(matrix_rows)
+    if len(df) != n_vectors:
+        raise AssertionError(f"{len(df)} rows but {n_vectors} vectors")
     for name, dtype in _DTYPES.items():
         if name in df.columns and df[name].dtype != dtype:
             df[name] = df[name].astype(dtype)
-    df[embedding_name] = embedding_cells(matrix)
+    df[embedding_name] = embedding_cells(matrix, matrix_rows)
     if extra is not None:
         kept = extra.take(extra_rows).reset_index(drop=True)
         df = pd.concat([df.iloc[:, :1], kept, df.iloc[:, 1:]], axis=1)
@@ -170,8 +174,10 @@ def build_frame(columns: Mapping[str, Any], matrix: np.ndarray, embedding_name: 
 
 
 def token_frame(rows: Rows, units: Units, pieces: Pieces, vectors: np.ndarray, windowed_unit: np.ndarray,
-                embedding_name: str, truncated_unit: np.ndarray | None = None) -> pd.DataFrame:
-    """One row per word: its text as written, its offsets in the row's text, its sentence."""
+                embedding_name: str, truncated_unit: np.ndarray | None = None,
+                vector_rows: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per word: its text as written, its offsets in the row's text, its sentence; its
+    vector is ``vectors``' row ``vector_rows[word]`` (by default the word's own number)."""
     word_unit = np.repeat(np.arange(len(units)), np.diff(pieces.text_word_start))
     word_row = units.row[word_unit]
     begin = units.begin[word_unit] + pieces.word_begin
@@ -190,12 +196,14 @@ def token_frame(rows: Rows, units: Units, pieces: Pieces, vectors: np.ndarray, w
     }
     if truncated_unit is not None:
         columns["truncated"] = truncated_unit[word_unit]
-    return build_frame(columns, vectors, embedding_name, extra=rows.extra, extra_rows=word_row)
+    return build_frame(columns, vectors, embedding_name, extra=rows.extra, extra_rows=word_row, matrix_rows=vector_rows)
 
 
 def pooled_frame(rows: Rows, units: Units, vectors: np.ndarray, windowed_unit: np.ndarray, level: str,
-                 embedding_name: str, truncated_unit: np.ndarray | None = None) -> pd.DataFrame:
-    """One row per sentence (with its span) or per document."""
+                 embedding_name: str, truncated_unit: np.ndarray | None = None,
+                 vector_rows: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per sentence (with its span) or per document; its vector is ``vectors``' row
+    ``vector_rows[unit]`` (by default the unit's own number)."""
     columns: dict[str, Any] = {"origin_index": rows.index.take(units.row)}
     if level == "sentence":
         columns.update(sentence_index=units.sentence_index, sentence=units.text, begin=units.begin, end=units.end)
@@ -204,7 +212,7 @@ def pooled_frame(rows: Rows, units: Units, vectors: np.ndarray, windowed_unit: n
     columns["windowed"] = windowed_unit
     if truncated_unit is not None:
         columns["truncated"] = truncated_unit
-    return build_frame(columns, vectors, embedding_name, extra=rows.extra, extra_rows=units.row)
+    return build_frame(columns, vectors, embedding_name, extra=rows.extra, extra_rows=units.row, matrix_rows=vector_rows)
 
 
 def token_metadata(pieces: Pieces, vocabulary: Sequence[str], unk_id: int | None) -> dict[str, Any]:

@@ -355,14 +355,14 @@ class Pipeline:
         """The frame of ``rows`` at ``opts.output_level`` (before NLU's column options), and at token
         level each token's input row position."""
         units = make_units(rows, opts.output_level)
-        words = opts.output_level == "token"
-        distinct, pieces = self._distinct_pieces(units, opts.deduplicate, words, opts.prompt)
+        token_level = opts.output_level == "token"
+        distinct, pieces = self._distinct_pieces(units, opts.deduplicate, token_level, opts.prompt)
         if opts.output_level == "sentence":
             counts = np.diff(pieces.text_piece_start)
             kept = drop_empty_sentences(units, counts if distinct is None else counts[distinct])
             if kept is not None:  # rare: tokenize the kept sentences again
                 units = kept
-                distinct, pieces = self._distinct_pieces(units, opts.deduplicate, words, opts.prompt)
+                distinct, pieces = self._distinct_pieces(units, opts.deduplicate, token_level, opts.prompt)
         # every step below works on distinct texts: a repeated sentence is embedded once
         framing = self.tokenizer.framing
         seqs = plan_sequences(pieces, opts.max_length - framing.overhead, opts.window_overlap,
@@ -393,13 +393,14 @@ class Pipeline:
             vectors = normalize_rows(vectors)
         windowed = seqs.windowed_unit
         truncated = seqs.truncated_unit
+        vector_rows = None  # each output row's row of `vectors`: with repeats, several rows share one
         if distinct is not None:  # back to every unit, in order
             logger.info("%d of %d %s were repeats, each embedded once", reused, len(units),
                         "documents" if opts.output_level == "document" else "sentences")
             windowed = windowed[distinct]
             truncated = None if truncated is None else truncated[distinct]
             pieces, words = pieces.take(distinct)
-            vectors = vectors[words] if opts.output_level == "token" else vectors[distinct]
+            vector_rows = words if opts.output_level == "token" else distinct
         if opts.output_level == "token":
             empty = len(rows.texts) - len(np.unique(units.row[np.diff(pieces.text_word_start) > 0]))
             if empty:
@@ -408,9 +409,11 @@ class Pipeline:
             if unseen:
                 logger.warning("%d token(s) are covered by no word piece of %s (e.g. a lone combining mark an "
                                "uncased model strips): their vectors are NaN", unseen, self.spec.alias)
-            frame = token_frame(rows, units, pieces, vectors, windowed, self.spec.embedding_column, truncated)
+            frame = token_frame(rows, units, pieces, vectors, windowed, self.spec.embedding_column, truncated,
+                                vector_rows)
             return frame, np.repeat(units.row, np.diff(pieces.text_word_start)), pieces
-        frame = pooled_frame(rows, units, vectors, windowed, opts.output_level, self.spec.embedding_column, truncated)
+        frame = pooled_frame(rows, units, vectors, windowed, opts.output_level, self.spec.embedding_column, truncated,
+                             vector_rows)
         return frame, None, pieces
 
     def embed(self, data: object, output_level: str = "document", *, normalize: bool | None = None,

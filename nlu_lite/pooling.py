@@ -125,11 +125,18 @@ class TokenPooler:
         self.states[slot[keep]] = states[batch.row[keep], batch.col[keep]]
 
     def result(self) -> np.ndarray:
-        """(n_words, width), or (n_words, 2 * width) for ``first_last``; NaN rows for uncovered words."""
+        """(n_words, width), or (n_words, 2 * width) for ``first_last``; NaN rows for uncovered words.
+
+        With ``first`` and every word its own piece (the common case) this is the kept states
+        themselves, not a copy.
+        """
         width = self.width * (2 if self.mode == "first_last" else 1)
         covered = self.link_word[run_starts(self.link_word)]
         if self.pick is not None:
-            pooled = self.states[self.slot[self.link_piece[self.pick]]]
+            rows = self.slot[self.link_piece[self.pick]]
+            if len(rows) == self.n_words == len(self.states) and np.array_equal(rows, np.arange(len(rows))):
+                return self.states  # each word's own piece, in word order
+            pooled = self.states[rows]
         else:
             pooled = word_pool(self.states[self.slot[self.link_piece]], self.link_word, self.mode)
         if len(covered) == self.n_words:  # the common case: every word has a piece

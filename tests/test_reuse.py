@@ -64,3 +64,18 @@ def test_each_distinct_sentence_reaches_the_model_once(pipe, monkeypatch, caplog
 def test_any_repetition_is_exact(pipe, texts, level):
     _same(pipe.predict(texts, output_level=level), pipe.predict(texts, output_level=level, deduplicate=False),
           pipe.spec.embedding_column)
+
+
+def test_repeats_share_one_read_only_vector(pipe):
+    """A repeat's row holds the same read-only view as its first occurrence (no copy); replacing
+    one row's cell leaves the other row's vector as it was."""
+    column = pipe.spec.embedding_column
+    for level in ("token", "sentence", "document"):
+        df = pipe.predict(["the dog runs.", "the cat sleeps.", "the dog runs."], output_level=level)
+        first, repeat = df[df.origin_index == 0][column].iloc[0], df[df.origin_index == 2][column].iloc[0]
+        assert np.shares_memory(first, repeat) and not repeat.flags.writeable
+        with pytest.raises(ValueError):
+            repeat[0] = 1.0
+        kept = first.copy()
+        df.at[df.index[df.origin_index == 2][0], column] = np.zeros_like(repeat)
+        np.testing.assert_array_equal(df[df.origin_index == 0][column].iloc[0], kept)
