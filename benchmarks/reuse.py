@@ -10,6 +10,7 @@ Reuse on and off alternate, median of ``--repeats`` runs each; the frames are ch
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import statistics
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", type=int, default=2000)
     p.add_argument("--repeat", type=float, default=0.3, help="share of rows that repeat another row")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--json", type=Path, default=None, help="also write the two times here (for benchmarks.run)")
     args = p.parse_args(argv)
     os.environ.setdefault("NLU_LITE_PROGRESS", "0")
     os.environ["NLU_LITE_CACHE"] = str(args.work / "reuse_cache")
@@ -72,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     ])
     print(text)
     args.out.write_text(text, encoding="utf-8")
+    if args.json:
+        args.json.write_text(json.dumps({"off_s": off, "on_s": on, "rows": args.rows, "repeat": args.repeat}),
+                             encoding="utf-8")
     return 0
 
 

@@ -3,7 +3,7 @@
     python -m benchmarks.worker_misc first_load FOLDER
     python -m benchmarks.worker_misc convert FOLDER GRAPH
     python -m benchmarks.worker_misc stream FOLDER WORK PIECES THREADS [on|off]
-    python -m benchmarks.worker_misc profile FOLDER TEXTS THREADS
+    python -m benchmarks.worker_misc profile FOLDER TEXTS THREADS [fp32|int8]
 
 ``stream`` embeds a lazily generated synthetic corpus (blocks of 2,000 seeded sentences,
 never held whole) of at least PIECES word pieces at token level with
@@ -115,7 +115,7 @@ def stream(folder: str, work: str, pieces: int, threads: int, arena: str = "on")
     return out
 
 
-def profile(folder: str, texts_path: str, threads: int) -> dict:
+def profile(folder: str, texts_path: str, threads: int, precision: str = "fp32") -> dict:
     import collections
     import os
     import tempfile
@@ -128,7 +128,7 @@ def profile(folder: str, texts_path: str, threads: int) -> dict:
 
     with open(texts_path, encoding="utf-8") as fh:
         texts = json.load(fh)
-    pipe = nlu_lite.load(path=folder, threads=threads)
+    pipe = nlu_lite.load(path=folder, threads=threads, precision=precision)
     options = session_options(threads=threads)
     options.enable_profiling = True
     options.profile_file_prefix = os.path.join(tempfile.mkdtemp(prefix="nlu_lite_profile_"), "ort")
@@ -181,7 +181,7 @@ def main(argv: list[str]) -> int:
     elif argv[0] == "convert":
         result = convert(argv[1], argv[2])
     elif argv[0] == "profile":
-        result = profile(argv[1], argv[2], int(argv[3]))
+        result = profile(argv[1], argv[2], int(argv[3]), *argv[4:5])
     elif argv[0] == "stream":
         result = stream(argv[1], argv[2], int(argv[3]), int(argv[4]), *(argv[5:6]))
     else:
