@@ -136,6 +136,10 @@ def _smoothed_ffn_out(plan, model, metadata) -> None:
         plan.kinds[act] = "ln"
 
 
+def _attention_per_token(plan, model, metadata) -> None:
+    plan.attention_per_token = True
+
+
 @dataclasses.dataclass(frozen=True)
 class Method:
     name: str
@@ -160,10 +164,12 @@ METHODS = (
     Method("new, no smoothing", "the library's without SmoothQuant", lambda s, o: _planned(s, o, _no_smoothing)),
     Method("new, FFN-in per call", "the library's with the FFN input at one scale per call (smoothing alpha 0.65)",
            lambda s, o: _planned(s, o, _ffn_in_per_call)),
+    Method("new, QKV per token", "the library's with the Q/K/V projection per token + fp32 MultiHeadAttention "
+           "instead of QAttention", lambda s, o: _planned(s, o, _attention_per_token)),
     Method("new + FFN-out smoothing", "the library's with SmoothQuant on the GELU outputs too (hurts)",
            lambda s, o: _planned(s, o, _smoothed_ffn_out)),
 )
-SPEED_METHODS = ("old", "per-token", "new: per-token-dynamic", "new, FFN-in per call")
+SPEED_METHODS = ("old", "per-token", "new: per-token-dynamic", "new, FFN-in per call", "new, QKV per token")
 
 
 # --- the corpus ---------------------------------------------------------------------------

@@ -212,6 +212,27 @@ def test_int8_close_to_fp32_on_the_tiny_bert(tiny_fp32, tmp_path, graph):
     assert pooled.min() >= TINY_MIN
 
 
+def test_attention_per_token_plan_replaces_qattention(tiny_fp32, tmp_path):
+    """The measured alternative (benchmarks/int8.md): Q/K/V per token, then fp32 MultiHeadAttention."""
+    import json
+
+    import onnx
+
+    from nlu_lite.convert.store import save_model
+
+    model = onnx.load(str(tiny_fp32["fused"]))
+    metadata = json.loads({p.key: p.value for p in model.metadata_props}["nlu_lite"])
+    plan = int8.make_plan(model, metadata)
+    plan.attention_per_token = True
+    path = save_model(int8.rewrite(model, plan), tmp_path / "model.onnx")
+    ops = collections.Counter(n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node)
+    assert (ops["QAttention"], ops["MultiHeadAttention"], ops["MatMulIntegerToFloat"]) == (0, 2, 2 * 3), ops
+    fp32, quantized = OnnxEncoder.from_path(tiny_fp32["fused"]), OnnxEncoder.from_path(path)
+    ids, mask = padded_batch(quantized.vocab_size, [7, 40, 1, 23], seed=2)
+    cos = cosine_per_token(quantized.run(ids, mask)["last_hidden_state"], fp32.run(ids, mask)["last_hidden_state"], mask)
+    assert cos.mean() >= TINY_MEAN and cos.min() >= TINY_MIN and 1 - cos.mean() > 1e-7, (cos.mean(), cos.min())
+
+
 # --- the real MiniLM ------------------------------------------------------------------------
 
 

@@ -59,10 +59,15 @@ class Plan:
     ``kinds``: activation -> ``"ln"`` (symmetric per token), ``"gelu"`` / ``"relu"`` (per token,
     bounded below), ``"tensor"`` (one scale per call). ``smoothing``: activation or weight ->
     per-input-channel factors (activations are divided by them, weight rows multiplied).
+    ``attention_per_token``: the fused ``Attention``'s Q/K/V projection per token too, then fp32
+    ``MultiHeadAttention``, instead of ``QAttention`` (one scale per call). Measured on
+    all-MiniLM-L6-v2 (``benchmarks/int8.md``): more accurate (document-level mean cosine 0.99835
+    against 0.99805) and 13% slower, so off in the library.
     """
 
     kinds: dict[str, str] = field(default_factory=dict)
     smoothing: dict[str, np.ndarray] = field(default_factory=dict)
+    attention_per_token: bool = False
 
 
 class _Graph:
@@ -369,6 +374,28 @@ class _Rewriter:
                                            name=f"int8/QAttention_{self.count}", domain=MS_DOMAIN,
                                            **{a.name: helper.get_attribute_value(a) for a in node.attribute}))
 
+    def attention_per_token(self, node: Any) -> None:
+        """Attention -> the Q/K/V projection per token (as :meth:`matmul`), then onnxruntime's fp32
+        ``MultiHeadAttention`` on the three parts, same mask and attributes."""
+        from onnx import helper
+
+        x, name = node.input[0], node.input[1]
+        k, n = self.g.array(name).shape
+        wq, ws = self.weight(name)
+        q, column, zp, lead = self.per_token(x, k, self.plan.kinds[x])
+        y = self.op("MatMulIntegerToFloat", [q, wq, self.const("int8/one", np.float32(1.0)), ws, zp], domain=MS_DOMAIN)
+        shape = self.op("Concat", [lead, self.const(f"int8/width_{n}", np.array([n], np.int64))], axis=0)
+        packed = self.op("Reshape", [self.op("Mul", [y, column]), shape])
+        self.count += 1
+        parts = [f"int8/{part}_{self.count}" for part in ("query", "key", "value")]
+        equal = {"num_outputs": 3} if self.axes_as_input else {}  # opset 18 names the count, 17 splits equally
+        self.nodes.append(helper.make_node("Split", [packed], parts, name=f"int8/Split_{self.count}", axis=2, **equal))
+        bias = node.input[2] if len(node.input) > 2 else ""
+        mask = node.input[3] if len(node.input) > 3 else ""
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute if a.name != "unidirectional"}
+        self.nodes.append(helper.make_node("MultiHeadAttention", [*parts, bias, mask], list(node.output),
+                                           name=f"int8/MultiHeadAttention_{self.count}", domain=MS_DOMAIN, **attrs))
+
     def embeddings(self, node: Any) -> None:
         """Gather(table, ids) -> Gather(int8 table) * Gather(row scales): one scale per token id."""
         from onnx import TensorProto
@@ -396,7 +423,7 @@ def rewrite(model: Any, plan: Plan) -> Any:
         if id(node) in matmuls:
             r.matmul(node)
         elif id(node) in attentions:
-            r.attention(node)
+            r.attention_per_token(node) if plan.attention_per_token else r.attention(node)
         elif id(node) in lookups:
             r.embeddings(node)
         else:
