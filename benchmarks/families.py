@@ -1,11 +1,12 @@
-"""BERT, RoBERTa and MPNet at base shape: nlu_lite against transformers, token level, one run.
+"""BERT, RoBERTa and MPNet at base shape: nlu_lite (fp32 and int8) against transformers, token level, one run.
 
     python -m benchmarks.families            # about 10 minutes on 2 cores; writes benchmarks/families.md
     python -m benchmarks.families --n 64 --repeats 1   # a smoke test of every step
 
 Issue 12 asks that no family be slower, relative to transformers, than BERT: the table
 gives each family's speed-up over transformers (input order and length-sorted) and, to read
-that goal off, the speed-up divided by BERT's from the same run.
+that goal off, the speed-up divided by BERT's from the same run. The int8 column (issue 15)
+gives ``precision='int8'``'s speed at base shape, where the GEMMs dominate more than in MiniLM.
 
 Models (``benchmarks/models.py``): hidden 768, 12 layers, 12 heads, intermediate 3072, random
 seeded weights (LayerNorms and biases perturbed); BERT with the real bert-base-uncased
@@ -37,7 +38,7 @@ from . import models
 from .run import ROOT, _env, _load_average, _machine, measured_child
 
 FAMILIES = ("bert", "roberta", "mpnet")
-SYSTEMS = ("nlu_fp32", "hf_input", "hf_sorted")
+SYSTEMS = ("nlu_fp32", "hf_input", "hf_sorted", "nlu_int8")
 TITLES = {"bert": "BERT", "roberta": "RoBERTa", "mpnet": "MPNet"}
 
 
@@ -108,10 +109,10 @@ def measure(meta: dict, families: list[str], work: Path, args) -> list[dict]:
     return rows
 
 
-def cosines(work: Path, family: str) -> dict:
-    """Per-token cosine of transformers (input order) to nlu_lite fp32: the same rows, the same model."""
+def cosines(work: Path, family: str, other: str = "hf_input") -> dict:
+    """Per-token cosine of ``other`` (transformers in input order: the same rows, the same model) to nlu_lite fp32."""
     a = np.load(work / f"vectors_{family}_nlu_fp32.npy")
-    b = np.load(work / f"vectors_{family}_hf_input.npy")
+    b = np.load(work / f"vectors_{family}_{other}.npy")
     if a.shape != b.shape:
         return {"error": f"rows differ: nlu_lite {a.shape}, transformers {b.shape}"}
     cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
@@ -147,24 +148,25 @@ def report(meta: dict, rows: list[dict], acc: dict, command: str) -> str:
     out.append("")
     out.append("| family | nlu_lite fp32 s | transformers input order s | transformers sorted s | speed-up vs input "
                "order | speed-up vs sorted | ÷ BERT (input order) | ÷ BERT (sorted) | nlu_lite tokens/s | "
-               "others' CPU |")
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+               "nlu_lite int8 s | int8 ÷ fp32 speed | others' CPU |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     speed = {}
     for f in families:
-        n, i, s = (by.get((f, sys_)) for sys_ in SYSTEMS)
+        n, i, s = (by.get((f, sys_)) for sys_ in ("nlu_fp32", "hf_input", "hf_sorted"))
         speed[f] = (i["median_s"] / n["median_s"] if i else None, s["median_s"] / n["median_s"] if s else None)
     base = speed.get("bert", (None, None))
     for f in families:
-        n, i, s = (by.get((f, sys_)) for sys_ in SYSTEMS)
+        n, i, s, q = (by.get((f, sys_)) for sys_ in SYSTEMS)
         cells = [_s(n), _s(i), _s(s)]
         cells += [_x(v) for v in speed[f]]
         cells += [_x(v / b) if v and b else "-" for v, b in zip(speed[f], base)]
         cells.append(f"{meta['pieces'][f] / n['median_s']:,.0f}")
-        cells.append(f"{max(r['other_cpu'] for r in (n, i, s) if r):.0%}")
+        cells += [_s(q), _x(n["median_s"] / q["median_s"] if q else None)]
+        cells.append(f"{max(r['other_cpu'] for r in (n, i, s, q) if r):.0%}")
         out.append(f"| {TITLES[f]} | " + " | ".join(cells) + " |")
     out.append("")
     out.append("others' CPU: the largest share of the machine's CPU time that other processes used during one of the "
-               "row's three measurements (`/proc/stat`, minus the child's own); above ~10% the numbers are noisy.")
+               "row's measurements (`/proc/stat`, minus the child's own); above ~10% the numbers are noisy.")
     out.append("")
     if acc:
         parts = []
@@ -173,6 +175,11 @@ def report(meta: dict, rows: list[dict], acc: dict, command: str) -> str:
                                             f"mean {a['mean']:.6f}, min {a['min']:.6f}, max |Δ| {a['max_abs']:.1e} "
                                             f"over {a['n']:,} tokens"))
         out.append("Check, per-token cosine of transformers (input order) to nlu_lite fp32: " + "; ".join(parts) + ".")
+        int8 = [f"{TITLES[f]} mean {a['mean']:.5f}, min {a['min']:.5f}" for f, a in meta.get("int8_cosine", {}).items()
+                if "error" not in a]
+        if int8:
+            out.append("Per-token cosine of nlu_lite int8 to fp32 (random weights, so not a fidelity claim for "
+                       "trained ones: `benchmarks/int8.md` measures that on MiniLM): " + "; ".join(int8) + ".")
         conv = ", ".join(f"{TITLES[f]} {by[(f, 'nlu_fp32')]['convert_s']:.1f} s" for f in families)
         out.append(f"Conversion to ONNX, fp32, fused graph (before the timed runs, not in them; well under a second "
                    f"when the cache already holds the model): {conv}.")
@@ -221,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     fam_work = args.work / "families"
     rows = measure(meta, families, fam_work, args)
     acc = {f: cosines(fam_work, f) for f in families}
+    meta["int8_cosine"] = {f: cosines(fam_work, f, "nlu_int8") for f in families
+                           if (fam_work / f"vectors_{f}_nlu_int8.npy").is_file()}
     meta["load_end"] = _load_average()
     meta["total_min"] = (time.time() - started) / 60
     command = " ".join(["python -m benchmarks.families", *(sys.argv[1:] if argv is None else argv)])
