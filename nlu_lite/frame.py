@@ -66,17 +66,19 @@ def check_kept_columns(names: list, level: str) -> None:
 
 
 def embedding_cells(matrix: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-    """An object array of read-only float32 row views of ``matrix``; with ``rows``, the views of
-    those rows in that order (a repeated row is the same read-only view, nothing is copied).
+    """An object array of read-only float32 row views of ``matrix``; with ``rows``, views of those
+    rows in that order: a repeated row gets its own view object of the same memory (no copy; a
+    pickled frame still restores every cell as its own array).
 
     A float32 C-contiguous matrix is used as it is (no copy) and made read-only; the caller
     hands it over. Anything else is converted once.
     """
     shared = np.ascontiguousarray(matrix, dtype=np.float32)
     shared.setflags(write=False)
-    cells = np.empty(len(shared), dtype=object)
-    cells[:] = list(shared)  # row views, created in C
-    return cells if rows is None else cells[rows]
+    n = len(shared) if rows is None else len(rows)
+    cells = np.empty(n, dtype=object)
+    cells[:] = list(shared) if rows is None else list(map(shared.__getitem__, rows.tolist()))  # row views
+    return cells
 
 
 def embedding_column(df: pd.DataFrame) -> str:

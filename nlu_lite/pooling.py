@@ -127,8 +127,8 @@ class TokenPooler:
     def result(self) -> np.ndarray:
         """(n_words, width), or (n_words, 2 * width) for ``first_last``; NaN rows for uncovered words.
 
-        With ``first`` and every word its own piece (the common case) this is the kept states
-        themselves, not a copy.
+        With ``first`` or ``last`` and every word its own piece (the common case) this is the kept
+        states themselves, not a copy.
         """
         width = self.width * (2 if self.mode == "first_last" else 1)
         covered = self.link_word[run_starts(self.link_word)]

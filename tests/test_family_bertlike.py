@@ -236,6 +236,21 @@ def test_end_to_end_cache_runtime_and_int8(checkpoints, isolated_cache, case):
     int8 = int8_encoder.run(ids, mask)["last_hidden_state"]
     assert cosine_per_token(int8, fp32, mask).mean() >= INT8_MEAN_COSINE
 
+    # the measured alternative, Q/K/V per token + MultiHeadAttention: every family rewrites (ALBERT's and
+    # ELECTRA's projected embeddings are no LayerNorm output: that layer keeps QAttention) and stays close
+    from nlu_lite.convert import int8 as int8_module
+    from nlu_lite.convert.store import save_model
+
+    model = onnx.load(str(fp32_path))
+    plan = int8_module.make_plan(model, json.loads({p.key: p.value for p in model.metadata_props}["nlu_lite"]))
+    plan.attention_per_token = True
+    alt_path = save_model(int8_module.rewrite(model, plan), isolated_cache / "alt" / "model.onnx")
+    ops = collections.Counter(n.op_type for n in onnx.load(str(alt_path), load_external_data=False).graph.node)
+    projected = int(case.model_type in ("albert", "electra") and dict(case.changes).get("embedding_size", 36) != 36)
+    assert (ops["QAttention"], ops["MultiHeadAttention"]) == (projected, 3 - projected), ops
+    alt = OnnxEncoder.from_path(alt_path).run(ids, mask)["last_hidden_state"]
+    assert cosine_per_token(alt, fp32, mask).mean() >= INT8_MEAN_COSINE
+
 
 # --- configs refused by name --------------------------------------------------------------
 

@@ -66,16 +66,26 @@ def test_any_repetition_is_exact(pipe, texts, level):
           pipe.spec.embedding_column)
 
 
-def test_repeats_share_one_read_only_vector(pipe):
-    """A repeat's row holds the same read-only view as its first occurrence (no copy); replacing
-    one row's cell leaves the other row's vector as it was."""
+def test_repeats_view_the_same_read_only_memory(pipe):
+    """A repeat's row is a read-only view of its first occurrence's vector (no copy), its own view
+    object: replacing one row's cell, or writing into a cell of an unpickled frame, leaves the other
+    row's vector as it was."""
+    import pickle
+
     column = pipe.spec.embedding_column
     for level in ("token", "sentence", "document"):
         df = pipe.predict(["the dog runs.", "the cat sleeps.", "the dog runs."], output_level=level)
         first, repeat = df[df.origin_index == 0][column].iloc[0], df[df.origin_index == 2][column].iloc[0]
-        assert np.shares_memory(first, repeat) and not repeat.flags.writeable
+        assert np.shares_memory(first, repeat) and first is not repeat and not repeat.flags.writeable
         with pytest.raises(ValueError):
             repeat[0] = 1.0
         kept = first.copy()
         df.at[df.index[df.origin_index == 2][0], column] = np.zeros_like(repeat)
         np.testing.assert_array_equal(df[df.origin_index == 0][column].iloc[0], kept)
+
+        restored = pickle.loads(pickle.dumps(pipe.predict(["the dog runs.", "the dog runs."], output_level=level)))
+        a, b = restored[restored.origin_index == 0][column].iloc[0], restored[restored.origin_index == 1][column].iloc[0]
+        before = b.copy()
+        a.setflags(write=True)
+        a[:] = 0.0
+        np.testing.assert_array_equal(b, before)
