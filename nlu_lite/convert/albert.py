@@ -22,23 +22,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from ..choices import GraphVariant
 from ..errors import ConversionError
 from .bert import (
-    DEFAULT_GRAPH,
     BertConfig,
     EncoderPlan,
     _bert_fields,
-    _layout,
     _shown,
     _size_field,
     _sizes,
     _tf_names,
-    build_encoder,
+    encoder_family,
 )
-from .families import Family
 
 _ALBERT_BASE = {"vocab_size": 30000, "embedding_size": 128, "hidden_size": 768, "num_hidden_layers": 12,
                 "num_hidden_groups": 1, "num_attention_heads": 12, "intermediate_size": 3072,
@@ -110,18 +104,5 @@ def rename(stored: str) -> str | None:
     return f"encoder.group.{int(match[1])}.{_LAYER_NAMES[match[2]]}.{match[3]}"
 
 
-def build_model(config: AlbertConfig, weights: Mapping[str, np.ndarray], *, graph: GraphVariant = DEFAULT_GRAPH,
-                metadata: Mapping[str, Any] | None = None):
-    """The ONNX ``ModelProto`` for ``config`` and ``weights`` by the builder's names (see :func:`rename`)."""
-    return build_encoder(config, weights, _plan(config), graph=graph, metadata=metadata)
-
-
-FAMILY = Family(
-    name="ALBERT",
-    model_types=("albert",),
-    config_class=AlbertConfig,
-    rename=rename,
-    layout=lambda config, with_pooler: _layout(config.num_layers, with_pooler=with_pooler, plan=_plan(config)),
-    sizes=_albert_sizes,
-    build_model=build_model,
-)
+FAMILY = encoder_family(name="ALBERT", model_types=("albert",), config_class=AlbertConfig, rename=rename,
+                        sizes=_albert_sizes, plan=_plan)

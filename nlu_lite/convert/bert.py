@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -158,22 +158,29 @@ def _bert_fields(data: Any, where: str, *, model: str = "BERT", base: Mapping[st
 
 
 @dataclass(frozen=True)
-class BertConfig:
-    """The architecture fields of a BERT-family ``config.json`` that the graph depends on."""
+class EncoderSizes:
+    """The sizes every family's config has, by BertConfig's names (each family reads its own
+    ``config.json`` spelling into them and adds its own fields)."""
 
     vocab_size: int
     hidden_size: int
     num_layers: int
     num_heads: int
     intermediate_size: int
-    hidden_act: str = "gelu"
-    layer_norm_eps: float = 1e-12
-    max_position_embeddings: int = 512
-    type_vocab_size: int = 2
 
     @property
     def head_size(self) -> int:
         return self.hidden_size // self.num_heads
+
+
+@dataclass(frozen=True)
+class BertConfig(EncoderSizes):
+    """The architecture fields of a BERT-family ``config.json`` that the graph depends on."""
+
+    hidden_act: str = "gelu"
+    layer_norm_eps: float = 1e-12
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "config.json") -> BertConfig:
@@ -224,6 +231,19 @@ class EncoderPlan:
 _BERT_PLAN = EncoderPlan()
 
 
+def _feed_forward_layout(p: str, h: str, i: str) -> dict[str, tuple[str, ...]]:
+    """The feed-forward block of layer prefix ``p`` as BERT names it (MPNet and DeBERTa too): dense in,
+    dense out, LayerNorm; dimensions named by the config fields ``h`` and ``i`` ([out, in])."""
+    return {
+        f"{p}intermediate.dense.weight": (i, h),
+        f"{p}intermediate.dense.bias": (i,),
+        f"{p}output.dense.weight": (h, i),
+        f"{p}output.dense.bias": (h,),
+        f"{p}output.LayerNorm.weight": (h,),
+        f"{p}output.LayerNorm.bias": (h,),
+    }
+
+
 def _layout(num_layers: int, *, with_pooler: bool, plan: EncoderPlan = _BERT_PLAN) -> dict[str, tuple[str, ...]]:
     """BertModel's weight names (or ``plan``'s variant of them), each dimension named by the
     config field that sets it ([out, in]); a shared layer's weights are listed once."""
@@ -248,12 +268,7 @@ def _layout(num_layers: int, *, with_pooler: bool, plan: EncoderPlan = _BERT_PLA
             f"{p}attention.output.dense.bias": (h,),
             f"{p}attention.output.LayerNorm.weight": (h,),
             f"{p}attention.output.LayerNorm.bias": (h,),
-            f"{p}intermediate.dense.weight": (i, h),
-            f"{p}intermediate.dense.bias": (i,),
-            f"{p}output.dense.weight": (h, i),
-            f"{p}output.dense.bias": (h,),
-            f"{p}output.LayerNorm.weight": (h,),
-            f"{p}output.LayerNorm.bias": (h,),
+            **_feed_forward_layout(p, h, i),
         })
     if with_pooler:
         layout["pooler.dense.weight"] = (h, h)
@@ -353,20 +368,30 @@ def _activation_standard(b: _Builder, x: str, act: str) -> str:
     return b.op("Mul", [b.op("Mul", [x, b.op("Add", [tanh, b.scalar(1.0)])]), b.scalar(0.5)])
 
 
-def _layer_standard(b: _Builder, x: str, w: Mapping[str, np.ndarray], p: str, cfg: BertConfig, mask_bias: str, out: str) -> str:
+def _standard_context(b: _Builder, x: str, w: Mapping[str, np.ndarray], p: str, cfg: Any,
+                      projections: Sequence[str], scores_bias: str) -> str:
+    """Multi-head attention from standard ops, before the output projection: the query, key and
+    value ``projections`` (weight name prefixes) of ``x``, softmax(q k^T / sqrt(d) + ``scores_bias``) v,
+    heads merged back to [B, S, hidden]. ``cfg``: ``num_heads``, ``head_size``, ``hidden_size``."""
     heads, size = cfg.num_heads, cfg.head_size
     split_shape = b.const(f"{p}split_shape", np.array([0, 0, heads, size], np.int64))
     merge_shape = b.const(f"{p}merge_shape", np.array([0, 0, cfg.hidden_size], np.int64))
 
     def heads_of(name: str, perm: list[int]) -> str:
-        return b.op("Transpose", [b.op("Reshape", [_linear(b, x, w, f"{p}attention.self.{name}"), split_shape])], perm=perm)
+        return b.op("Transpose", [b.op("Reshape", [_linear(b, x, w, name), split_shape])], perm=perm)
 
-    q = heads_of("query", [0, 2, 1, 3])  # [B, N, S, D]
-    k = heads_of("key", [0, 2, 3, 1])  # [B, N, D, S]
-    v = heads_of("value", [0, 2, 1, 3])
+    query, key, value = projections
+    q = heads_of(query, [0, 2, 1, 3])  # [B, N, S, D]
+    k = heads_of(key, [0, 2, 3, 1])  # [B, N, D, S]
+    v = heads_of(value, [0, 2, 1, 3])
     scores = b.op("Div", [b.op("MatMul", [q, k]), b.scalar(math.sqrt(size))])
-    probs = b.op("Softmax", [b.op("Add", [scores, mask_bias])], axis=-1)
-    context = b.op("Reshape", [b.op("Transpose", [b.op("MatMul", [probs, v])], perm=[0, 2, 1, 3]), merge_shape])
+    probs = b.op("Softmax", [b.op("Add", [scores, scores_bias])], axis=-1)
+    return b.op("Reshape", [b.op("Transpose", [b.op("MatMul", [probs, v])], perm=[0, 2, 1, 3]), merge_shape])
+
+
+def _layer_standard(b: _Builder, x: str, w: Mapping[str, np.ndarray], p: str, cfg: BertConfig, mask_bias: str, out: str) -> str:
+    context = _standard_context(b, x, w, p, cfg, [f"{p}attention.self.{n}" for n in ("query", "key", "value")],
+                                mask_bias)
     attn = _linear(b, context, w, f"{p}attention.output.dense")
     h1 = _layer_norm(b, b.op("Add", [attn, x]), w, f"{p}attention.output.LayerNorm", cfg.layer_norm_eps)
     inter = _activation_standard(b, _linear(b, h1, w, f"{p}intermediate.dense"), cfg.hidden_act)
@@ -510,6 +535,24 @@ def rename_weight(stored: str, prefix: str = "bert.", keep: tuple[str, ...] = _K
     if key.endswith(("position_ids", "token_type_ids")) or not key.startswith(keep):
         return None
     return key
+
+
+def encoder_family(*, name: str, model_types: tuple[str, ...], config_class: type,
+                   rename: Callable[[str], str | None], sizes: Callable[[Any], dict[str, int]],
+                   plan: Callable[[Any], EncoderPlan], **options: Any) -> Family:
+    """A :class:`Family` built on :func:`build_encoder`: ``plan(config)`` says how its encoder
+    differs from BERT's, and both the weight layout and the graph follow it. ``options``: the
+    other :class:`Family` fields (``layers_field``, ``pooler_weight``)."""
+
+    def build_model(config: Any, weights: Mapping[str, np.ndarray], *, graph: GraphVariant = DEFAULT_GRAPH,
+                    metadata: Mapping[str, Any] | None = None):
+        return build_encoder(config, weights, plan(config), graph=graph, metadata=metadata)
+
+    def layout(config: Any, with_pooler: bool) -> dict[str, tuple[str, ...]]:
+        return _layout(config.num_layers, with_pooler=with_pooler, plan=plan(config))
+
+    return Family(name=name, model_types=model_types, config_class=config_class, rename=rename, layout=layout,
+                  sizes=sizes, build_model=build_model, **options)
 
 
 FAMILY = Family(

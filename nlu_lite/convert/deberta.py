@@ -59,8 +59,10 @@ from .bert import (
     METADATA_KEY,
     MS_OPSET,
     OPSET,
+    EncoderSizes,
     _activation_standard,
     _Builder,
+    _feed_forward_layout,
     _layer_norm,
     _linear,
     _shown,
@@ -91,18 +93,13 @@ REL_NORMS = ("layer_norm", "none")
 
 
 @dataclass(frozen=True)
-class DebertaConfig:
+class DebertaConfig(EncoderSizes):
     """The fields of a DeBERTa-v2/v3 ``config.json`` the graph depends on, defaults as transformers'.
 
     ``position_buckets`` 0 means no log buckets; ``max_relative_positions`` is already resolved
     (transformers' -1 becomes ``max_position_embeddings``); ``pos_att_type`` is a sorted tuple.
     """
 
-    vocab_size: int
-    hidden_size: int
-    num_layers: int
-    num_heads: int
-    intermediate_size: int
     hidden_act: str = "gelu"
     layer_norm_eps: float = 1e-7
     max_position_embeddings: int = 512
@@ -116,10 +113,6 @@ class DebertaConfig:
     max_relative_positions: int = 512
     norm_rel_ebd: bool = False  # LayerNorm on the relative embeddings
     model_type: str = MODEL_TYPE
-
-    @property
-    def head_size(self) -> int:
-        return self.hidden_size // self.num_heads
 
     @property
     def embedding_width(self) -> int:
@@ -572,9 +565,7 @@ def _layout(config: DebertaConfig, with_pooler: bool = False) -> dict[str, tuple
         layout.update({
             f"{p}attention.output.dense.weight": (h, h), f"{p}attention.output.dense.bias": (h,),
             f"{p}attention.output.LayerNorm.weight": (h,), f"{p}attention.output.LayerNorm.bias": (h,),
-            f"{p}intermediate.dense.weight": (i, h), f"{p}intermediate.dense.bias": (i,),
-            f"{p}output.dense.weight": (h, i), f"{p}output.dense.bias": (h,),
-            f"{p}output.LayerNorm.weight": (h,), f"{p}output.LayerNorm.bias": (h,),
+            **_feed_forward_layout(p, h, i),
         })
     return layout
 

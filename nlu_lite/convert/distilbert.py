@@ -20,21 +20,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from ..choices import GraphVariant
 from ..errors import ConversionError
 from .bert import (
-    DEFAULT_GRAPH,
     EncoderPlan,
+    EncoderSizes,
     _activation_field,
     _check_heads,
-    _layout,
     _shown,
     _size_field,
-    build_encoder,
+    encoder_family,
 )
-from .families import Family
 
 _DISTILBERT_BASE = {"vocab_size": 30522, "dim": 768, "n_layers": 6, "n_heads": 12, "hidden_dim": 3072,
                     "max_position_embeddings": 512}
@@ -66,22 +61,13 @@ _EMBEDDINGS = {"embeddings.word_embeddings.weight", "embeddings.position_embeddi
 
 
 @dataclass(frozen=True)
-class DistilBertConfig:
+class DistilBertConfig(EncoderSizes):
     """The fields of a DistilBERT ``config.json`` the graph depends on, by BertConfig's names."""
 
-    vocab_size: int
-    hidden_size: int
-    num_layers: int
-    num_heads: int
-    intermediate_size: int
     hidden_act: str = "gelu"
     layer_norm_eps: float = 1e-12
     max_position_embeddings: int = 512
     sinusoidal_pos_embds: bool = False
-
-    @property
-    def head_size(self) -> int:
-        return self.hidden_size // self.num_heads
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "config.json") -> DistilBertConfig:
@@ -130,19 +116,5 @@ def rename(stored: str) -> str | None:
     return f"encoder.layer.{int(match[1])}.{_LAYER_NAMES[match[2]]}.{match[3]}"
 
 
-def build_model(config: DistilBertConfig, weights: Mapping[str, np.ndarray], *,
-                graph: GraphVariant = DEFAULT_GRAPH, metadata: Mapping[str, Any] | None = None):
-    """The ONNX ``ModelProto`` for ``config`` and ``weights`` by BertModel's names (see :func:`rename`)."""
-    return build_encoder(config, weights, _PLAN, graph=graph, metadata=metadata)
-
-
-FAMILY = Family(
-    name="DistilBERT",
-    model_types=("distilbert",),
-    config_class=DistilBertConfig,
-    rename=rename,
-    layout=lambda config, with_pooler: _layout(config.num_layers, with_pooler=with_pooler, plan=_PLAN),
-    sizes=_sizes,
-    build_model=build_model,
-    layers_field="n_layers",
-)
+FAMILY = encoder_family(name="DistilBERT", model_types=("distilbert",), config_class=DistilBertConfig, rename=rename,
+                        sizes=_sizes, plan=lambda config: _PLAN, layers_field="n_layers")

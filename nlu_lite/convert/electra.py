@@ -16,21 +16,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from ..choices import GraphVariant
 from .bert import (
-    DEFAULT_GRAPH,
     BertConfig,
     EncoderPlan,
     _bert_fields,
-    _layout,
     _size_field,
     _sizes,
-    build_encoder,
+    encoder_family,
     rename_weight,
 )
-from .families import Family
 
 _ELECTRA_BASE = {"vocab_size": 30522, "embedding_size": 768, "hidden_size": 768, "num_hidden_layers": 12,
                  "num_attention_heads": 12, "intermediate_size": 3072, "max_position_embeddings": 512,
@@ -70,18 +64,5 @@ def rename(stored: str) -> str | None:
     return rename_weight(key, "", keep=("embeddings.", "encoder."))
 
 
-def build_model(config: ElectraConfig, weights: Mapping[str, np.ndarray], *, graph: GraphVariant = DEFAULT_GRAPH,
-                metadata: Mapping[str, Any] | None = None):
-    """The ONNX ``ModelProto`` for ``config`` and ElectraModel-named ``weights`` (see :func:`rename`)."""
-    return build_encoder(config, weights, _plan(config), graph=graph, metadata=metadata)
-
-
-FAMILY = Family(
-    name="ELECTRA",
-    model_types=("electra",),
-    config_class=ElectraConfig,
-    rename=rename,
-    layout=lambda config, with_pooler: _layout(config.num_layers, with_pooler=with_pooler, plan=_plan(config)),
-    sizes=_electra_sizes,
-    build_model=build_model,
-)
+FAMILY = encoder_family(name="ELECTRA", model_types=("electra",), config_class=ElectraConfig, rename=rename,
+                        sizes=_electra_sizes, plan=_plan)

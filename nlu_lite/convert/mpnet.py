@@ -46,13 +46,16 @@ from .bert import (
     METADATA_KEY,
     MS_OPSET,
     OPSET,
+    EncoderSizes,
     _activation_standard,
     _Builder,
     _eps_field,
+    _feed_forward_layout,
     _layer_norm,
     _linear,
     _shown,
     _size_field,
+    _standard_context,
 )
 from .families import Family, check_shapes
 
@@ -65,26 +68,17 @@ _KEEP_PREFIXES = ("embeddings.", "encoder.", "pooler.")
 
 
 @dataclass(frozen=True)
-class MPNetConfig:
+class MPNetConfig(EncoderSizes):
     """The fields of an MPNet ``config.json`` that the graph depends on.
 
     ``max_position_embeddings`` is the position table's row count (514 for mpnet-base);
     :attr:`positions` is how many tokens that takes (512).
     """
 
-    vocab_size: int
-    hidden_size: int
-    num_layers: int
-    num_heads: int
-    intermediate_size: int
     hidden_act: str = "gelu"
     layer_norm_eps: float = 1e-12
     max_position_embeddings: int = 514
     relative_attention_num_buckets: int = NUM_BUCKETS
-
-    @property
-    def head_size(self) -> int:
-        return self.hidden_size // self.num_heads
 
     @property
     def positions(self) -> int:
@@ -165,12 +159,7 @@ def _layout(config: MPNetConfig, with_pooler: bool) -> dict[str, tuple[str, ...]
         layout.update({
             f"{p}attention.LayerNorm.weight": (h,),
             f"{p}attention.LayerNorm.bias": (h,),
-            f"{p}intermediate.dense.weight": (i, h),
-            f"{p}intermediate.dense.bias": (i,),
-            f"{p}output.dense.weight": (h, i),
-            f"{p}output.dense.bias": (h,),
-            f"{p}output.LayerNorm.weight": (h,),
-            f"{p}output.LayerNorm.bias": (h,),
+            **_feed_forward_layout(p, h, i),
         })
     if with_pooler:
         layout["pooler.dense.weight"] = (h, h)
@@ -248,19 +237,7 @@ def _embeddings(b: _Builder, w: Mapping[str, np.ndarray], config: MPNetConfig, s
 
 def _attention(b: _Builder, x: str, w: Mapping[str, np.ndarray], p: str, cfg: MPNetConfig, scores_bias: str) -> str:
     """softmax(q k^T / sqrt(d) + relative bias + mask) v, then the output projection's MatMul (no bias)."""
-    heads, size = cfg.num_heads, cfg.head_size
-    split_shape = b.const(f"{p}split_shape", np.array([0, 0, heads, size], np.int64))
-    merge_shape = b.const(f"{p}merge_shape", np.array([0, 0, cfg.hidden_size], np.int64))
-
-    def heads_of(name: str, perm: list[int]) -> str:
-        return b.op("Transpose", [b.op("Reshape", [_linear(b, x, w, f"{p}attention.attn.{name}"), split_shape])], perm=perm)
-
-    q = heads_of("q", [0, 2, 1, 3])  # [B, N, S, D]
-    k = heads_of("k", [0, 2, 3, 1])  # [B, N, D, S]
-    v = heads_of("v", [0, 2, 1, 3])
-    scores = b.op("Div", [b.op("MatMul", [q, k]), b.scalar(math.sqrt(size))])
-    probs = b.op("Softmax", [b.op("Add", [scores, scores_bias])], axis=-1)
-    context = b.op("Reshape", [b.op("Transpose", [b.op("MatMul", [probs, v])], perm=[0, 2, 1, 3]), merge_shape])
+    context = _standard_context(b, x, w, p, cfg, [f"{p}attention.attn.{n}" for n in ("q", "k", "v")], scores_bias)
     return _linear(b, context, w, f"{p}attention.attn.o", bias=False)
 
 

@@ -20,22 +20,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from ..choices import GraphVariant
 from ..errors import ConversionError
 from .bert import (
-    DEFAULT_GRAPH,
     BertConfig,
     EncoderPlan,
     _bert_fields,
-    _layout,
     _shown,
     _sizes,
-    build_encoder,
+    encoder_family,
     rename_weight,
 )
-from .families import Family
 
 MODEL_TYPES = ("roberta", "xlm-roberta", "camembert")
 _ROBERTA_BASE = {"vocab_size": 50265, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
@@ -77,18 +71,5 @@ def rename(stored: str) -> str | None:
     return rename_weight(stored, "roberta.")
 
 
-def build_model(config: RobertaConfig, weights: Mapping[str, np.ndarray], *, graph: GraphVariant = DEFAULT_GRAPH,
-                metadata: Mapping[str, Any] | None = None):
-    """The ONNX ``ModelProto`` for ``config`` and RobertaModel-named ``weights``."""
-    return build_encoder(config, weights, _plan(config), graph=graph, metadata=metadata)
-
-
-FAMILY = Family(
-    name="RoBERTa",
-    model_types=MODEL_TYPES,
-    config_class=RobertaConfig,
-    rename=rename,
-    layout=lambda config, with_pooler: _layout(config.num_layers, with_pooler=with_pooler, plan=_plan(config)),
-    sizes=_sizes,
-    build_model=build_model,
-)
+FAMILY = encoder_family(name="RoBERTa", model_types=MODEL_TYPES, config_class=RobertaConfig, rename=rename, sizes=_sizes,
+                        plan=_plan)
