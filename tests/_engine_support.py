@@ -39,12 +39,20 @@ def reference(folder: Path, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.n
         names = list(torch.load(folder / "pytorch_model.bin", weights_only=True))
     with_pooler = any(n.endswith("pooler.dense.weight") for n in names)  # else transformers adds a random one
     model = BertModel.from_pretrained(folder, add_pooling_layer=with_pooler).eval()
+    return model_outputs(model, ids, mask, token_type_ids=torch.zeros_like(torch.from_numpy(ids)))
+
+
+def model_outputs(model, ids: np.ndarray, mask: np.ndarray, **extra) -> dict[str, np.ndarray]:
+    """A transformers model's outputs on PyTorch by nlu_lite's output names: ``last_hidden_state``,
+    ``hidden_state_{i}`` and, when the model has a pooler, ``pooler_output``."""
+    import torch
+
     with torch.no_grad():
-        out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
-                    token_type_ids=torch.zeros_like(torch.from_numpy(ids)), output_hidden_states=True)
+        out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), output_hidden_states=True,
+                    **extra)
     result = {"last_hidden_state": out.last_hidden_state.numpy()}
     result.update({f"hidden_state_{i}": h.numpy() for i, h in enumerate(out.hidden_states)})
-    if out.pooler_output is not None:
+    if getattr(out, "pooler_output", None) is not None:
         result["pooler_output"] = out.pooler_output.numpy()
     return result
 

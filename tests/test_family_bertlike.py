@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _engine_support import cosine_per_token, max_diff_on_tokens
+from _engine_support import cosine_per_token, max_diff_on_tokens, model_outputs
 
 from nlu_lite.convert import (
     GRAPH_VARIANTS,
@@ -126,18 +126,6 @@ def batch(checkpoint: Checkpoint, vocab_size: int, lengths: list[int], seed: int
     return ids, mask
 
 
-def reference(model, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
-    import torch
-
-    with torch.no_grad():
-        out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), output_hidden_states=True)
-    result = {"last_hidden_state": out.last_hidden_state.numpy()}
-    result.update({f"hidden_state_{i}": h.numpy() for i, h in enumerate(out.hidden_states)})
-    if getattr(out, "pooler_output", None) is not None:
-        result["pooler_output"] = out.pooler_output.numpy()
-    return result
-
-
 def largest_difference(model_path: Path, want: dict[str, np.ndarray], ids, mask) -> float:
     encoder = OnnxEncoder.from_path(model_path)
     got = encoder.run(ids, mask, outputs=encoder.output_names)
@@ -185,7 +173,7 @@ def test_matches_transformers(checkpoints, tmp_path, case, graph):
     # a one-token row, a row of every position the model has, and padding
     ids, mask = batch(ckpt, ODD["vocab_size"], [7, ckpt.max_positions, 1, 12, 19], seed=3)
     out = convert_checkpoint(ckpt.folder, tmp_path / "model.onnx", graph=graph)
-    largest_difference(out, reference(ckpt.model, ids, mask), ids, mask)
+    largest_difference(out, model_outputs(ckpt.model, ids, mask), ids, mask)
 
 
 def test_albert_stores_shared_weights_once(checkpoints, tmp_path):
@@ -330,4 +318,4 @@ def test_base_shape_matches_transformers(tmp_path, case, sizes):
     ids, mask = batch(ckpt, sizes["vocab_size"], [64, 9, 33, 1, 50], seed=2)
     out = convert_checkpoint(ckpt.folder, tmp_path / "model.onnx")
     assert OnnxEncoder.from_path(out).max_positions == 512
-    largest_difference(out, reference(ckpt.model, ids, mask), ids, mask)
+    largest_difference(out, model_outputs(ckpt.model, ids, mask), ids, mask)

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _engine_support import cosine_per_token, max_diff_on_tokens, padded_batch
+from _engine_support import (
+    cosine_per_token,
+    max_diff_on_tokens,
+    model_outputs,
+    padded_batch,
+)
 
 from nlu_lite.convert import GRAPH_VARIANTS, convert_checkpoint, ensure_onnx
 from nlu_lite.convert.deberta import DebertaConfig, relative_index_tables
@@ -61,20 +66,10 @@ def build_deberta(folder: Path, *, weights: str = "safetensors", prefix: bool = 
     return folder, base.eval()
 
 
-def reference(model, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
-    """transformers' DebertaV2Model on PyTorch: the numbers to match."""
-    import torch
-
-    with torch.no_grad():
-        out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), output_hidden_states=True)
-    return {"last_hidden_state": out.last_hidden_state.numpy(),
-            **{f"hidden_state_{i}": h.numpy() for i, h in enumerate(out.hidden_states)}}
-
-
 def assert_matches(model, onnx_path: Path, lengths=LENGTHS, seed: int = 0) -> float:
     """Every output within TOLERANCE of transformers' on real positions; returns the largest difference."""
     ids, mask = padded_batch(model.config.vocab_size, lengths, seed)
-    want = reference(model, ids, mask)
+    want = model_outputs(model, ids, mask)
     encoder = OnnxEncoder.from_path(onnx_path)
     got = encoder.run(ids, mask, outputs=encoder.output_names)
     assert set(got) == set(want), "outputs differ from transformers' hidden states (no pooler in DebertaV2Model)"
@@ -204,7 +199,7 @@ def base_checkpoint(tmp_path_factory):
     folder, model = build_deberta(folder, seed=1, vocab_size=1000, hidden_size=768, num_hidden_layers=12,
                                   num_attention_heads=12, intermediate_size=3072)
     ids, mask = padded_batch(1000, BASE_LENGTHS, seed=4)
-    return folder, ids, mask, reference(model, ids, mask)
+    return folder, ids, mask, model_outputs(model, ids, mask)
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _engine_support import cosine_per_token, max_diff_on_tokens
+from _engine_support import cosine_per_token, max_diff_on_tokens, model_outputs
 
 from nlu_lite.convert import (
     GRAPH_VARIANTS,
@@ -86,24 +86,11 @@ def mpnet_batch(vocab_size: int, lengths: list[int], seed: int = 0) -> tuple[np.
     return ids, mask
 
 
-def reference(model, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
-    """transformers' MPNetModel outputs, by nlu_lite's output names."""
-    import torch
-
-    with torch.no_grad():
-        out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), output_hidden_states=True)
-    result = {"last_hidden_state": out.last_hidden_state.numpy()}
-    result.update({f"hidden_state_{i}": h.numpy() for i, h in enumerate(out.hidden_states)})
-    if out.pooler_output is not None:
-        result["pooler_output"] = out.pooler_output.numpy()
-    return result
-
-
 def max_diffs(model_path: Path, model, ids: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     """Max |onnx - transformers| per output, over real positions; the outputs must be the same set."""
     encoder = OnnxEncoder.from_path(model_path)
     got = encoder.run(ids, mask, outputs=encoder.output_names)
-    want = reference(model, ids, mask)
+    want = model_outputs(model, ids, mask)
     assert set(got) == set(want), "outputs differ from transformers' (hidden states / pooler)"
     diffs = {}
     for name, array in want.items():
@@ -209,7 +196,7 @@ def test_ensure_onnx_runtime_and_int8(tmp_path, isolated_cache):
 
     ids, mask = mpnet_batch(TINY["vocab_size"], [64, 12, 1, 40, 64, 33], seed=5)
     fp32 = encoder.run(ids, mask)["last_hidden_state"]
-    assert max_diff_on_tokens(fp32, reference(model, ids, mask)["last_hidden_state"], mask) <= TOLERANCE
+    assert max_diff_on_tokens(fp32, model_outputs(model, ids, mask)["last_hidden_state"], mask) <= TOLERANCE
     full = mpnet_batch(TINY["vocab_size"], [512])
     assert encoder.run(*full)["last_hidden_state"].shape == (1, 512, 36)
     with pytest.raises(InputError, match="512 positions"):
