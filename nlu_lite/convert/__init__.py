@@ -1,4 +1,4 @@
-"""Checkpoint -> ONNX: BERT-family weights (safetensors or pytorch_model.bin) to a cached ONNX model.
+"""Checkpoint -> ONNX: a family's weights (safetensors or pytorch_model.bin) to a cached ONNX model.
 
 Only numpy, onnx and small readers of our own: torch is never imported, and a pickle
 checkpoint is read by an unpickler that can only rebuild tensors.
@@ -8,8 +8,17 @@ checkpoint is read by an unpickler that can only rebuild tensors.
 """
 from __future__ import annotations
 
-from .bert import CONVERTER_VERSION, DEFAULT_GRAPH, GRAPH_VARIANTS, OPSET, BertConfig
-from .families import build_model, read_config, supported_model_types
+from ..choices import GRAPH_VARIANTS
+from .bert import BertConfig
+from .families import (
+    FAMILIES,
+    build_model,
+    read_config,
+    register_family,
+    supported_model_types,
+)
+from .family import Family
+from .graph import CONVERTER_VERSION, DEFAULT_GRAPH, OPSET
 from .store import (
     PRECISIONS,
     convert_checkpoint,
@@ -24,10 +33,12 @@ from .weights import load_weights, weights_file
 __all__ = [
     "CONVERTER_VERSION",
     "DEFAULT_GRAPH",
+    "FAMILIES",
     "GRAPH_VARIANTS",
     "OPSET",
     "PRECISIONS",
     "BertConfig",
+    "Family",
     "build_model",
     "convert_checkpoint",
     "data_path_for",
@@ -37,6 +48,7 @@ __all__ = [
     "onnx_cache_dir",
     "quantize_int8",
     "read_config",
+    "register_family",
     "supported_model_types",
     "weights_file",
 ]

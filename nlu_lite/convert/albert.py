@@ -23,16 +23,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConversionError
-from .bert import (
-    BertConfig,
+from .encoder import (
+    EncoderConfig,
     EncoderPlan,
-    _bert_fields,
-    _shown,
-    _size_field,
-    _sizes,
-    _tf_names,
     encoder_family,
+    encoder_fields,
+    encoder_sizes,
+    tf_names,
 )
+from .fields import size_field
+from .graph import shown
 
 _ALBERT_BASE = {"vocab_size": 30000, "embedding_size": 128, "hidden_size": 768, "num_hidden_layers": 12,
                 "num_hidden_groups": 1, "num_attention_heads": 12, "intermediate_size": 3072,
@@ -53,7 +53,7 @@ _GROUP_LAYER = re.compile(r"encoder\.albert_layer_groups\.(\d{1,6})\.albert_laye
 
 
 @dataclass(frozen=True)
-class AlbertConfig(BertConfig):
+class AlbertConfig(EncoderConfig):
     """BERT's fields plus the embeddings' width and how many layer groups share the depth."""
 
     embedding_size: int = 128
@@ -66,32 +66,32 @@ class AlbertConfig(BertConfig):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "config.json") -> AlbertConfig:
         """Validate a transformers ALBERT config; errors name the field and the fix."""
-        fields = _bert_fields(data, where, model="ALBERT", base=_ALBERT_BASE, defaults=_DEFAULTS, activation="gelu_new")
+        fields = encoder_fields(data, where, model="ALBERT", base=_ALBERT_BASE, defaults=_DEFAULTS, activation="gelu_new")
         inner = data.get("inner_group_num", 1)
         if inner != 1 or type(inner) is not int:
             raise ConversionError(
-                f"{where}: inner_group_num is {_shown(inner)}; nlu_lite converts ALBERT with one layer per group "
+                f"{where}: inner_group_num is {shown(inner)}; nlu_lite converts ALBERT with one layer per group "
                 "(inner_group_num 1, as in every released ALBERT)"
             )
-        extra = {name: _size_field(data, name, where, kind=kind, model="ALBERT", base=_ALBERT_BASE, defaults=_DEFAULTS)
+        extra = {name: size_field(data, name, where, kind=kind, model="ALBERT", base=_ALBERT_BASE, defaults=_DEFAULTS)
                  for name, kind in (("embedding_size", "hidden_size"), ("num_hidden_groups", "num_hidden_layers"))}
         return cls(**fields, **extra)
 
 
 def _plan(config: AlbertConfig) -> EncoderPlan:
     prefixes = tuple(f"encoder.group.{config.group_of(n)}." for n in range(config.num_layers))
-    return EncoderPlan(model_type="albert", projection=True, layer_prefixes=prefixes)
+    return EncoderPlan(model_type="albert", token_types=True, projection=True, layer_prefixes=prefixes)
 
 
 def _albert_sizes(config: AlbertConfig) -> dict[str, int]:
-    return {**_sizes(config), "embedding_size": config.embedding_size}
+    return {**encoder_sizes(config), "embedding_size": config.embedding_size}
 
 
 def rename(stored: str) -> str | None:
     """The builder's name for a stored ALBERT weight: group g's layer as ``encoder.group.g.``
     with BertLayer's names, ``embedding_hidden_mapping_in`` as ``embeddings.projection``,
     ``pooler`` as ``pooler.dense``; ``None`` for heads and buffers."""
-    key = _tf_names(stored.removeprefix("albert."))
+    key = tf_names(stored.removeprefix("albert."))
     if key.startswith("embeddings.") and key.endswith((".weight", ".bias")):
         return key
     if key.startswith("encoder.embedding_hidden_mapping_in."):
@@ -105,4 +105,4 @@ def rename(stored: str) -> str | None:
 
 
 FAMILY = encoder_family(name="ALBERT", model_types=("albert",), config_class=AlbertConfig, rename=rename,
-                        sizes=_albert_sizes, plan=_plan)
+                        sizes=_albert_sizes, plan=_plan, sentencepiece=True)

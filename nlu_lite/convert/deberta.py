@@ -40,7 +40,6 @@ Refused by name: ``conv_kernel_size`` > 0 (deberta-v2-xlarge's convolution after
 """
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -50,24 +49,20 @@ import numpy as np
 
 from ..choices import GRAPH_VARIANTS, GraphVariant
 from ..errors import ConversionError
-from .bert import (
-    _EXACT_GELU,
-    _MASK_VALUE,
+from .encoder import EncoderSizes, feed_forward_layout
+from .family import Family, check_shapes
+from .graph import (
     ACTIVATIONS,
-    CONVERTER_VERSION,
     DEFAULT_GRAPH,
-    METADATA_KEY,
-    MS_OPSET,
-    OPSET,
-    EncoderSizes,
-    _activation_standard,
-    _Builder,
-    _feed_forward_layout,
-    _layer_norm,
-    _linear,
-    _shown,
+    EXACT_GELU,
+    MASK_VALUE,
+    GraphBuilder,
+    activation,
+    finish_model,
+    layer_norm,
+    linear,
+    shown,
 )
-from .families import Family, check_shapes
 
 MODEL_TYPE = "deberta-v2"
 # Limits on config.json's sizes, as for BERT: far above any DeBERTa (v3-large: 128,100 x 1,024,
@@ -178,7 +173,7 @@ def _size(data: Mapping[str, Any], field: str, where: str, default: int | None =
     value, limit = data[field], SIZE_LIMITS[field]
     if type(value) is not int or not 1 <= value <= limit:
         raise ConversionError(
-            f"{where}: {field} is {_shown(value)}, but it must be a whole number from 1 to {limit:,} "
+            f"{where}: {field} is {shown(value)}, but it must be a whole number from 1 to {limit:,} "
             f"(deberta-v3-base has {_V3_BASE[field]}); fix {field} in {where} or download the checkpoint again")
     return value
 
@@ -188,7 +183,7 @@ def _int(data: Mapping[str, Any], field: str, where: str, *, default: int, low: 
     value, limit = data.get(field, default), SIZE_LIMITS[field]
     if type(value) is not int or not low <= value <= limit:
         raise ConversionError(
-            f"{where}: {field} is {_shown(value)}, but it must be a whole number from {low:,} to {limit:,} "
+            f"{where}: {field} is {shown(value)}, but it must be a whole number from {low:,} to {limit:,} "
             f"(deberta-v3-base has {_V3_BASE[field]}); fix {field} in {where} or download the checkpoint again")
     return value
 
@@ -196,14 +191,14 @@ def _int(data: Mapping[str, Any], field: str, where: str, *, default: int, low: 
 def _flag(data: Mapping[str, Any], field: str, where: str, *, default: bool) -> bool:
     value = data.get(field, default)
     if type(value) is not bool:
-        raise ConversionError(f"{where}: {field} is {_shown(value)}, but it must be true or false; fix it in {where}")
+        raise ConversionError(f"{where}: {field} is {shown(value)}, but it must be true or false; fix it in {where}")
     return value
 
 
 def _eps(data: Mapping[str, Any], where: str) -> float:
     value = data.get("layer_norm_eps", 1e-7)
     if type(value) not in (int, float) or not 0 < value < 1:  # NaN fails both comparisons
-        raise ConversionError(f"{where}: layer_norm_eps is {_shown(value)}, but it must be a number between 0 and 1 "
+        raise ConversionError(f"{where}: layer_norm_eps is {shown(value)}, but it must be a number between 0 and 1 "
                               f"(DeBERTa uses 1e-7); fix layer_norm_eps in {where} or download the checkpoint again")
     return float(value)
 
@@ -211,7 +206,7 @@ def _eps(data: Mapping[str, Any], where: str) -> float:
 def _activation(data: Mapping[str, Any], where: str) -> str:
     act = data.get("hidden_act", "gelu")
     if not isinstance(act, str) or act not in ACTIVATIONS:
-        raise ConversionError(f"{where}: hidden_act {_shown(act)} is not supported; use one of {list(ACTIVATIONS)}")
+        raise ConversionError(f"{where}: hidden_act {shown(act)} is not supported; use one of {list(ACTIVATIONS)}")
     return act
 
 
@@ -227,7 +222,7 @@ def _position_attention(data: Mapping[str, Any], where: str) -> tuple[str, ...]:
     names = [] if raw is None else _names(raw)
     if names is None or any(n not in POSITION_ATTENTION for n in names):
         raise ConversionError(
-            f"{where}: pos_att_type {_shown(raw)} is not supported; nlu_lite computes the position terms "
+            f"{where}: pos_att_type {shown(raw)} is not supported; nlu_lite computes the position terms "
             f"{list(POSITION_ATTENTION)} (a list, or joined by '|' as in 'p2c|c2p'), any subset of them")
     return tuple(sorted(set(names)))
 
@@ -236,7 +231,7 @@ def _rel_norm(data: Mapping[str, Any], where: str) -> bool:
     raw = data.get("norm_rel_ebd", "none")
     names = [x.strip() for x in raw.lower().split("|")] if isinstance(raw, str) else None
     if names is None or any(n not in REL_NORMS for n in names):
-        raise ConversionError(f"{where}: norm_rel_ebd {_shown(raw)} is not supported; use 'layer_norm' or 'none'")
+        raise ConversionError(f"{where}: norm_rel_ebd {shown(raw)} is not supported; use 'layer_norm' or 'none'")
     return "layer_norm" in names
 
 
@@ -244,7 +239,7 @@ def _refuse_unsupported(data: Mapping[str, Any], where: str) -> None:
     conv = data.get("conv_kernel_size", 0)
     if type(conv) is not int or conv > 0:
         raise ConversionError(
-            f"{where}: conv_kernel_size {_shown(conv)} asks for the convolution layer after layer 0 "
+            f"{where}: conv_kernel_size {shown(conv)} asks for the convolution layer after layer 0 "
             "(deberta-v2-xlarge/xxlarge), which nlu_lite does not convert; DeBERTa-v3 checkpoints have none")
 
 
@@ -256,7 +251,7 @@ def _check_heads(config: DebertaConfig, data: Mapping[str, Any], where: str) -> 
     head = data.get("attention_head_size", config.head_size)
     if head != config.head_size:
         raise ConversionError(
-            f"{where}: attention_head_size {_shown(head)} differs from hidden_size / num_attention_heads "
+            f"{where}: attention_head_size {shown(head)} differs from hidden_size / num_attention_heads "
             f"({config.head_size}); nlu_lite converts only that head size: remove attention_head_size from {where}")
 
 
@@ -368,7 +363,7 @@ def position_tables(config: DebertaConfig, w: Mapping[str, np.ndarray], rows: sl
 # --- the graph -------------------------------------------------------------------------------
 
 
-def _embeddings(b: _Builder, w: Mapping[str, np.ndarray], config: DebertaConfig, mask: str) -> str:
+def _embeddings(b: GraphBuilder, w: Mapping[str, np.ndarray], config: DebertaConfig, mask: str) -> str:
     """word (+ positions, + token type 0) -> embed_proj -> LayerNorm -> x mask: ``hidden_states[0]``."""
     x = b.op("Gather", [b.const("embeddings.word_embeddings.weight", w["embeddings.word_embeddings.weight"]), "input_ids"])
     if config.position_biased_input:
@@ -383,8 +378,8 @@ def _embeddings(b: _Builder, w: Mapping[str, np.ndarray], config: DebertaConfig,
     elif config.type_vocab_size:
         x = b.op("Add", [x, b.const("embeddings.token_type0", w["embeddings.token_type_embeddings.weight"][0])])
     if config.embedding_width != config.hidden_size:
-        x = _linear(b, x, w, "embeddings.embed_proj", bias=False)
-    x = _layer_norm(b, x, w, "embeddings.LayerNorm", config.layer_norm_eps)
+        x = linear(b, x, w, "embeddings.embed_proj", bias=False)
+    x = layer_norm(b, x, w, "embeddings.LayerNorm", config.layer_norm_eps)
     return b.op("Mul", [x, b.op("Unsqueeze", [mask, b.const("last_axis", np.array([-1], np.int64))])],
                 out="hidden_state_0")
 
@@ -401,7 +396,7 @@ class _Positions:
     flat_shape: str
 
 
-def _positions(b: _Builder, plan: PositionPlan) -> _Positions:
+def _positions(b: GraphBuilder, plan: PositionPlan) -> _Positions:
     """The [S, S] distance matrix i - j, looked up in the precomputed tables; then offset so one
     Gather over the flattened products picks each (query, key) pair's row."""
     seq = b.op("Slice", [b.op("Shape", ["input_ids"]), b.const("pos.one", np.array([1], np.int64)),
@@ -423,13 +418,13 @@ def _positions(b: _Builder, plan: PositionPlan) -> _Positions:
                       b.const("pos.row_axis", np.array([2], np.int64)), b.const("pos.flat_shape", np.array([0, 0, -1], np.int64)))
 
 
-def _position_term(b: _Builder, states: str, table: str, pos: _Positions, index: str) -> str:
+def _position_term(b: GraphBuilder, states: str, table: str, pos: _Positions, index: str) -> str:
     """[B, N, S, D] x the rows S reaches [N, D, rows] -> [B, N, S, rows] -> gathered [B, N, S, S]."""
     rows = b.op("Slice", [table, pos.lo, pos.end, pos.row_axis])
     return b.op("Gather", [b.op("Reshape", [b.op("MatMul", [states, rows]), pos.flat_shape]), index], axis=2)
 
 
-def _attention(b: _Builder, x: str, w: Mapping[str, np.ndarray], p: str, cfg: DebertaConfig, mask_bias: str,
+def _attention(b: GraphBuilder, x: str, w: Mapping[str, np.ndarray], p: str, cfg: DebertaConfig, mask_bias: str,
                tables: Mapping[str, np.ndarray], pos: _Positions | None) -> str:
     heads, size = cfg.num_heads, cfg.head_size
     proj = [f"{p}attention.self.{name}_proj" for name in ("query", "key", "value")]
@@ -453,43 +448,43 @@ def _attention(b: _Builder, x: str, w: Mapping[str, np.ndarray], p: str, cfg: De
     probs = b.op("Softmax", [b.op("Add", [scores, mask_bias])], axis=-1)
     context = b.op("Transpose", [b.op("MatMul", [probs, v])], perm=[0, 2, 1, 3])
     merged = b.op("Reshape", [context, b.const(f"{p}merge_shape", np.array([0, 0, cfg.hidden_size], np.int64))])
-    return _linear(b, merged, w, f"{p}attention.output.dense")
+    return linear(b, merged, w, f"{p}attention.output.dense")
 
 
-def _feed_forward(b: _Builder, x: str, w: Mapping[str, np.ndarray], p: str, cfg: DebertaConfig, graph: str) -> str:
-    if graph == "fused" and cfg.hidden_act in _EXACT_GELU:  # BiasGelu is exact erf GELU
-        inter = _linear(b, x, w, f"{p}intermediate.dense", bias=False)
+def _feed_forward(b: GraphBuilder, x: str, w: Mapping[str, np.ndarray], p: str, cfg: DebertaConfig, graph: str) -> str:
+    if graph == "fused" and cfg.hidden_act in EXACT_GELU:  # BiasGelu is exact erf GELU
+        inter = linear(b, x, w, f"{p}intermediate.dense", bias=False)
         bias = b.const(f"{p}intermediate.dense.bias", w[f"{p}intermediate.dense.bias"])
         inter = b.op("BiasGelu", [inter, bias], domain="com.microsoft")
     else:
-        inter = _activation_standard(b, _linear(b, x, w, f"{p}intermediate.dense"), cfg.hidden_act)
-    return _linear(b, inter, w, f"{p}output.dense")
+        inter = activation(b, linear(b, x, w, f"{p}intermediate.dense"), cfg.hidden_act)
+    return linear(b, inter, w, f"{p}output.dense")
 
 
-def _layer(b: _Builder, x: str, w: Mapping[str, np.ndarray], n: int, cfg: DebertaConfig, graph: str, mask_bias: str,
+def _layer(b: GraphBuilder, x: str, w: Mapping[str, np.ndarray], n: int, cfg: DebertaConfig, graph: str, mask_bias: str,
            tables: Mapping[str, np.ndarray], pos: _Positions | None, out: str) -> str:
     p, eps = f"encoder.layer.{n}.", cfg.layer_norm_eps
     attn = _attention(b, x, w, p, cfg, mask_bias, tables, pos)
-    h1 = _layer_norm(b, b.op("Add", [attn, x]), w, f"{p}attention.output.LayerNorm", eps)
+    h1 = layer_norm(b, b.op("Add", [attn, x]), w, f"{p}attention.output.LayerNorm", eps)
     ffn = _feed_forward(b, h1, w, p, cfg, graph)
-    return _layer_norm(b, b.op("Add", [ffn, h1]), w, f"{p}output.LayerNorm", eps, out=out)
+    return layer_norm(b, b.op("Add", [ffn, h1]), w, f"{p}output.LayerNorm", eps, out=out)
 
 
 def build_model(config: DebertaConfig, weights: Mapping[str, np.ndarray], *, graph: GraphVariant = DEFAULT_GRAPH,
                 metadata: Mapping[str, Any] | None = None):
     """The ONNX ``ModelProto`` for ``config`` and DebertaV2Model-named ``weights``."""
-    from onnx import TensorProto, helper
+    from onnx import TensorProto
 
     if graph not in GRAPH_VARIANTS:
         raise ConversionError(f"unknown graph variant {graph!r}; use one of {list(GRAPH_VARIANTS)}")
-    check_shapes(config, {name: np.shape(array) for name, array in weights.items()}, family=FAMILY)
-    b = _Builder()
+    check_shapes(config, FAMILY, {name: np.shape(array) for name, array in weights.items()})
+    b = GraphBuilder()
     w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
 
     mask_f = b.op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
     x = _embeddings(b, w, config, mask_f)
     # additive key mask [B, 1, 1, S]: 0 for real tokens, large negative for padding
-    mask_bias = b.op("Unsqueeze", [b.op("Mul", [b.op("Sub", [b.scalar(1.0), mask_f]), b.scalar(_MASK_VALUE)]),
+    mask_bias = b.op("Unsqueeze", [b.op("Mul", [b.op("Sub", [b.scalar(1.0), mask_f]), b.scalar(MASK_VALUE)]),
                                    b.const("mask_axes", np.array([1, 2], np.int64))])
     plan = position_plan(config) if config.position_terms else None
     tables = position_tables(config, w, plan.rows) if plan else {}
@@ -499,18 +494,8 @@ def build_model(config: DebertaConfig, weights: Mapping[str, np.ndarray], *, gra
         x = _layer(b, x, w, n, config, graph, mask_bias, tables.get(n, {}), pos, out)
     b.op("Identity", [x], out=f"hidden_state_{config.num_layers}")
 
-    dims = ["batch", "sequence", config.hidden_size]
-    outputs = [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, dims)]
-    outputs += [helper.make_tensor_value_info(f"hidden_state_{i}", TensorProto.FLOAT, dims) for i in range(config.num_layers + 1)]
-    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in ("input_ids", "attention_mask")]
-    graph_proto = helper.make_graph(b.nodes, "deberta_v2", inputs, outputs, initializer=b.initializers)
-    opsets = [helper.make_opsetid("", OPSET)] + ([helper.make_opsetid("com.microsoft", MS_OPSET)] if graph == "fused" else [])
-    model = helper.make_model(graph_proto, opset_imports=opsets, producer_name="nlu_lite", producer_version=CONVERTER_VERSION)
-    model.ir_version = 8  # readable by onnxruntime >= 1.14
-    info = {**asdict(config), "has_pooler": False, "graph": graph, "converter_version": CONVERTER_VERSION,
-            "opset": OPSET, **(metadata or {})}
-    helper.set_model_props(model, {METADATA_KEY: json.dumps(info, sort_keys=True)})
-    return model
+    return finish_model(b, "deberta_v2", hidden_size=config.hidden_size, num_layers=config.num_layers, graph=graph,
+                        with_pooler=False, ms_domain=graph == "fused", info=asdict(config), metadata=metadata)
 
 
 # --- weights ---------------------------------------------------------------------------------
@@ -565,7 +550,7 @@ def _layout(config: DebertaConfig, with_pooler: bool = False) -> dict[str, tuple
         layout.update({
             f"{p}attention.output.dense.weight": (h, h), f"{p}attention.output.dense.bias": (h,),
             f"{p}attention.output.LayerNorm.weight": (h,), f"{p}attention.output.LayerNorm.bias": (h,),
-            **_feed_forward_layout(p, h, i),
+            **feed_forward_layout(p, h, i),
         })
     return layout
 
@@ -579,4 +564,5 @@ FAMILY = Family(
     sizes=_sizes,
     build_model=build_model,
     pooler_weight="pooler.dense.weight",  # dropped by rename_weight: DebertaV2Model has no pooler
+    sentencepiece=True,
 )

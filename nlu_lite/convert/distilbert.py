@@ -21,15 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConversionError
-from .bert import (
-    EncoderPlan,
-    EncoderSizes,
-    _activation_field,
-    _check_heads,
-    _shown,
-    _size_field,
-    encoder_family,
-)
+from .encoder import EncoderPlan, EncoderSizes, encoder_family
+from .fields import activation_field, check_heads, size_field
+from .graph import shown
 
 _DISTILBERT_BASE = {"vocab_size": 30522, "dim": 768, "n_layers": 6, "n_heads": 12, "hidden_dim": 3072,
                     "max_position_embeddings": 512}
@@ -75,16 +69,16 @@ class DistilBertConfig(EncoderSizes):
         if not isinstance(data, Mapping):
             raise ConversionError(f"{where} holds a JSON {type(data).__name__}, not an object with DistilBERT's "
                                   "fields (dim, n_layers, ...); download the checkpoint again")
-        sizes = {name: _size_field(data, _present(data, name, alias), where, kind=kind, model="DistilBERT",
+        sizes = {name: size_field(data, _present(data, name, alias), where, kind=kind, model="DistilBERT",
                                    base=_based_on(name, alias), defaults=_DEFAULTS)
                  for name, (kind, alias) in _SIZE_FIELDS.items()}
-        _check_heads(sizes["dim"], sizes["n_heads"], where, ("dim", "n_heads"), model="DistilBERT")
+        check_heads(sizes["dim"], sizes["n_heads"], where, fields=("dim", "n_heads"), model="DistilBERT")
         sinusoidal = data.get("sinusoidal_pos_embds", False)
         if type(sinusoidal) is not bool:
-            raise ConversionError(f"{where}: sinusoidal_pos_embds is {_shown(sinusoidal)}; it must be true or false")
+            raise ConversionError(f"{where}: sinusoidal_pos_embds is {shown(sinusoidal)}; it must be true or false")
         return cls(vocab_size=sizes["vocab_size"], hidden_size=sizes["dim"], num_layers=sizes["n_layers"],
                    num_heads=sizes["n_heads"], intermediate_size=sizes["hidden_dim"],
-                   hidden_act=_activation_field(data, where, field="activation"),
+                   hidden_act=activation_field(data, where, field="activation"),
                    max_position_embeddings=sizes["max_position_embeddings"], sinusoidal_pos_embds=sinusoidal)
 
 
@@ -117,4 +111,5 @@ def rename(stored: str) -> str | None:
 
 
 FAMILY = encoder_family(name="DistilBERT", model_types=("distilbert",), config_class=DistilBertConfig, rename=rename,
-                        sizes=_sizes, plan=lambda config: _PLAN, layers_field="n_layers")
+                        sizes=_sizes, plan=lambda config: _PLAN, layers_field="n_layers",
+                        tokenizer_fallback=("vocab.txt",))

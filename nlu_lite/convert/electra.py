@@ -16,15 +16,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .bert import (
-    BertConfig,
+from .encoder import (
+    EncoderConfig,
     EncoderPlan,
-    _bert_fields,
-    _size_field,
-    _sizes,
     encoder_family,
+    encoder_fields,
+    encoder_sizes,
     rename_weight,
 )
+from .fields import size_field
 
 _ELECTRA_BASE = {"vocab_size": 30522, "embedding_size": 768, "hidden_size": 768, "num_hidden_layers": 12,
                  "num_attention_heads": 12, "intermediate_size": 3072, "max_position_embeddings": 512,
@@ -33,7 +33,7 @@ _DEFAULTS = {"max_position_embeddings": 512, "type_vocab_size": 2, "embedding_si
 
 
 @dataclass(frozen=True)
-class ElectraConfig(BertConfig):
+class ElectraConfig(EncoderConfig):
     """BERT's fields plus the embeddings' width."""
 
     embedding_size: int = 128
@@ -41,18 +41,18 @@ class ElectraConfig(BertConfig):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "config.json") -> ElectraConfig:
         """Validate a transformers ELECTRA config; errors name the field and the fix."""
-        fields = _bert_fields(data, where, model="ELECTRA", base=_ELECTRA_BASE, defaults=_DEFAULTS)
-        embedding = _size_field(data, "embedding_size", where, kind="hidden_size", model="ELECTRA",
+        fields = encoder_fields(data, where, model="ELECTRA", base=_ELECTRA_BASE, defaults=_DEFAULTS)
+        embedding = size_field(data, "embedding_size", where, kind="hidden_size", model="ELECTRA",
                                 base=_ELECTRA_BASE, defaults=_DEFAULTS)
         return cls(**fields, embedding_size=embedding)
 
 
 def _plan(config: ElectraConfig) -> EncoderPlan:
-    return EncoderPlan(model_type="electra", projection=config.embedding_size != config.hidden_size)
+    return EncoderPlan(model_type="electra", token_types=True, projection=config.embedding_size != config.hidden_size)
 
 
 def _electra_sizes(config: ElectraConfig) -> dict[str, int]:
-    return {**_sizes(config), "embedding_size": config.embedding_size}
+    return {**encoder_sizes(config), "embedding_size": config.embedding_size}
 
 
 def rename(stored: str) -> str | None:
@@ -65,4 +65,4 @@ def rename(stored: str) -> str | None:
 
 
 FAMILY = encoder_family(name="ELECTRA", model_types=("electra",), config_class=ElectraConfig, rename=rename,
-                        sizes=_electra_sizes, plan=_plan)
+                        sizes=_electra_sizes, plan=_plan, tokenizer_fallback=("vocab.txt",))

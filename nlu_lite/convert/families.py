@@ -1,91 +1,88 @@
-"""Which converter reads a checkpoint: ``config.json``'s ``model_type`` -> a :class:`Family`.
+"""Which family converts a checkpoint: the one table of families, and lookups over it.
 
-A family is data: its config class (validated from ``config.json``), how names stored in
-the weights file map to the names its graph builder reads, the weights it needs (names and
-shapes, each dimension named by the config field that sets it) and the builder. Everything
-generic lives here: reading ``config.json`` safely, checking a weights file's index against
-the config before any tensor is read, and the parameter budget.
+:data:`FAMILIES` lists every family nlu_lite converts, each declared by one module (a
+:class:`~nlu_lite.convert.family.Family` named ``FAMILY``); ``config.json``'s ``model_type``
+picks one. The supported ``model_type`` list, the "not supported" error and the registry's
+``architecture`` check are all read from this table. Adding a family is one module and one line
+here (docs/DESIGN.md); :func:`register_family` adds one at run time (a plug-in, or a test).
 
-Every family's graph has the same interface (docs/DESIGN.md): inputs ``input_ids`` /
-``attention_mask`` int64 [batch, sequence]; outputs ``last_hidden_state``,
-``hidden_state_0..L`` (transformers' ``hidden_states``) and ``pooler_output`` when the
-checkpoint has a pooler; metadata under ``nlu_lite`` with at least ``vocab_size``,
-``hidden_size``, ``num_layers``, ``model_type`` and ``max_position_embeddings`` (the longest
-sequence the model takes, framing included).
+Everything generic about reading a checkpoint's config lives here too: reading ``config.json``
+safely, checking a weights file's index against the config before any tensor is read, and the
+parameter budget.
 
 >>> read_config("all-MiniLM-L6-v2/").hidden_size  # doctest: +SKIP
 384
 """
 from __future__ import annotations
 
-import importlib
 import json
-import math
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import ArtifactNotFoundError, ConversionError
+from . import albert, bert, deberta, distilbert, electra, mpnet, roberta
+from . import family as _family
+from .family import MAX_PARAMETERS, Family
 
-MAX_PARAMETERS = 1 << 32  # 4.3 billion: 13x BERT-large
 MAX_CONFIG_BYTES = 16 << 20  # a config.json is a few KB; a label map may make it a few hundred
 
-# model_type -> the module (in nlu_lite.convert) whose FAMILY converts it
-FAMILY_MODULES: dict[str, str] = {
-    "bert": "bert",
-    "roberta": "roberta", "xlm-roberta": "roberta", "camembert": "roberta",
-    "distilbert": "distilbert",
-    "electra": "electra",
-    "albert": "albert",
-    "mpnet": "mpnet",
-    "deberta-v2": "deberta",
-}
+FAMILIES: tuple[Family, ...] = (
+    bert.FAMILY,
+    roberta.FAMILY,
+    distilbert.FAMILY,
+    electra.FAMILY,
+    albert.FAMILY,
+    mpnet.FAMILY,
+    deberta.FAMILY,
+)
+
+_BY_TYPE: dict[str, Family] = {}
 
 
-@dataclass(frozen=True)
-class Family:
-    """How one architecture's checkpoints become ONNX.
+def _index(family: Family, *, replace: bool = False) -> None:
+    taken = [t for t in family.model_types if t in _BY_TYPE and _BY_TYPE[t] is not family]
+    if taken and not replace:
+        raise ValueError(f"model_type(s) {taken} already belong to {_BY_TYPE[taken[0]].name}; pass replace=True")
+    for model_type in family.model_types:
+        _BY_TYPE[model_type] = family
 
-    ``config_class.from_dict(data, where)`` validates ``config.json`` (a
-    :class:`ConversionError` naming the field and the fix); the config has ``hidden_size``,
-    ``num_layers``, ``num_heads``, ``vocab_size`` and ``max_position_embeddings``.
-    ``rename(stored)`` is the name the builder reads for a stored weight name (prefix such as
-    ``roberta.`` stripped), or ``None`` for what the model does not use (heads, buffers).
-    ``layout(config, with_pooler)`` is every weight the builder reads, each dimension named by
-    a key of ``sizes(config)``. ``build_model(config, weights, *, graph, metadata)`` returns
-    the ONNX ``ModelProto``.
+
+for _f in FAMILIES:
+    _index(_f)
+
+
+def register_family(family: Family, *, replace: bool = False) -> None:
+    """Add ``family`` for this process: its ``model_types`` convert with it from now on.
+
+    A model type another family already has is an error unless ``replace=True``.
     """
+    if not isinstance(family, Family):
+        raise TypeError(f"register_family() takes a Family; got {type(family).__name__}")
+    _index(family, replace=replace)
 
-    name: str
-    model_types: tuple[str, ...]
-    config_class: type
-    rename: Callable[[str], str | None]
-    layout: Callable[[Any, bool], dict[str, tuple[str, ...]]]
-    sizes: Callable[[Any], dict[str, int]]
-    build_model: Callable[..., Any]
-    pooler_weight: str = "pooler.dense.weight"
-    layers_field: str = "num_hidden_layers"  # config.json's name for the layer count (DistilBERT: n_layers)
+
+def unregister_family(family: Family) -> None:
+    """Remove a family added by :func:`register_family` (the built-in ones stay)."""
+    for model_type in family.model_types:
+        if _BY_TYPE.get(model_type) is family:
+            builtin = next((f for f in FAMILIES if model_type in f.model_types), None)
+            if builtin is None:
+                del _BY_TYPE[model_type]
+            else:
+                _BY_TYPE[model_type] = builtin
 
 
 def supported_model_types() -> list[str]:
-    """The ``model_type`` values nlu_lite converts (those whose converter is installed)."""
-    return [t for t in FAMILY_MODULES if _module_family(FAMILY_MODULES[t]) is not None]
-
-
-def _module_family(module: str) -> Family | None:
-    try:
-        return importlib.import_module(f"{__package__}.{module}").FAMILY
-    except (ImportError, AttributeError):
-        return None
+    """The ``model_type`` values nlu_lite converts, in the table's order."""
+    return list(_BY_TYPE)
 
 
 def family_for(model_type: object, where: str = "config.json") -> Family:
     """The :class:`Family` that converts ``model_type``; an error listing the supported ones otherwise."""
-    module = FAMILY_MODULES.get(model_type) if isinstance(model_type, str) else None
-    family = _module_family(module) if module else None
-    if family is None or model_type not in family.model_types:
+    family = _BY_TYPE.get(model_type) if isinstance(model_type, str) else None
+    if family is None:
         shown = repr(model_type) if len(repr(model_type)) <= 60 else repr(model_type)[:57] + "..."
         raise ConversionError(
             f"{where}: model_type {shown} is not supported; nlu_lite converts "
@@ -96,9 +93,8 @@ def family_for(model_type: object, where: str = "config.json") -> Family:
 
 def family_of(config: Any) -> Family:
     """The family whose config class ``config`` is."""
-    for module in dict.fromkeys(FAMILY_MODULES.values()):
-        family = _module_family(module)
-        if family is not None and type(config) is family.config_class:
+    for family in dict.fromkeys(_BY_TYPE.values()):
+        if type(config) is family.config_class:
             return family
     raise ConversionError(f"{type(config).__name__} is not the config of a family nlu_lite converts")
 
@@ -145,74 +141,19 @@ def read_config(folder: str | os.PathLike) -> Any:
 
 def expected_shapes(config: Any, *, with_pooler: bool, family: Family | None = None) -> dict[str, tuple[int, ...]]:
     """The weights ``config``'s graph reads, name -> shape (torch Linear layout: [out, in])."""
-    family = family or family_of(config)
-    sizes = family.sizes(config)
-    return {name: tuple(sizes[f] for f in dims) for name, dims in family.layout(config, with_pooler).items()}
+    return _family.expected_shapes(config, family or family_of(config), with_pooler=with_pooler)
 
 
 def parameter_count(config: Any, *, with_pooler: bool, family: Family | None = None) -> int:
     """How many numbers the weights of ``config`` hold: the sum over :func:`expected_shapes`."""
-    return sum(math.prod(shape) for shape in expected_shapes(config, with_pooler=with_pooler, family=family).values())
-
-
-def _layers_present(names: Iterable[str]) -> set[int]:
-    found = set()
-    for name in names:
-        parts = name.split(".", 3)
-        if len(parts) == 4 and parts[:2] == ["encoder", "layer"] and parts[2].isdecimal() and len(parts[2]) < 7:
-            found.add(int(parts[2]))
-    return found
-
-
-def _check_layer_count(config: Any, names: Iterable[str], config_name: str, weights_name: str,
-                       field: str = "num_hidden_layers") -> None:
-    present = _layers_present(names)
-    if not present or max(present) + 1 == config.num_layers:
-        return  # no per-layer names (none at all, or shared layers): the missing-weights check says what is wrong
-    n, want = max(present) + 1, config.num_layers
-    if n < want:
-        problem = f"{weights_name} lacks encoder.layer.{n} to encoder.layer.{want - 1}: it holds {n} layer(s)"
-    else:
-        problem = f"{weights_name} holds {n} layers (up to encoder.layer.{n - 1})"
-    raise ConversionError(
-        f"{config_name}: {field} is {want} but {problem}. Set {field} to {n} in "
-        f"{config_name} if these weights are right; otherwise the config and the weights belong to different models"
-    )
+    return _family.parameter_count(config, family or family_of(config), with_pooler=with_pooler)
 
 
 def check_shapes(config: Any, shapes: Mapping[str, Sequence[int]], *, config_name: str = "config.json",
                  weights_name: str = "the weights", family: Family | None = None) -> bool:
-    """Raise :class:`ConversionError` unless the weights' ``shapes`` (by the builder's names) are
-    the ones ``config`` implies. Needs only names and shapes, so it runs before any tensor data
-    is read; the error names the config field that disagrees. Returns whether a pooler is present."""
-    family = family or family_of(config)
-    _check_layer_count(config, shapes, config_name, weights_name, family.layers_field)
-    with_pooler = family.pooler_weight in shapes
-    layout = family.layout(config, with_pooler)
-    missing = [k for k in layout if k not in shapes]
-    if missing:
-        found = ", ".join(sorted(shapes)[:4]) or "nothing"
-        raise ConversionError(
-            f"{weights_name} lacks {len(missing)} {family.name} weight(s) that {config_name} implies, e.g. "
-            f"{missing[:3]}; found {found}... Is this a {family.name} checkpoint, and does {config_name} belong to it?"
-        )
-    sizes = family.sizes(config)
-    wrong = [(k, tuple(shapes[k]), dims) for k, dims in layout.items() if tuple(shapes[k]) != tuple(sizes[f] for f in dims)]
-    if not wrong:
-        return with_pooler
-    name, got, dims = wrong[0]
-    want = tuple(sizes[f] for f in dims)
-    if len(got) != len(want):
-        raise ConversionError(
-            f"{weights_name}: weight {name} has shape {got} but {config_name} implies {want} "
-            f"({len(wrong)} mismatched); the config and the weights belong to different models"
-        )
-    field, value = next((f, g) for f, w, g in zip(dims, want, got) if w != g)
-    raise ConversionError(
-        f"{weights_name}: weight {name} has shape {got} but {config_name} implies {want} from {field}={sizes[field]} "
-        f"({len(wrong)} mismatched). Set {field} to {value} in {config_name} if these weights are right; "
-        "otherwise the config and the weights belong to different models"
-    )
+    """:func:`nlu_lite.convert.family.check_shapes` with the family looked up from ``config``."""
+    return _family.check_shapes(config, family or family_of(config), shapes, config_name=config_name,
+                                weights_name=weights_name)
 
 
 def build_model(config: Any, weights: Mapping[str, Any], *, graph: str = "fused",

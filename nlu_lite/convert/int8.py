@@ -105,7 +105,7 @@ class _Graph:
 
 
 def _standard_gelu(g: _Graph, node: Any) -> bool:
-    """bert._activation_standard's GELU: Mul(Mul(x, Add(Erf(..) | Tanh(..), 1)), 0.5)."""
+    """graph.activation's GELU: Mul(Mul(x, Add(Erf(..) | Tanh(..), 1)), 0.5)."""
     if node.op_type != "Mul" or not any(g.is_scalar(i, 0.5) for i in node.input):
         return False
     inner = [g.producer.get(i) for i in node.input if i not in g.initializers]

@@ -27,7 +27,6 @@ kept fp32 so that its bias survives. ``MultiHeadAttention`` after a packed QKV M
 """
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -37,27 +36,24 @@ import numpy as np
 
 from ..choices import GRAPH_VARIANTS, GraphVariant
 from ..errors import ConversionError
-from .bert import (
-    _EXACT_GELU,
-    _MASK_VALUE,
-    ACTIVATIONS,
-    CONVERTER_VERSION,
+from .encoder import EncoderSizes, feed_forward_layout
+from .family import Family, check_shapes
+from .fields import activation_field, eps_field, expect_mapping, size_field
+from .graph import (
     DEFAULT_GRAPH,
-    METADATA_KEY,
-    MS_OPSET,
-    OPSET,
-    EncoderSizes,
-    _activation_standard,
-    _Builder,
-    _eps_field,
-    _feed_forward_layout,
-    _layer_norm,
-    _linear,
-    _shown,
-    _size_field,
-    _standard_context,
+    EXACT_GELU,
+    MS_DOMAIN,
+    GraphBuilder,
+    activation,
+    attention_context,
+    finish_model,
+    key_mask_bias,
+    layer_norm,
+    linear,
+    sequence_length,
+    shown,
+    tanh_pooler,
 )
-from .families import Family, check_shapes
 
 PADDING_IDX = 1  # MPNetEmbeddings hard-codes it, whatever config.json's pad_token_id says
 NUM_BUCKETS = 32  # MPNetEncoder.compute_position_bias always uses 32 buckets ...
@@ -65,6 +61,10 @@ MAX_DISTANCE = 128  # ... log-spaced up to this distance, the last bucket beyond
 _SIZE_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                 "max_position_embeddings")
 _KEEP_PREFIXES = ("embeddings.", "encoder.", "pooler.")
+_MPNET_BASE = {"vocab_size": 30527, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+               "intermediate_size": 3072, "max_position_embeddings": 514}
+# what a config.json without the field got before the families had their own defaults (BERT's 512)
+_DEFAULTS = {"max_position_embeddings": 512}
 
 
 @dataclass(frozen=True)
@@ -88,15 +88,10 @@ class MPNetConfig(EncoderSizes):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "config.json") -> MPNetConfig:
         """Validate a transformers MPNet config; errors name the field, its allowed values and the fix."""
-        if not isinstance(data, Mapping):
-            raise ConversionError(
-                f"{where} holds a JSON {type(data).__name__}, not an object with MPNet's fields (hidden_size, "
-                "num_hidden_layers, ...); download the checkpoint again"
-            )
-        act = data.get("hidden_act", "gelu")
-        if not isinstance(act, str) or act not in ACTIVATIONS:
-            raise ConversionError(f"{where}: hidden_act {_shown(act)} is not supported; use one of {list(ACTIVATIONS)}")
-        sizes = {field: _size_field(data, field, where) for field in _SIZE_FIELDS}
+        expect_mapping(data, where, "MPNet")
+        act = activation_field(data, where)
+        sizes = {field: size_field(data, field, where, model="MPNet", base=_MPNET_BASE, defaults=_DEFAULTS)
+                 for field in _SIZE_FIELDS}
         config = cls(
             vocab_size=sizes["vocab_size"],
             hidden_size=sizes["hidden_size"],
@@ -104,7 +99,7 @@ class MPNetConfig(EncoderSizes):
             num_heads=sizes["num_attention_heads"],
             intermediate_size=sizes["intermediate_size"],
             hidden_act=act,
-            layer_norm_eps=_eps_field(data, where),
+            layer_norm_eps=eps_field(data, where),
             max_position_embeddings=sizes["max_position_embeddings"],
             relative_attention_num_buckets=_buckets_field(data, where),
         )
@@ -127,7 +122,7 @@ def _buckets_field(data: Mapping[str, Any], where: str) -> int:
     value = data.get("relative_attention_num_buckets", NUM_BUCKETS)
     if type(value) is not int or value != NUM_BUCKETS:
         raise ConversionError(
-            f"{where}: relative_attention_num_buckets {_shown(value)} is not supported; transformers' MPNet always "
+            f"{where}: relative_attention_num_buckets {shown(value)} is not supported; transformers' MPNet always "
             f"uses {NUM_BUCKETS} relative position buckets, so nlu_lite converts only relative_attention_num_buckets="
             f"{NUM_BUCKETS} (mpnet-base's value). Fix it in {where} if the weights' table has {NUM_BUCKETS} rows"
         )
@@ -159,7 +154,7 @@ def _layout(config: MPNetConfig, with_pooler: bool) -> dict[str, tuple[str, ...]
         layout.update({
             f"{p}attention.LayerNorm.weight": (h,),
             f"{p}attention.LayerNorm.bias": (h,),
-            **_feed_forward_layout(p, h, i),
+            **feed_forward_layout(p, h, i),
         })
     if with_pooler:
         layout["pooler.dense.weight"] = (h, h)
@@ -200,13 +195,7 @@ def bias_by_distance(table: np.ndarray, positions: int) -> np.ndarray:
     return np.ascontiguousarray(table[relative_position_bucket(distances)], dtype=np.float32)
 
 
-def _sequence_length(b: _Builder) -> str:
-    """S as a one-element int64 tensor, read from ``input_ids``' shape."""
-    one, two = b.const("one_i64", np.array([1], np.int64)), b.const("two_i64", np.array([2], np.int64))
-    return b.op("Slice", [b.op("Shape", ["input_ids"]), one, two])
-
-
-def _position_bias(b: _Builder, w: Mapping[str, np.ndarray], config: MPNetConfig, seq_len: str) -> str:
+def _position_bias(b: GraphBuilder, w: Mapping[str, np.ndarray], config: MPNetConfig, seq_len: str) -> str:
     """[1, heads, S, S]: bias[h, i, j] = table[bucket(j - i), h], built once for all layers."""
     by_distance = b.const("encoder.relative_attention_bias.by_distance",
                           bias_by_distance(w["encoder.relative_attention_bias.weight"], config.positions))
@@ -222,7 +211,7 @@ def _position_bias(b: _Builder, w: Mapping[str, np.ndarray], config: MPNetConfig
 # --- layers ------------------------------------------------------------------------------
 
 
-def _embeddings(b: _Builder, w: Mapping[str, np.ndarray], config: MPNetConfig, seq_len: str) -> str:
+def _embeddings(b: GraphBuilder, w: Mapping[str, np.ndarray], config: MPNetConfig, seq_len: str) -> str:
     """word + position ``PADDING_IDX + 1 + i``, then LayerNorm: transformers' ``hidden_states[0]``.
 
     transformers numbers the tokens whose id is not the padding id 1; a tokenizer never puts
@@ -232,65 +221,58 @@ def _embeddings(b: _Builder, w: Mapping[str, np.ndarray], config: MPNetConfig, s
     positions = b.op("Slice", [b.const("embeddings.token_positions", table),
                                b.const("zero_i64", np.array([0], np.int64)), seq_len])
     summed = b.op("Add", [word, positions], out="embeddings_sum")
-    return _layer_norm(b, summed, w, "embeddings.LayerNorm", config.layer_norm_eps, out="hidden_state_0")
+    return layer_norm(b, summed, w, "embeddings.LayerNorm", config.layer_norm_eps, out="hidden_state_0")
 
 
-def _attention(b: _Builder, x: str, w: Mapping[str, np.ndarray], p: str, cfg: MPNetConfig, scores_bias: str) -> str:
+def _attention(b: GraphBuilder, x: str, w: Mapping[str, np.ndarray], p: str, cfg: MPNetConfig, scores_bias: str) -> str:
     """softmax(q k^T / sqrt(d) + relative bias + mask) v, then the output projection's MatMul (no bias)."""
-    context = _standard_context(b, x, w, p, cfg, [f"{p}attention.attn.{n}" for n in ("q", "k", "v")], scores_bias)
-    return _linear(b, context, w, f"{p}attention.attn.o", bias=False)
+    context = attention_context(b, x, w, p, cfg, [f"{p}attention.attn.{n}" for n in ("q", "k", "v")], scores_bias)
+    return linear(b, context, w, f"{p}attention.attn.o", bias=False)
 
 
-def _feed_forward(b: _Builder, h1: str, w: Mapping[str, np.ndarray], p: str, cfg: MPNetConfig, graph: str) -> str:
+def _feed_forward(b: GraphBuilder, h1: str, w: Mapping[str, np.ndarray], p: str, cfg: MPNetConfig, graph: str) -> str:
     """The intermediate activation: BiasGelu (exact erf GELU) / FastGelu in the fused graph, plain ops otherwise."""
     if graph != "fused" or cfg.hidden_act == "relu":
-        return _activation_standard(b, _linear(b, h1, w, f"{p}intermediate.dense"), cfg.hidden_act)
+        return activation(b, linear(b, h1, w, f"{p}intermediate.dense"), cfg.hidden_act)
     bias = b.const(f"{p}intermediate.dense.bias", w[f"{p}intermediate.dense.bias"])
-    op = "BiasGelu" if cfg.hidden_act in _EXACT_GELU else "FastGelu"  # FastGelu is exactly gelu_new's tanh form
-    return b.op(op, [_linear(b, h1, w, f"{p}intermediate.dense", bias=False), bias], domain="com.microsoft")
+    op = "BiasGelu" if cfg.hidden_act in EXACT_GELU else "FastGelu"  # FastGelu is exactly gelu_new's tanh form
+    return b.op(op, [linear(b, h1, w, f"{p}intermediate.dense", bias=False), bias], domain="com.microsoft")
 
 
-def _layer(b: _Builder, x: str, w: Mapping[str, np.ndarray], p: str, cfg: MPNetConfig, graph: str,
+def _layer(b: GraphBuilder, x: str, w: Mapping[str, np.ndarray], p: str, cfg: MPNetConfig, graph: str,
            scores_bias: str, out: str) -> str:
     """One MPNetLayer: attention, residual + LayerNorm, feed-forward, residual + LayerNorm."""
     eps = cfg.layer_norm_eps
     attn = _attention(b, x, w, p, cfg, scores_bias)
     h1 = _add_norm(b, attn, f"{p}attention.attn.o.bias", x, w, f"{p}attention.LayerNorm", eps)
-    ffn = _linear(b, _feed_forward(b, h1, w, p, cfg, graph), w, f"{p}output.dense", bias=False)
+    ffn = linear(b, _feed_forward(b, h1, w, p, cfg, graph), w, f"{p}output.dense", bias=False)
     return _add_norm(b, ffn, f"{p}output.dense.bias", h1, w, f"{p}output.LayerNorm", eps, out=out)
 
 
-def _add_norm(b: _Builder, x: str, bias: str, skip: str, w: Mapping[str, np.ndarray], norm: str, eps: float,
+def _add_norm(b: GraphBuilder, x: str, bias: str, skip: str, w: Mapping[str, np.ndarray], norm: str, eps: float,
               out: str | None = None) -> str:
     """LayerNorm(x + bias + skip) as Add + LayerNormalization, as BERT's graph does (faster on
-    onnxruntime 1.32's CPU than SkipLayerNormalization: bert._residual_layer_norm)."""
+    onnxruntime 1.32's CPU than SkipLayerNormalization: encoder.residual_layer_norm)."""
     biased = b.op("Add", [x, b.const(bias, w[bias])])
-    return _layer_norm(b, b.op("Add", [biased, skip]), w, norm, eps, out=out)
+    return layer_norm(b, b.op("Add", [biased, skip]), w, norm, eps, out=out)
 
 
-def _scores_bias(b: _Builder, position_bias: str) -> str:
+def _scores_bias(b: GraphBuilder, position_bias: str) -> str:
     """What every layer adds to its scores: the [1, N, S, S] relative bias plus the additive
-    [B, 1, 1, S] mask (0 for real keys, ``_MASK_VALUE`` for padding), summed once for all layers."""
-    from onnx import TensorProto
-
-    mask = b.op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
-    mask = b.op("Unsqueeze", [b.op("Mul", [b.op("Sub", [b.scalar(1.0), mask]), b.scalar(_MASK_VALUE)]),
-                              b.const("mask_axes", np.array([1, 2], np.int64))])
-    return b.op("Add", [position_bias, mask], out="scores_bias")
+    [B, 1, 1, S] mask (0 for real keys, ``MASK_VALUE`` for padding), summed once for all layers."""
+    return b.op("Add", [position_bias, key_mask_bias(b)], out="scores_bias")
 
 
 def build_model(config: MPNetConfig, weights: Mapping[str, np.ndarray], *, graph: GraphVariant = DEFAULT_GRAPH,
                 metadata: Mapping[str, Any] | None = None):
     """The ONNX ``ModelProto`` for ``config`` and MPNetModel-named ``weights``."""
-    from onnx import TensorProto, helper
-
     if graph not in GRAPH_VARIANTS:
         raise ConversionError(f"unknown graph variant {graph!r}; use one of {list(GRAPH_VARIANTS)}")
-    with_pooler = check_shapes(config, {name: np.shape(array) for name, array in weights.items()}, family=FAMILY)
-    b = _Builder()
+    with_pooler = check_shapes(config, FAMILY, {name: np.shape(array) for name, array in weights.items()})
+    b = GraphBuilder()
     w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
 
-    seq_len = _sequence_length(b)
+    seq_len = sequence_length(b)
     x = _embeddings(b, w, config, seq_len)
     scores_bias = _scores_bias(b, _position_bias(b, w, config, seq_len))
     for n in range(config.num_layers):
@@ -299,28 +281,15 @@ def build_model(config: MPNetConfig, weights: Mapping[str, np.ndarray], *, graph
                    "last_hidden_state" if last else f"hidden_state_{n + 1}")
     b.op("Identity", [x], out=f"hidden_state_{config.num_layers}")
 
-    dims = ["batch", "sequence", config.hidden_size]
-    outputs = [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, dims)]
-    outputs += [helper.make_tensor_value_info(f"hidden_state_{i}", TensorProto.FLOAT, dims) for i in range(config.num_layers + 1)]
     if with_pooler:
-        first = b.op("Gather", [x, b.scalar(0, np.int64)], axis=1)
-        b.op("Tanh", [_linear(b, first, w, "pooler.dense")], out="pooler_output")
-        outputs.append(helper.make_tensor_value_info("pooler_output", TensorProto.FLOAT, ["batch", config.hidden_size]))
-
-    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in ("input_ids", "attention_mask")]
-    known = [helper.make_tensor_value_info("embeddings_sum", TensorProto.FLOAT, dims),
-             helper.make_tensor_value_info("relative_position_bias", TensorProto.FLOAT,
-                                           [1, config.num_heads, "sequence", "sequence"])]
-    graph_proto = helper.make_graph(b.nodes, "mpnet", inputs, outputs, initializer=b.initializers, value_info=known)
-    uses_ms = any(node.domain == "com.microsoft" for node in b.nodes)  # not with relu: no fused op then
-    opsets = [helper.make_opsetid("", OPSET)] + ([helper.make_opsetid("com.microsoft", MS_OPSET)] if uses_ms else [])
-    model = helper.make_model(graph_proto, opset_imports=opsets, producer_name="nlu_lite", producer_version=CONVERTER_VERSION)
-    model.ir_version = 8  # readable by onnxruntime >= 1.14
+        tanh_pooler(b, x, w)
+    uses_ms = any(node.domain == MS_DOMAIN for node in b.nodes)  # not with relu: no fused op then
     info = {**asdict(config), "max_position_embeddings": config.positions,
-            "position_table_size": config.max_position_embeddings, "model_type": "mpnet", "has_pooler": with_pooler,
-            "graph": graph, "converter_version": CONVERTER_VERSION, "opset": OPSET, **(metadata or {})}
-    helper.set_model_props(model, {METADATA_KEY: json.dumps(info, sort_keys=True)})
-    return model
+            "position_table_size": config.max_position_embeddings, "model_type": "mpnet"}
+    return finish_model(b, "mpnet", hidden_size=config.hidden_size, num_layers=config.num_layers, graph=graph,
+                        with_pooler=with_pooler, ms_domain=uses_ms, info=info, metadata=metadata,
+                        value_info=[("embeddings_sum", ["batch", "sequence", config.hidden_size]),
+                                    ("relative_position_bias", [1, config.num_heads, "sequence", "sequence"])])
 
 
 FAMILY = Family(
@@ -331,4 +300,5 @@ FAMILY = Family(
     layout=_layout,
     sizes=_sizes,
     build_model=build_model,
+    max_length=lambda config: config.positions,
 )

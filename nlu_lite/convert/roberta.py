@@ -21,15 +21,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConversionError
-from .bert import (
-    BertConfig,
+from .encoder import (
+    EncoderConfig,
     EncoderPlan,
-    _bert_fields,
-    _shown,
-    _sizes,
     encoder_family,
+    encoder_fields,
+    encoder_sizes,
     rename_weight,
 )
+from .graph import shown
 
 MODEL_TYPES = ("roberta", "xlm-roberta", "camembert")
 _ROBERTA_BASE = {"vocab_size": 50265, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
@@ -38,7 +38,7 @@ _DEFAULTS = {"max_position_embeddings": 512, "type_vocab_size": 2}  # transforme
 
 
 @dataclass(frozen=True)
-class RobertaConfig(BertConfig):
+class RobertaConfig(EncoderConfig):
     """BERT's fields plus the padding index that offsets positions, and which of the three it is."""
 
     pad_token_id: int = 1
@@ -47,15 +47,15 @@ class RobertaConfig(BertConfig):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "config.json") -> RobertaConfig:
         """Validate a RoBERTa / XLM-RoBERTa / CamemBERT config; errors name the field and the fix."""
-        fields = _bert_fields(data, where, model="RoBERTa", base=_ROBERTA_BASE, defaults=_DEFAULTS)
+        fields = encoder_fields(data, where, model="RoBERTa", base=_ROBERTA_BASE, defaults=_DEFAULTS)
         model_type = data.get("model_type", "roberta")
         if model_type not in MODEL_TYPES:
-            raise ConversionError(f"{where}: model_type {_shown(model_type)} is not one of {list(MODEL_TYPES)}")
+            raise ConversionError(f"{where}: model_type {shown(model_type)} is not one of {list(MODEL_TYPES)}")
         pad = data.get("pad_token_id", 1)
         rows = fields["max_position_embeddings"]
         if type(pad) is not int or not 0 <= pad < rows - 1:
             raise ConversionError(
-                f"{where}: pad_token_id is {_shown(pad)}, but positions start after it, so it must be a whole number "
+                f"{where}: pad_token_id is {shown(pad)}, but positions start after it, so it must be a whole number "
                 f"from 0 to max_position_embeddings - 2 = {rows - 2} (RoBERTa has 1 with 514 positions); "
                 f"fix pad_token_id in {where} or download the checkpoint again"
             )
@@ -63,7 +63,7 @@ class RobertaConfig(BertConfig):
 
 
 def _plan(config: RobertaConfig) -> EncoderPlan:
-    return EncoderPlan(model_type=config.model_type, position_offset=config.pad_token_id + 1)
+    return EncoderPlan(model_type=config.model_type, token_types=True, position_offset=config.pad_token_id + 1)
 
 
 def rename(stored: str) -> str | None:
@@ -71,5 +71,5 @@ def rename(stored: str) -> str | None:
     return rename_weight(stored, "roberta.")
 
 
-FAMILY = encoder_family(name="RoBERTa", model_types=MODEL_TYPES, config_class=RobertaConfig, rename=rename, sizes=_sizes,
-                        plan=_plan)
+FAMILY = encoder_family(name="RoBERTa", model_types=MODEL_TYPES, config_class=RobertaConfig, rename=rename, sizes=encoder_sizes,
+                        plan=_plan, sentencepiece=True)

@@ -48,8 +48,8 @@ from ..cache import (
 )
 from ..choices import GRAPH_VARIANTS, PRECISIONS, GraphVariant, Precision
 from ..errors import ConversionError, IntegrityError
-from .bert import CONVERTER_VERSION, DEFAULT_GRAPH, METADATA_KEY, OPSET
 from .families import build_model, read_config
+from .graph import CONVERTER_VERSION, DEFAULT_GRAPH, METADATA_KEY, OPSET
 from .weights import load_weights, weights_file
 
 logger = logging.getLogger(__name__)

@@ -172,7 +172,9 @@ def normalise_names(raw: Mapping[str, T], where: str | os.PathLike = "the checkp
     """The builder's names (``family``'s rename; BERT's by default): model prefix stripped,
     TF-era ``gamma``/``beta`` renamed, heads and buffers dropped."""
     if family is None:
-        from .bert import FAMILY as family
+        from .bert import (
+            FAMILY as family,  # a bare BertModel state_dict: the default family
+        )
     out: dict[str, T] = {}
     for name, value in raw.items():
         key = family.rename(name)
