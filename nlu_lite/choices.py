@@ -26,9 +26,6 @@ SUBTOKEN_POOLINGS: tuple[str, ...] = ("first", "last", "mean", "first_last")
 # a sentence's or document's vector from its positions; 'pooler' is BERT's pooled [CLS] output
 SENTENCE_POOLINGS: tuple[str, ...] = ("mean", "cls", "max", "pooler")
 GRAPH_VARIANTS: tuple[str, ...] = ("fused", "standard")
-# config.json's model_type of the checkpoints the converters read (nlu_lite.convert.FAMILY_MODULES)
-ARCHITECTURES: tuple[str, ...] = ("bert", "roberta", "xlm-roberta", "camembert", "distilbert", "electra", "albert",
-                                  "mpnet", "deberta-v2")
 
 
 def check_choice(value: object, choices: tuple[str, ...], name: str, error: type[Exception]) -> str:

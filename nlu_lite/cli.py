@@ -69,7 +69,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _check_before_loading(alias: str, level: str | None, options: dict) -> None:
     """Options checked against the registry entry (or the folder's config) before stdin is read or
     a model downloaded; predict() checks them again against the loaded model (its pooler)."""
-    from .api import hub_repo, looks_like_folder, spec_from_folder, spec_from_hub
+    from .specs import hub_repo, looks_like_folder, spec_from_folder, spec_from_hub
     from .options import ModelFacts, resolve_options
     from .registry import default_registry
 
@@ -92,7 +92,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from .api import hub_repo, spec_from_hub
+    from .specs import hub_repo, spec_from_hub
     from .artifacts import download
 
     wanted = [spec_from_hub(repo) if (repo := hub_repo(alias)) else alias for alias in args.aliases]  # hf:owner/name too

@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Union
 
-from .choices import ARCHITECTURES, SENTENCE_POOLINGS, SUBTOKEN_POOLINGS, TASKS, SentencePooling, SubtokenPooling, Task
+from .choices import SENTENCE_POOLINGS, SUBTOKEN_POOLINGS, TASKS, SentencePooling, SubtokenPooling, Task
 from .errors import RegistryError, UnknownModelError
 
 
@@ -200,6 +200,13 @@ def parse_source(data: Mapping[str, Any], where: str) -> Source:
     return kind(**_tuples(body))
 
 
+def _architectures() -> tuple[str, ...]:
+    """config.json's ``model_type`` values nlu_lite converts: read from the families table."""
+    from .convert.families import supported_model_types
+
+    return tuple(supported_model_types())
+
+
 def _check_choice(value: Any, choices: Iterable[Any], where: str) -> None:
     if value not in choices:
         raise RegistryError(f"{where}: {value!r} is not one of {list(choices)}")
@@ -219,7 +226,7 @@ def parse_model(data: Mapping[str, Any], where: str = "model") -> ModelSpec:
     body["sources"] = tuple(parse_source(s, f"{where}.sources[{i}]") for i, s in enumerate(sources))
     body["aliases"] = tuple(body.get("aliases", ()))
     _check_choice(body["task"], TASKS, f"{where}.task")
-    _check_choice(body.get("architecture", "bert"), ARCHITECTURES, f"{where}.architecture")
+    _check_choice(body.get("architecture", "bert"), _architectures(), f"{where}.architecture")
     _check_choice(body.get("pooling", "mean"), SENTENCE_POOLINGS, f"{where}.pooling")
     _check_choice(body.get("subtoken_pooling", "first"), SUBTOKEN_POOLINGS, f"{where}.subtoken_pooling")
     for key in ("dim", "layers", "heads", "max_length"):

@@ -54,9 +54,10 @@ from typing import Any
 
 import numpy as np
 
+from .convert.family import SENTENCEPIECE_FILES
 from .errors import ConversionError
 
-SPM_FILES = ("spm.model", "spiece.model", "sentencepiece.bpe.model")  # DeBERTa-v2/3, ALBERT, XLM-R/CamemBERT
+SPM_FILES = SENTENCEPIECE_FILES  # DeBERTa-v2/3, ALBERT, XLM-R/CamemBERT (the families declare which of theirs)
 MAX_MODEL_BYTES = 64 << 20  # a 250,000-piece model (XLM-R, mT5) is ~5 MB
 MAX_PIECES = 1 << 20  # the largest SentencePiece vocabularies have ~256,000 pieces
 MAX_JSON_BYTES = 16 << 20  # a tokenizer_config.json is a few KB

@@ -189,12 +189,17 @@ def test_which_aliases_are_hub_ids(isolated_cache):
 
 
 def test_usable_positions_of_each_position_scheme():
-    from types import SimpleNamespace
+    """The family says it (Family.max_length), as the converted graph's metadata does: BERT's table is
+    used whole, RoBERTa's and MPNet's start after the padding row (514 -> 512)."""
+    from nlu_lite.convert.families import config_from_dict
 
-    assert usable_positions(SimpleNamespace(max_position_embeddings=512)) == 512  # BERT
+    sizes = {"vocab_size": 99, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+             "intermediate_size": 48}
+    assert usable_positions(config_from_dict({**sizes, "model_type": "bert", "max_position_embeddings": 512})) == 512
     for kind in ("roberta", "xlm-roberta", "camembert"):
-        assert usable_positions(SimpleNamespace(model_type=kind, max_position_embeddings=514, pad_token_id=1)) == 512
-    assert usable_positions(SimpleNamespace(positions=512, max_position_embeddings=514)) == 512  # MPNet says it
+        config = config_from_dict({**sizes, "model_type": kind, "max_position_embeddings": 514, "pad_token_id": 1})
+        assert usable_positions(config) == 512
+    assert usable_positions(config_from_dict({**sizes, "model_type": "mpnet", "max_position_embeddings": 514})) == 512
 
 
 def test_usable_positions_of_a_real_roberta_config(tmp_path):

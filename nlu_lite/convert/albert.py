@@ -105,4 +105,4 @@ def rename(stored: str) -> str | None:
 
 
 FAMILY = encoder_family(name="ALBERT", model_types=("albert",), config_class=AlbertConfig, rename=rename,
-                        sizes=_albert_sizes, plan=_plan, sentencepiece=True)
+                        sizes=_albert_sizes, plan=_plan, sentencepiece=("albert",))

@@ -564,5 +564,5 @@ FAMILY = Family(
     sizes=_sizes,
     build_model=build_model,
     pooler_weight="pooler.dense.weight",  # dropped by rename_weight: DebertaV2Model has no pooler
-    sentencepiece=True,
+    sentencepiece=("deberta-v2",),
 )

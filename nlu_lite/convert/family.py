@@ -19,6 +19,8 @@ from typing import Any
 from ..errors import ConversionError
 
 MAX_PARAMETERS = 1 << 32  # 4.3 billion: 13x BERT-large
+# the SentencePiece model files transformers' tokenizers read: DeBERTa-v2/3, ALBERT, XLM-R/CamemBERT
+SENTENCEPIECE_FILES = ("spm.model", "spiece.model", "sentencepiece.bpe.model")
 
 
 def table_positions(config: Any) -> int:
@@ -42,7 +44,8 @@ class Family:
     What the rest of nlu_lite reads: ``max_length(config)``, the longest sequence the graph takes,
     framing included (RoBERTa's 514-row table takes 512); ``tokenizer_fallback``, the files a Hub
     repo without ``tokenizer.json`` may give instead (``vocab.txt`` for a BERT WordPiece vocabulary);
-    ``sentencepiece``, whether :mod:`nlu_lite.spm` builds its tokenizer from a SentencePiece model;
+    ``sentencepiece``, its model types whose tokenizer :mod:`nlu_lite.spm` builds from a SentencePiece
+    model (one of :data:`SENTENCEPIECE_FILES`) when there is no ``tokenizer.json``;
     ``default_pooling``, a sentence vector's pooling when nothing else says (``mean``).
     """
 
@@ -57,7 +60,7 @@ class Family:
     layers_field: str = "num_hidden_layers"  # config.json's name for the layer count (DistilBERT: n_layers)
     max_length: Callable[[Any], int] = table_positions
     tokenizer_fallback: tuple[str, ...] = ()
-    sentencepiece: bool = False
+    sentencepiece: tuple[str, ...] = ()
     default_pooling: str = "mean"
 
 

@@ -72,4 +72,4 @@ def rename(stored: str) -> str | None:
 
 
 FAMILY = encoder_family(name="RoBERTa", model_types=MODEL_TYPES, config_class=RobertaConfig, rename=rename, sizes=encoder_sizes,
-                        plan=_plan, sentencepiece=True)
+                        plan=_plan, sentencepiece=("xlm-roberta", "camembert"))
