@@ -7,10 +7,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .bundle import is_bundle
-from .choices import GRAPH_VARIANTS, PRECISIONS, check_choice
 from .errors import InputError
 from .registry import ModelSpec, default_registry
 from .specs import (  # noqa: F401 - nlu_lite.api's names since the first release
@@ -74,51 +71,41 @@ def load(
     >>> nlu_lite.load('en.embed.minilm_l6').predict('I love NLP')  # doctest: +SKIP
     >>> nlu_lite.load('BAAI/bge-small-en-v1.5').predict('I love NLP')  # doctest: +SKIP
     """
-    from .pipeline import Pipeline
+    from .runtime import LoadOptions
 
     if verbose:
         _log_to_stderr()
-    if gpu:
-        if providers is not None:
-            raise InputError("pass gpu=True or providers=[...], not both")
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    if precision is not None:
-        check_choice(precision, PRECISIONS, "precision", InputError)
-    if graph is not None:
-        check_choice(graph, GRAPH_VARIANTS, "graph", InputError)
-    if threads is not None:
-        if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)) or threads < 1:
-            raise InputError(f"threads must be a positive integer, or None for one per physical core; got {threads!r}")
-        threads = int(threads)
+    options = LoadOptions.resolve(precision=precision, graph=graph, threads=threads, providers=providers, gpu=gpu,
+                                  offline=offline, progress=progress)
+    return _load(alias, path, options)
+
+
+def _load(alias: str | None, path: str | os.PathLike | None, options: Any) -> Pipeline | PipelineGroup:
+    """:func:`load` with its settings already checked: the alias, folder, bundle or Hub id -> a pipeline."""
+    from .pipeline import Pipeline
+
     if path is None and isinstance(alias, str) and len(alias.split()) > 1:  # NLU: several references in one request
         from .group import PipelineGroup
 
-        return PipelineGroup([load(part, offline=offline, precision=precision, threads=threads, providers=providers,
-                                   graph=graph, progress=progress, gpu=gpu) for part in alias.split()])
+        return PipelineGroup([_load(part, None, options) for part in alias.split()])
     if path is None and alias is not None and looks_like_folder(alias):
         path = alias
     if path is not None and is_bundle(path):
-        pipe = Pipeline.from_bundle(path, threads=threads, providers=providers)
-        for name, asked, has in (("precision", precision, pipe.precision), ("graph", graph, pipe.recipe.graph)):
-            if asked is not None and asked != has:
-                raise InputError(f"the bundle {path} holds a {has!r} model; drop {name}={asked!r}, or save a "
-                                 f"bundle from load(..., {name}={asked!r})")
-        return pipe
+        return Pipeline.from_bundle(path, options=options)
     if path is not None:
         spec = spec_from_folder(path)
     elif alias is not None:
         if not isinstance(alias, str):
             raise InputError(f"load() takes an alias string or path=; got {type(alias).__name__}")
         repo = hub_repo(alias)
-        spec = default_registry().resolve(alias) if repo is None else spec_from_hub(repo, offline=offline,
-                                                                                    progress=progress)
+        spec = default_registry().resolve(alias) if repo is None else spec_from_hub(repo, offline=options.offline,
+                                                                                    progress=options.progress)
         if repo is None and alias != spec.alias and default_registry().is_reference(alias):
             # an NLU reference of its own ('bert', 'embed_sentence.bert'): NLU names the column after it
             spec = dataclasses.replace(spec, aliases=(alias, *(a for a in spec.aliases if a != alias)))
     else:
         raise InputError("load() needs an alias, e.g. load('en.embed.minilm_l6'), or path='...'")
-    return Pipeline.from_spec(spec, precision=precision or "fp32", threads=threads, providers=providers,
-                              graph=graph or "fused", offline=offline, progress=progress)
+    return Pipeline.load(spec, options)
 
 
 def _log_to_stderr() -> None:

@@ -169,21 +169,30 @@ class Pipeline:
     def from_spec(cls, spec: ModelSpec, *, precision: str = "fp32", threads: int | None = None,
                   providers: Any = None, graph: str = "fused", offline: bool | None = None,
                   progress: bool | None = None) -> Pipeline:
+        """:meth:`load` with :func:`nlu_lite.load`'s settings as keywords (checked here, once)."""
+        from .runtime import LoadOptions
+
+        return cls.load(spec, LoadOptions.resolve(precision=precision, graph=graph, threads=threads,
+                                                  providers=providers, offline=offline, progress=progress))
+
+    @classmethod
+    def load(cls, spec: ModelSpec, options: Any) -> Pipeline:
         """Fetch ``spec``'s files (cache first), convert them once to ONNX, open the session and tokenizer.
 
-        The one place that touches files and the network; :func:`nlu_lite.load` resolves an
-        alias or folder to a spec and calls this.
+        The one place that touches files and the network; :func:`nlu_lite.load` resolves an alias or
+        folder to a spec and its settings to a checked :class:`~nlu_lite.runtime.LoadOptions`, and calls
+        this. Each setting goes to the one step that uses it: ``offline``/``progress`` to the fetch,
+        ``precision``/``graph`` to the converter, ``threads``/``providers`` to the session.
         """
         from . import artifacts
         from .convert import ensure_onnx
-        from .runtime import check_providers
 
-        chosen = None if providers is None else check_providers(providers)
-        folder = artifacts.fetch(spec, offline=offline, progress=progress)
+        folder = artifacts.fetch(spec, offline=options.offline, progress=options.progress)
         spec = artifacts.apply_folder_settings(spec, folder)  # a sentence-transformers folder's own settings
+        precision, graph = options.precision or "fp32", options.graph or "fused"
         onnx_path = ensure_onnx(folder, precision=precision, graph=graph)
-        return cls._assemble(LoadRecipe(spec, precision, threads, chosen, graph, offline), folder, onnx_path,
-                             source=str(folder))
+        return cls._assemble(LoadRecipe(spec, precision, options.threads, options.providers, graph, options.offline),
+                             folder, onnx_path, source=str(folder))
 
     @classmethod
     def _assemble(cls, recipe: LoadRecipe, folder: Path, model_path: Path, *, source: str) -> Pipeline:
@@ -201,15 +210,21 @@ class Pipeline:
 
     @classmethod
     def from_bundle(cls, folder: str | os.PathLike, *, threads: int | None = None, providers: Any = None,
-                    verify: bool = True) -> Pipeline:
+                    verify: bool = True, options: Any = None) -> Pipeline:
         """Load a bundle written by :meth:`save`: no network, no conversion, no write (the folder may be
-        read-only); every file's size and, with ``verify``, sha256 is checked against the manifest."""
+        read-only); every file's size and, with ``verify``, sha256 is checked against the manifest.
+        ``options``: a checked :class:`~nlu_lite.runtime.LoadOptions` (instead of ``threads``/``providers``);
+        a ``precision`` or ``graph`` in it other than the bundle's is an error."""
         from .bundle import read_bundle
-        from .runtime import check_providers
+        from .runtime import LoadOptions
 
-        chosen = None if providers is None else check_providers(providers)
+        options = options or LoadOptions.resolve(threads=threads, providers=providers)
         bundle = read_bundle(folder, verify=verify)
-        recipe = LoadRecipe(bundle.spec, bundle.precision, threads, chosen, bundle.graph, True,
+        for name, asked, has in (("precision", options.precision, bundle.precision), ("graph", options.graph, bundle.graph)):
+            if asked is not None and asked != has:
+                raise InputError(f"the bundle {folder} holds a {has!r} model; drop {name}={asked!r}, or save a "
+                                 f"bundle from load(..., {name}={asked!r})")
+        recipe = LoadRecipe(bundle.spec, bundle.precision, options.threads, options.providers, bundle.graph, True,
                             str(bundle.folder.resolve()))
         return cls._assemble(recipe, bundle.folder, bundle.model_path, source=f"bundle {bundle.folder}")
 

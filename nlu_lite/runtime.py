@@ -12,6 +12,7 @@ import logging
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -120,7 +121,9 @@ class OnnxEncoder:
             session = ort.InferenceSession(str(path), sess_options=options, providers=ort_providers,
                                            disabled_optimizers=list(DISABLED_OPTIMIZERS))
         except Exception as exc:  # onnxruntime raises its own, unrelated exception types
-            from .convert import data_path_for  # only on this error path: no import cost at start-up
+            from .convert import (
+                data_path_for,  # only on this error path: no import cost at start-up
+            )
 
             data = data_path_for(path)
             if not data.exists() and "external" in str(exc).lower():
@@ -255,3 +258,45 @@ def check_providers(providers: Sequence[Any] | None) -> tuple[Any, ...]:
     if not chosen:
         raise InputError(f"providers is empty; pass None for the CPU or some of {available}")
     return tuple(chosen)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """:func:`nlu_lite.load`'s settings, checked once, then handed down unchanged.
+
+    ``precision``/``graph`` ``None``: fp32 / fused for a checkpoint, the bundle's own for a bundle.
+    ``threads``: onnxruntime intra-op threads (``None``: one per physical core). ``providers``: the
+    checked, hashable tuple of :func:`check_providers` (``None``: the CPU). ``offline``/``progress``:
+    for fetching files. Build one with :meth:`resolve`, which raises the :class:`InputError` of the
+    first bad value; every later step (registry, artifacts, convert, runtime, bundle, pipeline, group)
+    reads these fields and checks nothing again.
+    """
+
+    precision: str | None = None
+    graph: str | None = None
+    threads: int | None = None
+    providers: tuple[Any, ...] | None = None
+    offline: bool | None = None
+    progress: bool | None = None
+
+    @classmethod
+    def resolve(cls, *, precision: str | None = None, graph: str | None = None, threads: Any = None,
+                providers: Any = None, gpu: bool = False, offline: bool | None = None,
+                progress: bool | None = None) -> LoadOptions:
+        """Check every setting (``gpu=True`` is NLU's spelling of the CUDA provider, then the CPU)."""
+        from .choices import GRAPH_VARIANTS, PRECISIONS, check_choice
+
+        if gpu:
+            if providers is not None:
+                raise InputError("pass gpu=True or providers=[...], not both")
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        if precision is not None:
+            check_choice(precision, PRECISIONS, "precision", InputError)
+        if graph is not None:
+            check_choice(graph, GRAPH_VARIANTS, "graph", InputError)
+        if threads is not None:
+            if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)) or threads < 1:
+                raise InputError(f"threads must be a positive integer, or None for one per physical core; got {threads!r}")
+            threads = int(threads)
+        chosen = None if providers is None else check_providers(providers)
+        return cls(precision, graph, threads, chosen, offline, progress)
