@@ -23,8 +23,9 @@ TASKS: tuple[str, ...] = ("token", "sentence")
 PRECISIONS: tuple[str, ...] = ("fp32", "int8")
 # a word's vector from its word pieces; 'first_last' concatenates the two (2 x dim, as flair)
 SUBTOKEN_POOLINGS: tuple[str, ...] = ("first", "last", "mean", "first_last")
-# a sentence's or document's vector from its positions; 'pooler' is BERT's pooled [CLS] output
-SENTENCE_POOLINGS: tuple[str, ...] = ("mean", "cls", "max", "pooler")
+# a sentence's or document's vector from its positions; 'pooler' is BERT's pooled [CLS] output;
+# 'lasttoken' the last position (decoder embedders, as sentence-transformers' pooling_mode_lasttoken)
+SENTENCE_POOLINGS: tuple[str, ...] = ("mean", "cls", "max", "pooler", "lasttoken")
 GRAPH_VARIANTS: tuple[str, ...] = ("fused", "standard")
 
 

@@ -402,7 +402,8 @@ class Pipeline:
         else:
             pooler = SequencePooler(len(pieces.text_piece_start) - 1, width, opts.pooling)
             for item in encoded:
-                pooler.add_batch(seqs.unit[item.batch.seq], item.batch, item.states, item.pooled)
+                pooler.add_batch(seqs.unit[item.batch.seq], item.batch, item.states, item.pooled,
+                                  seqs.window[item.batch.seq])
             vectors = pooler.result()
         if opts.normalize:
             vectors = normalize_rows(vectors)

@@ -51,7 +51,9 @@ class SequencePooler:
     the pieces it owns, so a text that fits one window gets exactly the masked mean that
     sentence-transformers computes. ``max`` takes the maximum over the same positions.
     ``cls`` averages the [CLS] vectors of the unit's windows; ``pooler`` averages the model's
-    pooled outputs (one window: exactly BERT's pooled output).
+    pooled outputs (one window: exactly BERT's pooled output). ``lasttoken`` (decoder embedders:
+    the one position that has seen the whole text) is the last real position of the unit's last
+    window (one window: sentence-transformers' last-token pooling), whatever order batches come in.
     """
 
     def __init__(self, n_units: int, width: int, mode: str) -> None:
@@ -60,10 +62,24 @@ class SequencePooler:
         fill = -np.inf if mode == "max" else 0.0
         self.acc = np.full((n_units, width), fill, dtype=np.float64)
         self.count = np.zeros(n_units, dtype=np.int64)
+        self.window = np.full(n_units, -1, dtype=np.int64)  # lasttoken: the window whose vector is kept
 
-    def add_batch(self, unit: np.ndarray, batch: Batch, states: np.ndarray, pooled: np.ndarray | None) -> None:
-        """Pool one encoded batch: ``unit`` (B,) is the unit of each of its sequences."""
+    def add_batch(self, unit: np.ndarray, batch: Batch, states: np.ndarray, pooled: np.ndarray | None,
+                  window: np.ndarray | None = None) -> None:
+        """Pool one encoded batch: ``unit`` (B,) is the unit of each of its sequences, ``window`` (B,)
+        their window numbers within the unit (``lasttoken`` keeps the last window's)."""
+        if self.mode == "lasttoken":
+            last = batch.n_prefix + batch.lengths + batch.n_suffix - 1
+            self.add_last(unit, states[np.arange(len(unit)), last], np.zeros(len(unit), np.int64) if window is None
+                          else window)
+            return
         self.add(unit, states, batch.own_mask() if self.mode in ("mean", "max") else None, pooled)
+
+    def add_last(self, unit: np.ndarray, vectors: np.ndarray, window: np.ndarray) -> None:
+        """``lasttoken``: keep, per unit, the vector of its highest-numbered window seen so far."""
+        for u, v, w in zip(unit.tolist(), vectors, window.tolist()):
+            if w > self.window[u]:
+                self.window[u], self.acc[u], self.count[u] = w, v, 1
 
     def add(self, unit: np.ndarray, states: np.ndarray, own: np.ndarray | None, pooled: np.ndarray | None = None) -> None:
         """``unit`` (B,) unit of each sequence; ``states`` (B,S,H); ``own`` (B,S) bool positions to pool."""

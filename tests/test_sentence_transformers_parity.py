@@ -23,7 +23,7 @@ def st_models(tmp_path_factory, tiny_bert_dir):
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
     out = {}
-    for pooling, normalize in (("mean", True), ("cls", False), ("max", True)):
+    for pooling, normalize in (("mean", True), ("cls", False), ("max", True), ("lasttoken", True)):
         modules = [Transformer(str(tiny_bert_dir), max_seq_length=12), Pooling(32, pooling_mode=pooling)]
         model = st.SentenceTransformer(modules=modules + ([Normalize()] if normalize else []),
                                        prompts={"query": "query: ", "passage": "passage: "}, device="cpu")
@@ -41,7 +41,7 @@ def cache(tmp_path_factory):
         yield
 
 
-@pytest.mark.parametrize("pooling", ["mean", "cls", "max"])
+@pytest.mark.parametrize("pooling", ["mean", "cls", "max", "lasttoken"])
 def test_every_pooling_with_the_cut_and_prompts(st_models, cache, pooling):
     folder, model = st_models[pooling]
     pipe = nlu_lite.load(path=folder)
@@ -59,6 +59,20 @@ def test_every_pooling_with_the_cut_and_prompts(st_models, cache, pooling):
     assert frame["truncated"].tolist() == [False] * len(SHORT) + [True] * len(LONG)
     plain = pipe.embed(SHORT, output_level="document")
     assert np.abs(plain - model.encode(SHORT, convert_to_numpy=True, prompt_name="query")).max() > 1e-3  # it matters
+
+
+def test_lasttoken_keeps_the_last_window_whatever_the_batch(st_models, cache):
+    """Without truncation a long text is windowed: its vector is its last window's last position,
+    the same alone, in any batch, at any batch size (lasttoken keeps a window, never a batch's)."""
+    folder, _ = st_models["lasttoken"]
+    pipe = nlu_lite.load(path=folder)
+    texts = SHORT + LONG
+    together = pipe.embed(texts, output_level="document")
+    for i, text in enumerate(texts):
+        np.testing.assert_array_equal(pipe.embed([text], output_level="document")[0], together[i])
+    np.testing.assert_array_equal(pipe.embed(texts[::-1], output_level="document", batch_size=1)[::-1], together)
+    mean = pipe.embed(texts, output_level="document", pooling="mean")
+    assert np.abs(mean - together).max() > 1e-2  # a different pooling gives other vectors
 
 
 def test_a_prompt_name_the_model_lacks_is_an_error(st_models, cache):

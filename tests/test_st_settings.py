@@ -58,13 +58,14 @@ def test_each_pooling_flag_sentence_transformers_2_writes(tmp_path, mode, poolin
     ({"embedding_dimension": 32, "pooling_mode": "cls"}, "cls"),  # sentence-transformers 5.x
     ({"embedding_dimension": 32, "pooling_mode": ["max"]}, "max"),
     ({"word_embedding_dimension": 32}, "mean"),  # no flag set: sentence-transformers pools the mean
+    ({"pooling_mode": "lasttoken"}, "lasttoken"),  # decoder embedders (Qwen3-Embedding)
+    ({"pooling_mode_lasttoken": True}, "lasttoken"),
 ])
 def test_pooling_mode_as_later_releases_write_it(tmp_path, config, pooling):
     assert read_folder_settings(write_st(tmp_path, pooling=config)).pooling == pooling
 
 
 @pytest.mark.parametrize("config, named", [
-    ({"pooling_mode": "lasttoken"}, "'lasttoken'"),
     ({"pooling_mode": "weightedmean"}, "'weightedmean'"),
     ({"pooling_mode_mean_sqrt_len_tokens": True}, "'mean_sqrt_len_tokens'"),
     ({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": True}, "cls + mean"),

@@ -12,7 +12,7 @@ sentence-transformers saves, beside the transformers checkpoint:
 :func:`read_folder_settings` reads them into :class:`FolderSettings`; :func:`apply_folder_settings`
 puts them into a :class:`~nlu_lite.registry.ModelSpec`, so a sentence model pools, normalises
 and cuts its windows as sentence-transformers does, without a registry entry saying so.
-Whatever nlu_lite cannot reproduce (a ``Dense`` layer, ``lasttoken`` pooling, two poolings
+Whatever nlu_lite cannot reproduce (a ``Dense`` layer, ``weightedmean`` pooling, two poolings
 concatenated) is a :class:`ConversionError` naming it: a module is never skipped in silence.
 
 ``max_seq_length`` counts every token, ``[CLS]``/``<s>`` and ``[SEP]``/``</s>`` included:
@@ -51,7 +51,7 @@ TOKENIZER_CONFIG = "tokenizer_config.json"
 HUB_OPTIONAL = (MODULES, TRANSFORMER_CONFIGS[0], MODEL_CONFIG, "1_Pooling/config.json", "2_Normalize/config.json",
                 TOKENIZER_CONFIG, "special_tokens_map.json")
 # single pooling modes nlu_lite runs (nlu_lite.pooling), by sentence-transformers' names
-_POOLINGS = {"mean": "mean", "cls": "cls", "max": "max"}
+_POOLINGS = {"mean": "mean", "cls": "cls", "max": "max", "lasttoken": "lasttoken"}
 _LEGACY_MODES = {  # the flags of 1_Pooling/config.json before pooling_mode, in sentence-transformers' order
     "pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max", "pooling_mode_mean_tokens": "mean",
     "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens": "weightedmean",
