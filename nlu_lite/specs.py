@@ -84,6 +84,7 @@ def _spec_from_checkpoint(folder: Path, *, name: str, aliases: tuple[str, ...], 
         layers=config.num_layers, heads=config.num_heads, max_length=usable_positions(config),
         architecture=_model_type(folder), case_sensitive=_case_sensitive(folder),
         pooling=pooling or family_of(config).default_pooling,  # type: ignore[arg-type]
+        subtoken_pooling=family_of(config).default_subtoken_pooling,  # type: ignore[arg-type]
         normalize=normalize, sources=sources, description=description,
     )
 

@@ -46,7 +46,9 @@ class Family:
     repo without ``tokenizer.json`` may give instead (``vocab.txt`` for a BERT WordPiece vocabulary);
     ``sentencepiece``, its model types whose tokenizer :mod:`nlu_lite.spm` builds from a SentencePiece
     model (one of :data:`SENTENCEPIECE_FILES`) when there is no ``tokenizer.json``;
-    ``default_pooling``, a sentence vector's pooling when nothing else says (``mean``).
+    ``default_pooling``, a sentence vector's pooling when nothing else says (``mean``);
+    ``default_subtoken_pooling``, which piece gives a word's vector (``first``, as Spark NLP; a causal
+    model's ``last``: only the last piece has seen the whole word).
     """
 
     name: str
@@ -62,6 +64,7 @@ class Family:
     tokenizer_fallback: tuple[str, ...] = ()
     sentencepiece: tuple[str, ...] = ()
     default_pooling: str = "mean"
+    default_subtoken_pooling: str = "first"
 
 
 def expected_shapes(config: Any, family: Family, *, with_pooler: bool) -> dict[str, tuple[int, ...]]:
