@@ -50,7 +50,8 @@ class SequencePooler:
     ``mean`` averages every position a unit's windows own: each window's [CLS] and [SEP] and
     the pieces it owns, so a text that fits one window gets exactly the masked mean that
     sentence-transformers computes. ``max`` takes the maximum over the same positions.
-    ``cls`` averages the [CLS] vectors of the unit's windows; ``pooler`` averages the model's
+    ``cls`` averages the [CLS] vectors of the unit's windows (XLNet's ``<cls>`` ends a sequence:
+    its last position); ``pooler`` averages the model's
     pooled outputs (one window: exactly BERT's pooled output). ``lasttoken`` (decoder embedders:
     the one position that has seen the whole text) is the last real position of the unit's last
     window (one window: sentence-transformers' last-token pooling), whatever order batches come in.
@@ -73,7 +74,9 @@ class SequencePooler:
             self.add_last(unit, states[np.arange(len(unit)), last], np.zeros(len(unit), np.int64) if window is None
                           else window)
             return
-        self.add(unit, states, batch.own_mask() if self.mode in ("mean", "max") else None, pooled)
+        # the class token is the framing's first; with a suffix-only framing (XLNet: pieces <sep> <cls>) its last
+        cls_at = None if batch.n_prefix or not batch.n_suffix else batch.lengths + batch.n_suffix - 1
+        self.add(unit, states, batch.own_mask() if self.mode in ("mean", "max") else None, pooled, cls_at)
 
     def add_last(self, unit: np.ndarray, vectors: np.ndarray, window: np.ndarray) -> None:
         """``lasttoken``: keep, per unit, the vector of its highest-numbered window seen so far."""
@@ -81,8 +84,10 @@ class SequencePooler:
             if w > self.window[u]:
                 self.window[u], self.acc[u], self.count[u] = w, v, 1
 
-    def add(self, unit: np.ndarray, states: np.ndarray, own: np.ndarray | None, pooled: np.ndarray | None = None) -> None:
-        """``unit`` (B,) unit of each sequence; ``states`` (B,S,H); ``own`` (B,S) bool positions to pool."""
+    def add(self, unit: np.ndarray, states: np.ndarray, own: np.ndarray | None, pooled: np.ndarray | None = None,
+            cls_at: np.ndarray | None = None) -> None:
+        """``unit`` (B,) unit of each sequence; ``states`` (B,S,H); ``own`` (B,S) bool positions to pool;
+        ``cls_at`` (B,) the class token's column (``None``: column 0)."""
         if self.mode == "mean":
             sums = np.einsum("bs,bsh->bh", own.astype(states.dtype), states, dtype=np.float64)
             np.add.at(self.acc, unit, sums)
@@ -92,7 +97,7 @@ class SequencePooler:
             np.maximum.at(self.acc, unit, masked)
             np.add.at(self.count, unit, own.sum(axis=1))
         elif self.mode == "cls":
-            np.add.at(self.acc, unit, states[:, 0, :])
+            np.add.at(self.acc, unit, states[np.arange(len(unit)), 0 if cls_at is None else cls_at])
             np.add.at(self.count, unit, 1)
         else:
             if pooled is None:

@@ -1,8 +1,9 @@
 """Every family through the whole pipeline: load(path=folder) -> predict(output_level='token').
 
 A word's vector is the transformers model's state of the first piece that covers the word (its
-character span overlaps the word's), whatever the tokenizer; the token columns are the same for
-every model, so frames from different models join on ``(origin_index, begin, end)``.
+character span overlaps the word's), whatever the tokenizer; a causal model's (Qwen3) is its
+last covering piece's, the only one that has seen the whole word. The token columns are the same
+for every model, so frames from different models join on ``(origin_index, begin, end)``.
 """
 from __future__ import annotations
 
@@ -39,16 +40,31 @@ FAMILIES = {
                    {"relative_attention": True, "position_buckets": 32, "max_relative_positions": -1,
                     "pos_att_type": ["p2c", "c2p"], "norm_rel_ebd": "layer_norm", "share_att_key": True,
                     "position_biased_input": False, "type_vocab_size": 0, "max_position_embeddings": 128}),
+    # framing at the end (pieces <sep> <cls>); its own size names
+    "xlnet": ("XLNetConfig", "XLNetModel", "unigram:xlnet", {"d_model": 32, "n_layer": 2, "n_head": 4, "d_inner": 37}),
+    # a window of 8 (each token sees 4 either side): most of these texts are longer
+    "longformer": ("LongformerConfig", "LongformerModel", "bpe",
+                   {"max_position_embeddings": 130, "type_vocab_size": 1, "attention_window": 8}),
+    # T5's encoder: framing "pieces </s>", relative buckets, gated-GELU feed-forward
+    "t5": ("T5Config", "T5EncoderModel", "unigram:t5",
+           {"d_model": 32, "d_kv": 8, "d_ff": 37, "num_layers": 2, "num_heads": 4, "feed_forward_proj": "gated-gelu",
+            "relative_attention_num_buckets": 8, "relative_attention_max_distance": 20}),
+    # rotary positions, a local window of 8 (4 either side) on layer 1, global on layer 0
+    "modernbert": ("ModernBertConfig", "ModernBertModel", "bpe:bert",
+                   {"local_attention": 8, "global_attn_every_n_layers": 2, "max_position_embeddings": 256}),
 }
+OWN_SIZES = {"distilbert", "xlnet", "t5"}  # families whose config names its sizes differently (given in FAMILIES)
+LAST_PIECE = set()  # causal models: a word's vector is its last piece's
 
 
 def _tokenizer(kind: str, folder):
+    kind, _, framing = kind.partition(":")
     if kind == "wordpiece":
         build_wordpiece_vocab(folder, lowercase=True)
     elif kind == "bpe":
-        build_bpe_tokenizer(folder)
+        build_bpe_tokenizer(folder, **({"framing": framing} if framing else {}))
     else:
-        build_unigram_tokenizer(folder)
+        build_unigram_tokenizer(folder, **({"framing": framing} if framing else {}))
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(folder))
@@ -60,9 +76,11 @@ def _build(family: str, folder):
 
     config_name, model_name, kind, extra = FAMILIES[family]
     ref_tok = _tokenizer(kind, folder)
-    sizes = {} if family == "distilbert" else SIZES
+    sizes = {} if family in OWN_SIZES else SIZES
+    ids = {f"{k}_token_id": getattr(ref_tok, f"{k}_token_id") for k in ("bos", "eos", "cls", "sep")
+           if family == "modernbert"}  # its config names its special ids (they index the embedding table)
     config = getattr(transformers, config_name)(vocab_size=len(ref_tok), pad_token_id=ref_tok.pad_token_id,
-                                                **sizes, **extra)
+                                                **ids, **sizes, **extra)
     torch.manual_seed(0)
     model = getattr(transformers, model_name)(config).eval()
     with torch.no_grad():  # LayerNorms and biases away from identity/zero, so the test sees them
@@ -96,7 +114,7 @@ def frames(built, tmp_path_factory):
             os.environ["NLU_LITE_CACHE"] = old
 
 
-def _reference_word_vectors(model, ref_tok, text: str, spans) -> np.ndarray:
+def _reference_word_vectors(model, ref_tok, text: str, spans, last: bool = False) -> np.ndarray:
     import torch
 
     enc = ref_tok(text, return_offsets_mapping=True, split_special_tokens=True, return_tensors="pt")
@@ -105,9 +123,9 @@ def _reference_word_vectors(model, ref_tok, text: str, spans) -> np.ndarray:
         states = model(**{k: v for k, v in enc.items() if k in ("input_ids", "attention_mask")}).last_hidden_state[0]
     out = np.full((len(spans), states.shape[1]), np.nan, dtype=np.float32)
     for w, (b, e) in enumerate(spans):
-        first = next((i for i, (pb, pe) in enumerate(offsets) if pb < pe and pb < e and pe > b), None)
-        if first is not None:
-            out[w] = states[first].numpy()
+        covering = [i for i, (pb, pe) in enumerate(offsets) if pb < pe and pb < e and pe > b]
+        if covering:
+            out[w] = states[covering[-1] if last else covering[0]].numpy()
     return out
 
 
@@ -121,7 +139,7 @@ def test_a_words_vector_is_the_state_of_its_first_covering_piece(built, frames, 
     for i, text in enumerate(TEXTS):
         rows = np.flatnonzero(df["origin_index"].to_numpy() == i)
         spans = list(zip(df["begin"].to_numpy()[rows], df["end"].to_numpy()[rows]))
-        want = _reference_word_vectors(model, ref_tok, text, spans)
+        want = _reference_word_vectors(model, ref_tok, text, spans, last=family in LAST_PIECE)
         np.testing.assert_array_equal(np.isnan(vectors[rows]), np.isnan(want))
         np.testing.assert_allclose(vectors[rows], want, atol=2e-4, rtol=0)
         checked += int((~np.isnan(want[:, 0])).sum())
@@ -137,3 +155,37 @@ def test_token_columns_are_the_same_for_every_model(frames):
                                                           first["end"])]).all()
     joined = frames["bert"].merge(frames["xlm-roberta"], on=["origin_index", "begin", "end"], how="inner")
     assert len(joined) == len(first)
+
+
+@pytest.fixture(scope="module")
+def st_folders(built, tmp_path_factory):
+    """Each family's checkpoint saved by sentence-transformers: Transformer, Pooling (mean; a causal
+    model's last token), Normalize."""
+    import sentence_transformers as st
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    out = {}
+    for family, (folder, model, _) in built.items():
+        transformer = Transformer(str(folder))
+        width = transformer.get_embedding_dimension()
+        pooling = Pooling(width, pooling_mode="lasttoken" if family in LAST_PIECE else "mean")
+        encoder = st.SentenceTransformer(modules=[transformer, pooling, Normalize()], device="cpu")
+        target = tmp_path_factory.mktemp(f"st_{family}") / "model"
+        encoder.save(str(target))
+        out[family] = (target, encoder)
+    return out
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_sentence_level_equals_sentence_transformers(st_folders, family, tmp_path, monkeypatch):
+    monkeypatch.setenv("NLU_LITE_CACHE", str(tmp_path / "cache"))
+    folder, encoder = st_folders[family]
+    pipe = nlu_lite.load(path=folder)
+    assert pipe.spec.task == "sentence" and pipe.spec.pooling == ("lasttoken" if family in LAST_PIECE else "mean")
+    # sentence-transformers reads "[SEP]" in a text as the control token; nlu_lite reads it as text (by design)
+    texts = [t for t in TEXTS if "[SEP]" not in t]
+    got = pipe.embed(texts, output_level="document")
+    want = encoder.encode(texts, convert_to_numpy=True)
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+    # each text alone gives the same bits as inside the batch
+    np.testing.assert_array_equal(pipe.embed(texts[:1], output_level="document")[0], got[0])

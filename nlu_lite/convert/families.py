@@ -22,7 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ArtifactNotFoundError, ConversionError
-from . import albert, bert, deberta, distilbert, electra, mpnet, roberta
+from . import (
+    albert,
+    bert,
+    deberta,
+    distilbert,
+    electra,
+    longformer,
+    modernbert,
+    mpnet,
+    roberta,
+    t5,
+    xlnet,
+)
 from . import family as _family
 from .family import MAX_PARAMETERS, Family
 
@@ -36,6 +48,10 @@ FAMILIES: tuple[Family, ...] = (
     albert.FAMILY,
     mpnet.FAMILY,
     deberta.FAMILY,
+    t5.FAMILY,
+    longformer.FAMILY,
+    xlnet.FAMILY,
+    modernbert.FAMILY,
 )
 
 _BY_TYPE: dict[str, Family] = {}

@@ -48,7 +48,8 @@ class Family:
     model (one of :data:`SENTENCEPIECE_FILES`) when there is no ``tokenizer.json``;
     ``default_pooling``, a sentence vector's pooling when nothing else says (``mean``);
     ``default_subtoken_pooling``, which piece gives a word's vector (``first``, as Spark NLP; a causal
-    model's ``last``: only the last piece has seen the whole word).
+    model's ``last``: only the last piece has seen the whole word); ``int8_fp32``, its int8 plan: glob
+    patterns of graph weight names whose MatMuls stay fp32 under ``precision='int8'`` (T5's ``wo``).
     """
 
     name: str
@@ -60,11 +61,13 @@ class Family:
     build_model: Callable[..., Any]
     pooler_weight: str = "pooler.dense.weight"
     layers_field: str = "num_hidden_layers"  # config.json's name for the layer count (DistilBERT: n_layers)
+    layers_prefix: str = "encoder.layer."  # the builder's name of layer N's weights, before N (the count check)
     max_length: Callable[[Any], int] = table_positions
     tokenizer_fallback: tuple[str, ...] = ()
     sentencepiece: tuple[str, ...] = ()
     default_pooling: str = "mean"
     default_subtoken_pooling: str = "first"
+    int8_fp32: tuple[str, ...] = ()
 
 
 def expected_shapes(config: Any, family: Family, *, with_pooler: bool) -> dict[str, tuple[int, ...]]:
@@ -78,25 +81,25 @@ def parameter_count(config: Any, family: Family, *, with_pooler: bool) -> int:
     return sum(math.prod(shape) for shape in expected_shapes(config, family, with_pooler=with_pooler).values())
 
 
-def _layers_present(names: Iterable[str]) -> set[int]:
+def _layers_present(names: Iterable[str], prefix: str = "encoder.layer.") -> set[int]:
     found = set()
     for name in names:
-        parts = name.split(".", 3)
-        if len(parts) == 4 and parts[:2] == ["encoder", "layer"] and parts[2].isdecimal() and len(parts[2]) < 7:
-            found.add(int(parts[2]))
+        number, dot, _ = name.removeprefix(prefix).partition(".")
+        if name.startswith(prefix) and dot and number.isdecimal() and len(number) < 7:
+            found.add(int(number))
     return found
 
 
 def _check_layer_count(config: Any, names: Iterable[str], config_name: str, weights_name: str,
-                       field: str = "num_hidden_layers") -> None:
-    present = _layers_present(names)
+                       field: str = "num_hidden_layers", prefix: str = "encoder.layer.") -> None:
+    present = _layers_present(names, prefix)
     if not present or max(present) + 1 == config.num_layers:
         return  # no per-layer names (none at all, or shared layers): the missing-weights check says what is wrong
     n, want = max(present) + 1, config.num_layers
     if n < want:
-        problem = f"{weights_name} lacks encoder.layer.{n} to encoder.layer.{want - 1}: it holds {n} layer(s)"
+        problem = f"{weights_name} lacks {prefix}{n} to {prefix}{want - 1}: it holds {n} layer(s)"
     else:
-        problem = f"{weights_name} holds {n} layers (up to encoder.layer.{n - 1})"
+        problem = f"{weights_name} holds {n} layers (up to {prefix}{n - 1})"
     raise ConversionError(
         f"{config_name}: {field} is {want} but {problem}. Set {field} to {n} in "
         f"{config_name} if these weights are right; otherwise the config and the weights belong to different models"
@@ -108,7 +111,7 @@ def check_shapes(config: Any, family: Family, shapes: Mapping[str, Sequence[int]
     """Raise :class:`ConversionError` unless the weights' ``shapes`` (by the builder's names) are
     the ones ``config`` implies. Needs only names and shapes, so it runs before any tensor data
     is read; the error names the config field that disagrees. Returns whether a pooler is present."""
-    _check_layer_count(config, shapes, config_name, weights_name, family.layers_field)
+    _check_layer_count(config, shapes, config_name, weights_name, family.layers_field, family.layers_prefix)
     with_pooler = family.pooler_weight in shapes
     layout = family.layout(config, with_pooler)
     missing = [k for k in layout if k not in shapes]

@@ -69,6 +69,7 @@ class Plan:
     kinds: dict[str, str] = field(default_factory=dict)
     smoothing: dict[str, np.ndarray] = field(default_factory=dict)
     attention_per_token: bool = False
+    fp32: set[str] = field(default_factory=set)  # weights whose MatMuls stay fp32 (the family's int8 plan)
 
 
 class _Graph:
@@ -153,7 +154,7 @@ def _word_embeddings(g: _Graph) -> list[Any]:
             and g.float_matrix(n.input[0]) is not None]
 
 
-def _smoothing_groups(g: _Graph, kinds: Mapping[str, str]) -> list[tuple[set[str], set[str]]]:
+def _smoothing_groups(g: _Graph, kinds: Mapping[str, str], fp32: Iterable[str] = ()) -> list[tuple[set[str], set[str]]]:
     """Activations and the weights they meet, joined wherever they share one, for the groups to smooth.
 
     One smoothing vector per group: a weight shared by several inputs (ALBERT's layers, whose
@@ -162,7 +163,8 @@ def _smoothing_groups(g: _Graph, kinds: Mapping[str, str]) -> list[tuple[set[str
     with a LayerNorm output among their inputs and no GELU/ReLU output (whose lower bound
     smoothing would move).
     """
-    edges = [(n.input[0], n.input[1]) for n in _weight_matmuls(g) + _attentions(g)]
+    edges = [(n.input[0], n.input[1]) for n in _weight_matmuls(g) + _attentions(g) if n.input[0] in kinds
+             and n.input[1] not in fp32]
     parent: dict[str, str] = {}
 
     def root(x: str) -> str:
@@ -243,13 +245,22 @@ def calibrate(model: Any, tensors: list[str], metadata: Mapping[str, Any]) -> di
     return found
 
 
-def make_plan(model: Any, metadata: Mapping[str, Any]) -> Plan:
-    """Decide every MatMul's quantisation and calibrate the smoothing of LayerNorm-fed inputs."""
+def make_plan(model: Any, metadata: Mapping[str, Any], keep_fp32: Iterable[str] = ()) -> Plan:
+    """Decide every MatMul's quantisation and calibrate the smoothing of LayerNorm-fed inputs.
+
+    ``keep_fp32``: glob patterns of weight initializer names (the builder's, e.g. ``*.wo.weight_t``) whose
+    MatMuls stay fp32: a family's int8 plan (``Family.int8_fp32``) for inputs one scale cannot serve."""
+    import fnmatch
+
     g = _Graph(model.graph)
     result = Plan()
+    patterns = tuple(keep_fp32)
     for node in _weight_matmuls(g) + _attentions(g):
+        if any(fnmatch.fnmatchcase(node.input[1], p) for p in patterns):
+            result.fp32.add(node.input[1])
+            continue
         result.kinds[node.input[0]] = _input_kind(g, node.input[0])
-    groups = _smoothing_groups(g, result.kinds)
+    groups = _smoothing_groups(g, result.kinds, result.fp32)
     maxima = calibrate(model, sorted({a for acts, _ in groups for a in acts}), metadata)
     for acts, weights in groups:
         factors = smoothing_factors(np.max([maxima[a] for a in acts], axis=0), [g.array(w) for w in sorted(weights)])
@@ -420,7 +431,7 @@ def rewrite(model: Any, plan: Plan) -> Any:
     from onnx import helper
 
     r = _Rewriter(model, plan)
-    matmuls = {id(n) for n in _weight_matmuls(r.g) if n.input[0] in plan.kinds}
+    matmuls = {id(n) for n in _weight_matmuls(r.g) if n.input[0] in plan.kinds and n.input[1] not in plan.fp32}
     attentions = {id(n) for n in _attentions(r.g) if n.input[0] in plan.kinds}
     lookups = {id(n) for n in _word_embeddings(r.g)}
     for node in list(model.graph.node):
@@ -443,10 +454,10 @@ def rewrite(model: Any, plan: Plan) -> Any:
     return model
 
 
-def quantize_model(model: Any, metadata: Mapping[str, Any] | None = None) -> Any:
+def quantize_model(model: Any, metadata: Mapping[str, Any] | None = None, keep_fp32: Iterable[str] = ()) -> Any:
     """The int8 version of an fp32 nlu_lite ``ModelProto`` (weights loaded), changed in place.
 
     ``metadata``: the model's nlu_lite metadata (``vocab_size`` and ``max_position_embeddings``
-    bound the calibration ids when the graph does not show them).
+    bound the calibration ids when the graph does not show them). ``keep_fp32``: see :func:`make_plan`.
     """
-    return rewrite(model, make_plan(model, metadata or {}))
+    return rewrite(model, make_plan(model, metadata or {}, keep_fp32))

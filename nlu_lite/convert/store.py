@@ -121,13 +121,24 @@ def quantize_int8(source: str | os.PathLike, out_path: str | os.PathLike) -> Pat
     model = onnx.load_model(str(source))  # with its external data
     props = {p.key: p.value for p in model.metadata_props}
     metadata = json.loads(props[METADATA_KEY]) if METADATA_KEY in props else {}
-    quantize_model(model, metadata)
+    keep = _int8_fp32(metadata)
+    quantize_model(model, metadata, keep)
     if METADATA_KEY in props:
-        props[METADATA_KEY] = json.dumps({**metadata, "precision": "int8", "int8_method": INT8_METHOD}, sort_keys=True)
+        extra = {"int8_fp32": list(keep)} if keep else {}
+        props[METADATA_KEY] = json.dumps({**metadata, "precision": "int8", "int8_method": INT8_METHOD, **extra},
+                                         sort_keys=True)
         onnx.helper.set_model_props(model, props)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     return save_model(model, out_path)
+
+
+def _int8_fp32(metadata: dict) -> tuple[str, ...]:
+    """The family's int8 plan: weight-name patterns whose MatMuls stay fp32 (none for most families)."""
+    from .families import family_for, supported_model_types
+
+    model_type = metadata.get("model_type")
+    return family_for(model_type).int8_fp32 if model_type in supported_model_types() else ()
 
 
 def convert_checkpoint(folder: str | os.PathLike, out_path: str | os.PathLike, *, precision: Precision = "fp32",
