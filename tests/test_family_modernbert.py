@@ -278,8 +278,8 @@ def test_int8_converts_close_to_fp32(tmp_path):
     ids, mask = batch(TINY["vocab_size"], [128, 12, 1, 40, 64, 33], seed=5)
     cos = cosine_per_token(int8.run(ids, mask)["last_hidden_state"], fp32.run(ids, mask)["last_hidden_state"], mask)
     print(f"int8 per-token cosine to fp32: mean {cos.mean():.5f} min {cos.min():.5f}")
-    # measured: mean 0.99951, min 0.99818 (seed 21)
-    assert cos.mean() >= 0.999 and cos.min() >= 0.99, (cos.mean(), cos.min())
+    # measured (seed 21): mean 0.99981, min 0.99919 with the family's int8 plan; 0.99951 / 0.99818 without
+    assert cos.mean() >= 0.9995 and cos.min() >= 0.998, (cos.mean(), cos.min())
     assert 1 - cos.mean() > 1e-6  # it really is a different (quantized) model
 
 
@@ -370,5 +370,6 @@ def test_base_shape_int8(base, tmp_path):
     ids, mask = batch(1000, [300, 9, 130, 1, 64, 200], seed=8)
     cos = cosine_per_token(int8.run(ids, mask)["last_hidden_state"], fp32.run(ids, mask)["last_hidden_state"], mask)
     print(f"base shape int8 per-token cosine to fp32: mean {cos.mean():.5f} min {cos.min():.5f}")
-    # measured: mean 0.99341, min 0.98776 (random weights drawn at 1/sqrt(fan_in): no trained model's outliers)
-    assert cos.mean() >= 0.99 and cos.min() >= 0.98, (cos.mean(), cos.min())
+    # measured with the family's plan (GeGLU product and attention context per token): mean 0.99762, min 0.99588;
+    # without it 0.99341 / 0.98776 (random weights drawn at 1/sqrt(fan_in): no trained model's outliers)
+    assert cos.mean() >= 0.997 and cos.min() >= 0.995, (cos.mean(), cos.min())

@@ -31,6 +31,7 @@ from . import (
     longformer,
     modernbert,
     mpnet,
+    qwen3,
     roberta,
     t5,
     xlnet,
@@ -51,6 +52,7 @@ FAMILIES: tuple[Family, ...] = (
     t5.FAMILY,
     longformer.FAMILY,
     xlnet.FAMILY,
+    qwen3.FAMILY,
     modernbert.FAMILY,
 )
 

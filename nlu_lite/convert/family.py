@@ -49,7 +49,9 @@ class Family:
     ``default_pooling``, a sentence vector's pooling when nothing else says (``mean``);
     ``default_subtoken_pooling``, which piece gives a word's vector (``first``, as Spark NLP; a causal
     model's ``last``: only the last piece has seen the whole word); ``int8_fp32``, its int8 plan: glob
-    patterns of graph weight names whose MatMuls stay fp32 under ``precision='int8'`` (T5's ``wo``).
+    patterns of graph weight names whose MatMuls stay fp32 under ``precision='int8'`` (T5's ``wo``), and
+    ``int8_per_token``, those whose input is quantised per token as a LayerNorm output is (an RMS norm's
+    output, a gated product: the graph's ops do not say so).
     """
 
     name: str
@@ -68,6 +70,7 @@ class Family:
     default_pooling: str = "mean"
     default_subtoken_pooling: str = "first"
     int8_fp32: tuple[str, ...] = ()
+    int8_per_token: tuple[str, ...] = ()
 
 
 def expected_shapes(config: Any, family: Family, *, with_pooler: bool) -> dict[str, tuple[int, ...]]:

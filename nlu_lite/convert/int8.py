@@ -226,17 +226,15 @@ def calibrate(model: Any, tensors: list[str], metadata: Mapping[str, Any]) -> di
         return {}
     known = {o.name for o in model.graph.output}
     extra = [onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None) for t in tensors if t not in known]
-    model.graph.output.extend(extra)  # for the probe only: removed below
-    try:
-        probe = model.SerializeToString()
-    finally:
-        del model.graph.output[len(model.graph.output) - len(extra):]
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     options.log_severity_level = 3
-    session = ort.InferenceSession(probe, options, providers=["CPUExecutionProvider"])
-    del probe
+    model.graph.output.extend(extra)  # for the probe only: removed below
+    try:
+        session = _probe_session(model, options)
+    finally:
+        del model.graph.output[len(model.graph.output) - len(extra):]
     found = {t: np.zeros(0, np.float32) for t in tensors}
     for feed in _calibration_inputs(_Graph(model.graph), metadata):
         for name, value in zip(tensors, session.run(tensors, feed)):
@@ -245,21 +243,52 @@ def calibrate(model: Any, tensors: list[str], metadata: Mapping[str, Any]) -> di
     return found
 
 
-def make_plan(model: Any, metadata: Mapping[str, Any], keep_fp32: Iterable[str] = ()) -> Plan:
+PROTOBUF_LIMIT = (2 << 30) - 1  # a serialised ModelProto larger than this cannot exist (protobuf's 2 GiB)
+
+
+def _probe_session(model: Any, options: Any) -> Any:
+    """An onnxruntime session of ``model`` as it is now: from its bytes, or, for a model past protobuf's
+    2 GiB (Qwen3-Embedding-0.6B's fp32 graph is 2.4 GB), from a scratch file with its weights as external
+    data (the save moves them out of ``model``; they are read back in before returning)."""
+    import tempfile
+
+    import onnx
+    import onnxruntime as ort
+
+    if model.ByteSize() <= PROTOBUF_LIMIT:
+        return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    with tempfile.TemporaryDirectory(prefix="nlu_lite_int8_") as tmp:
+        path = f"{tmp}/probe.onnx"
+        onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                        location="probe.onnx.data")
+        try:
+            return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        finally:
+            onnx.load_external_data_for_model(model, tmp)
+
+
+def make_plan(model: Any, metadata: Mapping[str, Any], keep_fp32: Iterable[str] = (),
+              per_token: Iterable[str] = ()) -> Plan:
     """Decide every MatMul's quantisation and calibrate the smoothing of LayerNorm-fed inputs.
 
-    ``keep_fp32``: glob patterns of weight initializer names (the builder's, e.g. ``*.wo.weight_t``) whose
-    MatMuls stay fp32: a family's int8 plan (``Family.int8_fp32``) for inputs one scale cannot serve."""
+    A family's int8 plan, as glob patterns of weight initializer names (the builder's, e.g.
+    ``*.wo.weight_t``): ``keep_fp32`` (``Family.int8_fp32``), MatMuls that stay fp32, for inputs one
+    scale cannot serve; ``per_token`` (``Family.int8_per_token``), MatMuls whose input is quantised
+    per token like a LayerNorm output's (an RMS norm's, a gated product's), which the graph's
+    own ops do not say."""
     import fnmatch
 
     g = _Graph(model.graph)
     result = Plan()
-    patterns = tuple(keep_fp32)
+    keep, token = tuple(keep_fp32), tuple(per_token)
     for node in _weight_matmuls(g) + _attentions(g):
-        if any(fnmatch.fnmatchcase(node.input[1], p) for p in patterns):
+        if any(fnmatch.fnmatchcase(node.input[1], p) for p in keep):
             result.fp32.add(node.input[1])
             continue
-        result.kinds[node.input[0]] = _input_kind(g, node.input[0])
+        kind = _input_kind(g, node.input[0])
+        if kind == "tensor" and any(fnmatch.fnmatchcase(node.input[1], p) for p in token):
+            kind = "ln"
+        result.kinds[node.input[0]] = kind
     groups = _smoothing_groups(g, result.kinds, result.fp32)
     maxima = calibrate(model, sorted({a for acts, _ in groups for a in acts}), metadata)
     for acts, weights in groups:
@@ -454,10 +483,12 @@ def rewrite(model: Any, plan: Plan) -> Any:
     return model
 
 
-def quantize_model(model: Any, metadata: Mapping[str, Any] | None = None, keep_fp32: Iterable[str] = ()) -> Any:
+def quantize_model(model: Any, metadata: Mapping[str, Any] | None = None, keep_fp32: Iterable[str] = (),
+                   per_token: Iterable[str] = ()) -> Any:
     """The int8 version of an fp32 nlu_lite ``ModelProto`` (weights loaded), changed in place.
 
     ``metadata``: the model's nlu_lite metadata (``vocab_size`` and ``max_position_embeddings``
-    bound the calibration ids when the graph does not show them). ``keep_fp32``: see :func:`make_plan`.
+    bound the calibration ids when the graph does not show them). ``keep_fp32``, ``per_token``: the
+    family's int8 plan, see :func:`make_plan`.
     """
-    return rewrite(model, make_plan(model, metadata or {}, keep_fp32))
+    return rewrite(model, make_plan(model, metadata or {}, keep_fp32, per_token))

@@ -542,4 +542,7 @@ FAMILY = Family(
     sizes=_sizes,
     build_model=build_model,
     layers_prefix="layers.",
+    # int8: the GeGLU product and the attention context per token, as LayerNorm outputs already are
+    # (base shape, random weights: per-token cosine 0.99762 mean / 0.99588 min; 0.99341 / 0.98776 without)
+    int8_per_token=("*mlp.Wo.weight_t", "*attn.Wo.weight_t"),
 )

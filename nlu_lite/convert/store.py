@@ -121,10 +121,10 @@ def quantize_int8(source: str | os.PathLike, out_path: str | os.PathLike) -> Pat
     model = onnx.load_model(str(source))  # with its external data
     props = {p.key: p.value for p in model.metadata_props}
     metadata = json.loads(props[METADATA_KEY]) if METADATA_KEY in props else {}
-    keep = _int8_fp32(metadata)
-    quantize_model(model, metadata, keep)
+    keep, per_token = _int8_plan(metadata)
+    quantize_model(model, metadata, keep, per_token)
     if METADATA_KEY in props:
-        extra = {"int8_fp32": list(keep)} if keep else {}
+        extra = {**({"int8_fp32": list(keep)} if keep else {}), **({"int8_per_token": list(per_token)} if per_token else {})}
         props[METADATA_KEY] = json.dumps({**metadata, "precision": "int8", "int8_method": INT8_METHOD, **extra},
                                          sort_keys=True)
         onnx.helper.set_model_props(model, props)
@@ -133,12 +133,16 @@ def quantize_int8(source: str | os.PathLike, out_path: str | os.PathLike) -> Pat
     return save_model(model, out_path)
 
 
-def _int8_fp32(metadata: dict) -> tuple[str, ...]:
-    """The family's int8 plan: weight-name patterns whose MatMuls stay fp32 (none for most families)."""
+def _int8_plan(metadata: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The family's int8 plan: weight-name patterns whose MatMuls stay fp32, and those whose inputs are
+    quantised per token though no LayerNormalization made them (none for the BERT-shaped families)."""
     from .families import family_for, supported_model_types
 
     model_type = metadata.get("model_type")
-    return family_for(model_type).int8_fp32 if model_type in supported_model_types() else ()
+    if model_type not in supported_model_types():
+        return (), ()
+    family = family_for(model_type)
+    return family.int8_fp32, family.int8_per_token
 
 
 def convert_checkpoint(folder: str | os.PathLike, out_path: str | os.PathLike, *, precision: Precision = "fp32",

@@ -397,4 +397,5 @@ FAMILY = Family(
     # the FFN output's input is too wide-ranged for one scale per call (transformers keeps wo in fp32 too,
     # _keep_in_fp32_modules): int8 leaves those MatMuls fp32
     int8_fp32=("*DenseReluDense.wo.weight_t",),
+    int8_per_token=("*SelfAttention.[qkvo].weight_t", "*DenseReluDense.wi*.weight_t"),  # RMS-normed inputs, context
 )
