@@ -1,6 +1,7 @@
-"""BERT, RoBERTa and MPNet at base shape: nlu_lite (fp32 and int8) against transformers, token level, one run.
+"""Every family at base shape: nlu_lite (fp32 and int8) against transformers, token level, one run.
 
-    python -m benchmarks.families            # about 10 minutes on 2 cores; writes benchmarks/families.md
+    python -m benchmarks.families            # BERT ... Qwen3, 8 families; writes benchmarks/families.md
+    python -m benchmarks.families --families bert,roberta,mpnet   # about 10 minutes on 2 cores
     python -m benchmarks.families --n 64 --repeats 1   # a smoke test of every step
 
 Issue 12 asks that no family be slower, relative to transformers, than BERT: the table
@@ -37,9 +38,13 @@ from . import corpus as corpora
 from . import models
 from .run import ROOT, _env, _load_average, _machine, measured_child
 
-FAMILIES = ("bert", "roberta", "mpnet")
+FAMILIES = ("bert", "roberta", "mpnet", "xlnet", "longformer", "t5", "modernbert", "qwen3")
 SYSTEMS = ("nlu_fp32", "hf_input", "hf_sorted", "nlu_int8")
-TITLES = {"bert": "BERT", "roberta": "RoBERTa", "mpnet": "MPNet"}
+TITLES = {"bert": "BERT", "roberta": "RoBERTa", "mpnet": "MPNet", "xlnet": "XLNet", "longformer": "Longformer",
+          "t5": "T5 encoder", "modernbert": "ModernBERT", "qwen3": "Qwen3 (decoder)"}
+# the transformers class each family's checkpoint is run with, and which piece gives a word's vector
+HF_CLASS = {"t5": "T5EncoderModel"}
+PIECE = {"qwen3": "overlap_last"}
 
 
 def log(msg: str) -> None:
@@ -53,7 +58,7 @@ def supported() -> list[str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def prepare(work: Path, n: int) -> dict:
+def prepare(work: Path, n: int, families: list[str] = list(FAMILIES)) -> dict:
     """Checkpoints (built once into ``work``), the corpus subset as JSON, and each family's piece count."""
     from tokenizers import Tokenizer
 
@@ -62,7 +67,13 @@ def prepare(work: Path, n: int) -> dict:
     wordpiece = Tokenizer.from_file(str(bert / "tokenizer.json"))
     full = corpora.synthetic(wordpiece, n=2000)  # the same corpus as benchmarks.run's `synthetic`
     bpe = models.bpe_tokenizer(work, full.sentences + corpora._topics_texts())
-    folders = {"bert": bert, "roberta": models.base_roberta(work, bpe), "mpnet": models.base_mpnet(work, bpe)}
+    folders = {"bert": bert}
+    for family in families:
+        if family in ("roberta", "mpnet"):
+            folders[family] = getattr(models, f"base_{family}")(work, bpe)
+        elif family != "bert":
+            log(f"{family}: building its base-shape checkpoint (once)")
+            folders[family] = models.base_family(work, family, bpe)
     texts = full.sentences[:n]
     path = work / "families" / f"synthetic_first{n}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,7 +109,7 @@ def measure(meta: dict, families: list[str], work: Path, args) -> list[dict]:
                    "repeats": args.repeats, "threads": args.threads, "batch_size": args.batch_size,
                    "save": str(work / f"vectors_{family}_{system}.npy")}
             if system.startswith("hf"):
-                job.update(model_class="AutoModel", first_piece="overlap")
+                job.update(model_class=HF_CLASS.get(family, "AutoModel"), first_piece=PIECE.get(family, "overlap"))
             t = time.perf_counter()
             res = measured_child(["benchmarks.worker", json.dumps(job)], work, log, retries=args.retries,
                                  max_wait=args.max_wait)
@@ -124,18 +135,24 @@ def report(meta: dict, rows: list[dict], acc: dict, command: str) -> str:
     m = meta["machine"]
     by = {(r["family"], r["system"]): r for r in rows}
     families = [f for f in FAMILIES if (f, "nlu_fp32") in by]
-    out = ["## nlu_lite per family: BERT, RoBERTa, MPNet at base shape, token level", ""]
+    out = [f"## nlu_lite per family at base shape, token level: {', '.join(TITLES[f] for f in families)}", ""]
     out.append(f"Machine: {m['cpu']}, {m['cores']} cores ({m.get('isa', '?')}); Python {m['python']}, "
                f"onnxruntime {m['onnxruntime']}, torch {m['torch']}, transformers {m['transformers']}, "
                f"tokenizers {m['tokenizers']}. Threads: {meta['threads']} for every system; batch "
                f"{meta['batch_size']}; median of {meta['repeats']} timed runs after a warm-up. Load average at "
                f"start {meta['load_start']}, at end {meta['load_end']}. {meta['date']}, {meta['total_min']:.1f} min.")
     out.append("")
-    out.append("Models: hidden 768, 12 layers, 12 heads, intermediate 3072, with pooler; random seeded weights "
-               "(LayerNorms and biases perturbed). BERT: vocab 30,522, the real bert-base-uncased WordPiece "
-               "vocabulary. RoBERTa (max_position_embeddings 514, type_vocab_size 1, pad 1) and MPNet "
+    out.append("Models: random seeded weights (LayerNorms and biases perturbed). BERT, RoBERTa, MPNet: hidden 768, "
+               "12 layers, 12 heads, intermediate 3072, with pooler; BERT: vocab 30,522, the real bert-base-uncased "
+               "WordPiece vocabulary. RoBERTa (max_position_embeddings 514, type_vocab_size 1, pad 1) and MPNet "
                f"(max_position_embeddings 514): one byte-level BPE of {meta['bpe_vocab']:,} pieces trained with "
-               "`tokenizers` on the benchmark corpus, `<s> … </s>`.")
+               "`tokenizers` on the benchmark corpus, `<s> … </s>`. The families of issue 21 on the same BPE with "
+               "their own framing, each at its best-known checkpoint's shape (`benchmarks/models.py` NEW_FAMILIES): "
+               "XLNet xlnet-base-cased's (768, 12 layers, `pieces </s> <s>`), Longformer longformer-base-4096's "
+               "(window 512, 4,098 positions), T5 encoder sentence-t5-base's (768, 12 layers, gated GELU, "
+               "`pieces </s>`), ModernBERT ModernBERT-base's (768, 22 layers, intermediate 1152, local window 128), "
+               "Qwen3 Qwen3-Embedding-0.6B's (1024, 28 layers, 16/8 heads, `pieces </s>`, a word's last piece). "
+               "transformers runs each with its model class (`T5EncoderModel` for T5), default attention.")
     pieces = ", ".join(f"{TITLES[f]} {meta['pieces'][f]:,}" for f in families)
     out.append(f"Corpus: the first {meta['n']:,} sentences of `synthetic` ({meta['corpus']}); word pieces "
                f"(no specials): {pieces}.")
@@ -222,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"this nlu_lite has no converter for {missing} (nlu_lite.convert.supported_model_types())")
     load_start = _load_average()
     log(f"preparing in {args.work} (load average {load_start})")
-    meta = prepare(args.work, args.n)
+    meta = prepare(args.work, args.n, families)
     meta.update(machine=_machine(), threads=args.threads, batch_size=args.batch_size, repeats=args.repeats,
                 load_start=load_start, date=time.strftime("%Y-%m-%d %H:%M"))
     fam_work = args.work / "families"

@@ -239,3 +239,66 @@ def base_mpnet(work: Path, tokenizer_folder: Path, seed: int = 0) -> Path:
     _perturb_and_save(MPNetModel(config, add_pooling_layer=True).eval(), tmp)
     tmp.rename(out)
     return out
+
+
+# --- the families of issue 21, at their base shapes, on the same byte-level BPE ----------------------------------
+# Each family's own framing is put on the shared BPE (its specials <s>=0 <pad>=1 </s>=2): XLNet's suffix framing
+# (</s> and <s> standing for <sep> and <cls>), T5's and Qwen3's end token, ModernBERT's and Longformer's <s> … </s>.
+FRAMINGS = {"xlnet": "$A </s> <s>", "t5": "$A </s>", "qwen3": "$A </s>", "modernbert": "<s> $A </s>",
+            "longformer": None}  # None: the BPE's RobertaProcessing as it is
+# (transformers config class, model class, config arguments besides vocab_size)
+NEW_FAMILIES = {
+    "xlnet": ("XLNetConfig", "XLNetModel", {"d_model": 768, "n_layer": 12, "n_head": 12, "d_inner": 3072,
+                                            "ff_activation": "gelu", "pad_token_id": 1, "bos_token_id": 0,
+                                            "eos_token_id": 2}),  # xlnet-base-cased's shape
+    "longformer": ("LongformerConfig", "LongformerModel", {**BASE, "max_position_embeddings": 4098,
+                                                          "attention_window": 512, "type_vocab_size": 1,
+                                                          "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
+                                                          "layer_norm_eps": 1e-5}),  # longformer-base-4096's
+    "t5": ("T5Config", "T5EncoderModel", {"d_model": 768, "d_kv": 64, "d_ff": 3072, "num_layers": 12, "num_heads": 12,
+                                          "feed_forward_proj": "gated-gelu", "pad_token_id": 1, "eos_token_id": 2,
+                                          "decoder_start_token_id": 1}),  # sentence-t5-base / gtr-t5-base's
+    "modernbert": ("ModernBertConfig", "ModernBertModel", {"hidden_size": 768, "intermediate_size": 1152,
+                                                           "num_hidden_layers": 22, "num_attention_heads": 12,
+                                                           "max_position_embeddings": 8192, "pad_token_id": 1,
+                                                           "bos_token_id": 0, "eos_token_id": 2, "cls_token_id": 0,
+                                                           "sep_token_id": 2}),  # ModernBERT-base's
+    "qwen3": ("Qwen3Config", "Qwen3Model", {"hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28,
+                                            "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128,
+                                            "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
+                                            "max_position_embeddings": 32768, "tie_word_embeddings": True,
+                                            "pad_token_id": 1, "bos_token_id": None, "eos_token_id": 2}),
+    # Qwen3-Embedding-0.6B's shape
+}
+
+
+def _framed_bpe(tmp: Path, tokenizer_folder: Path, family: str) -> None:
+    """The shared BPE with ``family``'s framing as its post-processor."""
+    from tokenizers import Tokenizer
+    from tokenizers.processors import TemplateProcessing
+
+    _with_bpe(tmp, tokenizer_folder)
+    template = FRAMINGS[family]
+    if template is None:
+        return
+    tok = Tokenizer.from_file(str(tmp / "tokenizer.json"))
+    tok.post_processor = TemplateProcessing(single=template, special_tokens=[("<s>", 0), ("</s>", 2)])
+    tok.save(str(tmp / "tokenizer.json"))
+
+
+def base_family(work: Path, family: str, tokenizer_folder: Path, seed: int = 0) -> Path:
+    """``family`` (a key of :data:`NEW_FAMILIES`) at its best-known checkpoint's shape, random seeded weights
+    (LayerNorms and biases perturbed), the shared byte-level BPE with the family's framing."""
+    out, tmp = _fresh(work, f"base_{family}")
+    if tmp is None:
+        return out
+    import torch
+    import transformers
+
+    config_name, model_name, arguments = NEW_FAMILIES[family]
+    _framed_bpe(tmp, tokenizer_folder, family)
+    torch.manual_seed(seed)
+    config = getattr(transformers, config_name)(vocab_size=_bpe_vocab_size(tokenizer_folder), **arguments)
+    _perturb_and_save(getattr(transformers, model_name)(config).eval(), tmp)
+    tmp.rename(out)
+    return out

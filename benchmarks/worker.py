@@ -14,7 +14,9 @@ config.json's model_type names, for RoBERTa, MPNet, ...) and ``first_piece`` (``
 the default: the tokenizer's own words; or ``"overlap"``: nlu_lite's words, from
 ``nlu_lite.tokenize.word_splitter()``, each taking the first piece whose character span
 overlaps it, as nlu_lite's token level defines it, so both sides give the same rows whatever
-the tokenizer).
+the tokenizer; ``"overlap_last"``: the same words, each taking its last overlapping piece, as
+nlu_lite does for a causal model). ``model_class`` may name any transformers class
+(``"T5EncoderModel"``, ``"Qwen3Model"``, ...).
 
 What each side does, per timed repeat, end to end from the list of strings:
 
@@ -86,7 +88,8 @@ def _hf(job: dict, texts: list[str]):
     token_level = job["level"] == "token"
     sort = job["system"] == "hf_sorted"
     size = job["batch_size"]
-    overlap = job.get("first_piece", "word_ids") == "overlap"
+    last = job.get("first_piece") == "overlap_last"  # a causal model's word vector: its last piece (nlu_lite's)
+    overlap = job.get("first_piece", "word_ids") == "overlap" or last
     if overlap:
         from nlu_lite.tokenize import word_splitter
 
@@ -97,12 +100,16 @@ def _hf(job: dict, texts: list[str]):
         prev = np.r_[-1, w[:-1]]
         return np.flatnonzero((w >= 0) & (w != prev))
 
+
     def first_overlapping(offsets: np.ndarray, begins: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """Per word [begin, end), the first piece whose span overlaps it; uncovered words (none in
-        the benchmark's corpora) have no row. Special tokens and padding have empty spans."""
+        """Per word [begin, end), the first (``overlap_last``: the last) piece whose span overlaps it;
+        uncovered words (none in the benchmark's corpora) have no row. Special tokens and padding have
+        empty spans."""
         pb, pe = offsets[:, 0], offsets[:, 1]
         hit = (pe > pb)[None, :] & (pb[None, :] < ends[:, None]) & (pe[None, :] > begins[:, None])
         covered = hit.any(axis=1)
+        if last:
+            return (hit.shape[1] - 1 - hit[:, ::-1].argmax(axis=1))[covered]
         return hit.argmax(axis=1)[covered]
 
     def work(batch_texts):
