@@ -58,7 +58,7 @@ def supported() -> list[str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def prepare(work: Path, n: int, families: list[str] = list(FAMILIES)) -> dict:
+def prepare(work: Path, n: int, families: tuple[str, ...] | list[str] = FAMILIES) -> dict:
     """Checkpoints (built once into ``work``), the corpus subset as JSON, and each family's piece count."""
     from tokenizers import Tokenizer
 
