@@ -52,9 +52,12 @@ FAMILIES = {
     # rotary positions, a local window of 8 (4 either side) on layer 1, global on layer 0
     "modernbert": ("ModernBertConfig", "ModernBertModel", "bpe:bert",
                    {"local_attention": 8, "global_attn_every_n_layers": 2, "max_position_embeddings": 256}),
+    # a decoder: causal grouped-query attention, "pieces <|endoftext|>", a word's vector its last piece's
+    "qwen3": ("Qwen3Config", "Qwen3Model", "bpe:eos", {"num_key_value_heads": 2, "head_dim": 8,
+                                                     "max_position_embeddings": 256}),
 }
 OWN_SIZES = {"distilbert", "xlnet", "t5"}  # families whose config names its sizes differently (given in FAMILIES)
-LAST_PIECE = set()  # causal models: a word's vector is its last piece's
+LAST_PIECE = {"qwen3"}  # causal models: a word's vector is its last piece's (the only one that saw the whole word)
 
 
 def _tokenizer(kind: str, folder):
@@ -189,3 +192,46 @@ def test_sentence_level_equals_sentence_transformers(st_folders, family, tmp_pat
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
     # each text alone gives the same bits as inside the batch
     np.testing.assert_array_equal(pipe.embed(texts[:1], output_level="document")[0], got[0])
+
+
+LONG_FAMILIES = {  # families that take a 3,000-piece text in one sequence
+    "longformer": ("LongformerConfig", "LongformerModel", "bpe",
+                   {"max_position_embeddings": 4098, "type_vocab_size": 1, "attention_window": 64}),
+    "modernbert": ("ModernBertConfig", "ModernBertModel", "bpe:bert",
+                   {"local_attention": 64, "global_attn_every_n_layers": 2, "max_position_embeddings": 4096}),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", list(LONG_FAMILIES))
+def test_a_3000_piece_text_is_one_sequence_equal_to_transformers(family, tmp_path, monkeypatch):
+    """Through the pipeline: not windowed, every word's vector its first piece's state in transformers'
+    run of the whole text."""
+    import torch
+    import transformers
+
+    monkeypatch.setenv("NLU_LITE_CACHE", str(tmp_path / "cache"))
+    config_name, model_name, kind, extra = LONG_FAMILIES[family]
+    folder = tmp_path / family
+    ref_tok = _tokenizer(kind, folder)
+    ids = {f"{k}_token_id": getattr(ref_tok, f"{k}_token_id") for k in ("bos", "eos", "cls", "sep")
+           if family == "modernbert"}
+    config = getattr(transformers, config_name)(vocab_size=len(ref_tok), pad_token_id=ref_tok.pad_token_id, **ids,
+                                                **SIZES, **extra)
+    torch.manual_seed(0)
+    model = getattr(transformers, model_name)(config).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 1:
+                p.add_(torch.randn_like(p) * 0.1)
+    model.save_pretrained(str(folder))
+    text = " ".join(TEXTS[i % 3] for i in range(160))
+    n_pieces = len(ref_tok(text, add_special_tokens=False)["input_ids"])
+    assert 2800 <= n_pieces <= 3800, n_pieces
+    df = nlu_lite.load(path=folder).predict(text, output_level="token")
+    assert not df["windowed"].any()
+    spans = list(zip(df["begin"].to_numpy(), df["end"].to_numpy()))
+    want = _reference_word_vectors(model, ref_tok, text, spans)
+    got = nlu_lite.to_matrix(df)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got, want, atol=2e-4, rtol=0)

@@ -47,10 +47,10 @@ from typing import Any
 
 import numpy as np
 
-from ..choices import GRAPH_VARIANTS, GraphVariant
+from ..choices import GraphVariant
 from ..errors import ConversionError
 from .encoder import EncoderSizes, feed_forward_layout
-from .family import Family, check_shapes
+from .family import Family, start_graph
 from .graph import (
     ACTIVATIONS,
     DEFAULT_GRAPH,
@@ -475,11 +475,7 @@ def build_model(config: DebertaConfig, weights: Mapping[str, np.ndarray], *, gra
     """The ONNX ``ModelProto`` for ``config`` and DebertaV2Model-named ``weights``."""
     from onnx import TensorProto
 
-    if graph not in GRAPH_VARIANTS:
-        raise ConversionError(f"unknown graph variant {graph!r}; use one of {list(GRAPH_VARIANTS)}")
-    check_shapes(config, FAMILY, {name: np.shape(array) for name, array in weights.items()})
-    b = GraphBuilder()
-    w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
+    b, w, _ = start_graph(FAMILY, config, weights, graph)
 
     mask_f = b.op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
     x = _embeddings(b, w, config, mask_f)

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from ..choices import GRAPH_VARIANTS, GraphVariant
+from ..choices import GraphVariant
 from ..errors import ConversionError
-from .family import Family, check_shapes
+from .family import Family, start_graph
 from .fields import (
     CONFIG_LIMITS,
     activation_field,
@@ -264,11 +264,7 @@ def build_encoder(config: Any, weights: Mapping[str, np.ndarray], plan: EncoderP
     max_position_embeddings (and embedding_size with a projection)."""
     from onnx import TensorProto
 
-    if graph not in GRAPH_VARIANTS:
-        raise ConversionError(f"unknown graph variant {graph!r}; use one of {list(GRAPH_VARIANTS)}")
-    with_pooler = check_shapes(config, family, {name: np.shape(a) for name, a in weights.items()})
-    b = GraphBuilder()
-    w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
+    b, w, with_pooler = start_graph(family, config, weights, graph)
 
     x = _embeddings(b, w, config, plan)
     if graph == "fused":

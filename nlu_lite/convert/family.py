@@ -143,3 +143,18 @@ def check_shapes(config: Any, family: Family, shapes: Mapping[str, Sequence[int]
     )
 
 
+
+
+def start_graph(family: Family, config: Any, weights: Mapping[str, Any], graph: str) -> tuple[Any, dict, bool]:
+    """Every ``build_model``'s first step: the graph variant checked, the weights checked against the
+    config's layout (names and shapes, before any arithmetic), a fresh builder and the weights as
+    float32. Returns ``(builder, weights, with_pooler)``."""
+    import numpy as np
+
+    from ..choices import GRAPH_VARIANTS
+    from .graph import GraphBuilder
+
+    if graph not in GRAPH_VARIANTS:
+        raise ConversionError(f"unknown graph variant {graph!r}; use one of {list(GRAPH_VARIANTS)}")
+    with_pooler = check_shapes(config, family, {name: np.shape(array) for name, array in weights.items()})
+    return GraphBuilder(), {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}, with_pooler

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from ..choices import GRAPH_VARIANTS, GraphVariant
+from ..choices import GraphVariant
 from ..errors import ConversionError
 from .encoder import (
     EncoderConfig,
@@ -50,7 +50,7 @@ from .encoder import (
     rename_weight,
     residual_layer_norm,
 )
-from .family import Family, check_shapes
+from .family import Family, start_graph
 from .graph import (
     DEFAULT_GRAPH,
     EXACT_GELU,
@@ -339,11 +339,7 @@ def _key_keep(b: GraphBuilder, seq_len: str, global_first: bool) -> str:
 def build_model(config: LongformerConfig, weights: Mapping[str, np.ndarray], *, graph: GraphVariant = DEFAULT_GRAPH,
                 metadata: Mapping[str, Any] | None = None):
     """The ONNX ``ModelProto`` for ``config`` and LongformerModel-named ``weights``."""
-    if graph not in GRAPH_VARIANTS:
-        raise ConversionError(f"unknown graph variant {graph!r}; use one of {list(GRAPH_VARIANTS)}")
-    with_pooler = check_shapes(config, FAMILY, {name: np.shape(array) for name, array in weights.items()})
-    b = GraphBuilder()
-    w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
+    b, w, with_pooler = start_graph(FAMILY, config, weights, graph)
 
     seq_len = sequence_length(b)
     x = _embeddings(b, w, config, seq_len)

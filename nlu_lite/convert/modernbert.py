@@ -48,10 +48,10 @@ from typing import Any
 
 import numpy as np
 
-from ..choices import GRAPH_VARIANTS, GraphVariant
+from ..choices import GraphVariant
 from ..errors import ConversionError
 from .encoder import EncoderSizes
-from .family import Family, check_shapes
+from .family import Family, start_graph
 from .fields import (
     activation_field,
     check_heads,
@@ -504,11 +504,7 @@ def build_model(config: ModernBertConfig, weights: Mapping[str, np.ndarray], *, 
                 metadata: Mapping[str, Any] | None = None):
     """The ONNX ``ModelProto`` for ``config`` and ModernBertModel-named ``weights``; ``graph``
     ("fused" or "standard") builds the same standard-op graph (see the module docstring)."""
-    if graph not in GRAPH_VARIANTS:
-        raise ConversionError(f"unknown graph variant {graph!r}; use one of {list(GRAPH_VARIANTS)}")
-    check_shapes(config, FAMILY, {name: np.shape(array) for name, array in weights.items()})
-    b = GraphBuilder()
-    w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
+    b, w, _ = start_graph(FAMILY, config, weights, graph)
 
     seq_len = sequence_length(b)
     table = b.const("embeddings.tok_embeddings.weight", w["embeddings.tok_embeddings.weight"])

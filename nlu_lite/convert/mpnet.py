@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from ..choices import GRAPH_VARIANTS, GraphVariant
+from ..choices import GraphVariant
 from ..errors import ConversionError
 from .encoder import EncoderSizes, feed_forward_layout
-from .family import Family, check_shapes
+from .family import Family, start_graph
 from .fields import activation_field, eps_field, expect_mapping, size_field
 from .graph import (
     DEFAULT_GRAPH,
@@ -266,11 +266,7 @@ def _scores_bias(b: GraphBuilder, position_bias: str) -> str:
 def build_model(config: MPNetConfig, weights: Mapping[str, np.ndarray], *, graph: GraphVariant = DEFAULT_GRAPH,
                 metadata: Mapping[str, Any] | None = None):
     """The ONNX ``ModelProto`` for ``config`` and MPNetModel-named ``weights``."""
-    if graph not in GRAPH_VARIANTS:
-        raise ConversionError(f"unknown graph variant {graph!r}; use one of {list(GRAPH_VARIANTS)}")
-    with_pooler = check_shapes(config, FAMILY, {name: np.shape(array) for name, array in weights.items()})
-    b = GraphBuilder()
-    w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
+    b, w, with_pooler = start_graph(FAMILY, config, weights, graph)
 
     seq_len = sequence_length(b)
     x = _embeddings(b, w, config, seq_len)

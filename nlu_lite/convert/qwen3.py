@@ -53,10 +53,10 @@ from typing import Any
 
 import numpy as np
 
-from ..choices import GRAPH_VARIANTS, GraphVariant
+from ..choices import GraphVariant
 from ..errors import ConversionError
 from .encoder import EncoderSizes
-from .family import Family, check_shapes
+from .family import Family, start_graph
 from .fields import eps_field, expect_mapping, flag_field, size_field
 from .graph import (
     DEFAULT_GRAPH,
@@ -376,11 +376,7 @@ def _scores_bias(b: GraphBuilder, seq_len: str) -> str:
 def build_model(config: Qwen3Config, weights: Mapping[str, np.ndarray], *, graph: GraphVariant = DEFAULT_GRAPH,
                 metadata: Mapping[str, Any] | None = None):
     """The ONNX ``ModelProto`` for ``config`` and Qwen3Model-named ``weights`` (both variants: one graph)."""
-    if graph not in GRAPH_VARIANTS:
-        raise ConversionError(f"unknown graph variant {graph!r}; use one of {list(GRAPH_VARIANTS)}")
-    check_shapes(config, FAMILY, {name: np.shape(array) for name, array in weights.items()})
-    b = GraphBuilder()
-    w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
+    b, w, _ = start_graph(FAMILY, config, weights, graph)
 
     seq_len = sequence_length(b)
     cos_table, sin_table = rotary_tables(config.rope_theta, config.head_dim, config.positions)

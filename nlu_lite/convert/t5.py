@@ -53,10 +53,10 @@ from typing import Any
 
 import numpy as np
 
-from ..choices import GRAPH_VARIANTS, GraphVariant
+from ..choices import GraphVariant
 from ..errors import ConversionError
 from .encoder import EncoderSizes
-from .family import Family, check_shapes
+from .family import Family, start_graph
 from .fields import (
     activation_field,
     eps_field,
@@ -364,11 +364,7 @@ def _block(b: GraphBuilder, x: str, w: Mapping[str, np.ndarray], n: int, cfg: T5
 def build_model(config: T5EncoderConfig, weights: Mapping[str, np.ndarray], *, graph: GraphVariant = DEFAULT_GRAPH,
                 metadata: Mapping[str, Any] | None = None):
     """The ONNX ``ModelProto`` for ``config`` and ``weights`` by the builder's names (:func:`rename_weight`)."""
-    if graph not in GRAPH_VARIANTS:
-        raise ConversionError(f"unknown graph variant {graph!r}; use one of {list(GRAPH_VARIANTS)}")
-    check_shapes(config, FAMILY, {name: np.shape(array) for name, array in weights.items()})
-    b = GraphBuilder()
-    w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
+    b, w, _ = start_graph(FAMILY, config, weights, graph)
 
     x = b.op("Gather", [b.const("shared.weight", w["shared.weight"]), "input_ids"], out="hidden_state_0")
     index, mask = _distance_index(b, config, sequence_length(b)), key_mask_bias(b)

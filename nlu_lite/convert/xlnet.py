@@ -54,10 +54,10 @@ from typing import Any
 
 import numpy as np
 
-from ..choices import GRAPH_VARIANTS, GraphVariant
+from ..choices import GraphVariant
 from ..errors import ConversionError
 from .encoder import EncoderSizes
-from .family import Family, check_shapes
+from .family import Family, start_graph
 from .fields import (
     activation_field,
     check_heads,
@@ -367,11 +367,7 @@ def _layer(b: GraphBuilder, x: str, w: Mapping[str, np.ndarray], p: str, cfg: XL
 def build_model(config: XLNetConfig, weights: Mapping[str, np.ndarray], *, graph: GraphVariant = DEFAULT_GRAPH,
                 metadata: Mapping[str, Any] | None = None):
     """The ONNX ``ModelProto`` for ``config`` and XLNetModel-named ``weights``."""
-    if graph not in GRAPH_VARIANTS:
-        raise ConversionError(f"unknown graph variant {graph!r}; use one of {list(GRAPH_VARIANTS)}")
-    check_shapes(config, FAMILY, {name: np.shape(array) for name, array in weights.items()})
-    b = GraphBuilder()
-    w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
+    b, w, _ = start_graph(FAMILY, config, weights, graph)
 
     seq_len = sequence_length(b)
     x = b.op("Gather", [b.const("word_embedding.weight", w["word_embedding.weight"]), "input_ids"], out="hidden_state_0")
