@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import nlu_lite
@@ -145,6 +145,7 @@ def _valid(text: str) -> str:
 @given(rows=st.lists(st.tuples(LABELS, st.one_of(st.none(), TEXTS)), max_size=6,
                      unique_by=lambda r: (type(r[0]).__name__, r[0])),
        level=st.sampled_from(OUTPUT_LEVELS))
+@example(rows=[(0, "\u1932"), (1, "a \u1932 b")], level="token")  # a lone mark the uncased tokenizer strips
 def test_random_unicode_loses_nothing(pipe, rows, level):
     index = pd.Index([label for label, _ in rows], dtype=object)
     texts = pd.Series([text for _, text in rows], index=index, dtype=object)
@@ -160,7 +161,10 @@ def test_random_unicode_loses_nothing(pipe, rows, level):
     if level == "sentence":
         assert not np.isnan(emb[df.origin_index.map(lambda o: with_pieces[index.get_loc(o)]).to_numpy(bool)]).any()
     if level == "token":
-        assert not np.isnan(emb).any()  # a token always has a vector
+        # a token's vector is NaN exactly when the tokenizer keeps nothing of it (README: a lone combining mark an
+        # uncased model strips, such as U+1932 alone, keeps its row with a NaN vector, logged)
+        kept_nothing = [not normalizer.normalize_str(token).strip() for token in df.token]
+        assert np.isnan(emb).any(axis=1).tolist() == kept_nothing
         for position, (label, text) in enumerate(zip(index, texts)):
             mask = [type(o) is type(label) and o == label for o in df.origin_index]
             mine = df.loc[np.asarray(mask, dtype=bool)]
