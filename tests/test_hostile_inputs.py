@@ -15,6 +15,7 @@ import nlu_lite
 from nlu_lite.choices import OUTPUT_LEVELS
 from nlu_lite.errors import ConversionError, InputError, RegistryError
 from nlu_lite.registry import parse_model
+from nlu_lite.tokenize import word_splitter
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +169,10 @@ def test_random_unicode_loses_nothing(pipe, rows, level):
         for position, (label, text) in enumerate(zip(index, texts)):
             mask = [type(o) is type(label) and o == label for o in df.origin_index]
             mine = df.loc[np.asarray(mask, dtype=bool)]
-            assert bool(len(mine)) == with_pieces[position]
+            # rows come from the words (the splitter is the same for every model), vectors from the pieces
+            words = text is not None and len(word_splitter().split([_valid(text)])[0]) > 0
+            assert bool(len(mine)) == words
+            assert words or not with_pieces[position]
             if text is None:
                 continue
             text = _valid(text)
