@@ -128,6 +128,13 @@ def _check_parts(spec: ModelSpec, encoder: Any, tokenizer: PieceTokenizer, folde
                               f"dim={spec.dim}; fix the registry entry (or register_model's dim=)")
 
 
+def _bare_framing(architecture: str) -> bool:
+    """Whether the family frames nothing around a text when its tokenizer adds no special tokens (a decoder)."""
+    from .convert.families import family_for, supported_model_types
+
+    return architecture in supported_model_types() and family_for(architecture).bare_framing
+
+
 def _prompted(texts: list[str], prompt: str) -> list[str]:
     """``prompt + text`` for every text that is not blank (a blank one stays without vector, as ever)."""
     return [prompt + t if t.strip() else t for t in texts] if prompt else texts
@@ -200,7 +207,8 @@ class Pipeline:
         from .runtime import OnnxEncoder
 
         encoder = OnnxEncoder.from_path(model_path, threads=recipe.threads, providers=recipe.providers)
-        tokenizer = PieceTokenizer.from_folder(folder, lowercase=not recipe.spec.case_sensitive)
+        tokenizer = PieceTokenizer.from_folder(folder, lowercase=not recipe.spec.case_sensitive,
+                                               bare=_bare_framing(recipe.spec.architecture))
         _check_parts(recipe.spec, encoder, tokenizer, folder)
         pipe = cls(recipe.spec, encoder, tokenizer, source=source, model_path=str(model_path),
                    precision=recipe.precision, recipe=recipe)

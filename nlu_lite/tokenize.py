@@ -236,7 +236,8 @@ class PieceTokenizer:
     cannot change the structure of the model's sequence.
     """
 
-    def __init__(self, tokenizer, *, source: str = "the tokenizer") -> None:  # a tokenizers.Tokenizer
+    def __init__(self, tokenizer, *, source: str = "the tokenizer", bare: bool = False) -> None:  # a tokenizers.Tokenizer
+        self.bare = bare  # no special tokens around a text is the model's framing (a decoder), not a damaged file
         _text_only(tokenizer)
         unigram = type(tokenizer.model).__name__ == "Unigram"
         data = json.loads(tokenizer.to_str()) if unigram else None  # parsed once: a Unigram's unk id lives only there
@@ -256,6 +257,8 @@ class PieceTokenizer:
         else:
             raise ConversionError(f"{self.source} turns every probe text into special tokens only; it is damaged: "
                                   "download the model again")
+        if not prefix and not suffix and self.bare:
+            return Framing((), (), self._pad_id())
         if not prefix and not suffix:
             cls, sep = self._tok.token_to_id("[CLS]"), self._tok.token_to_id("[SEP]")
             if cls is None or sep is None:
@@ -318,10 +321,11 @@ class PieceTokenizer:
         return self._tok.get_vocab_size(with_added_tokens=True)
 
     @classmethod
-    def from_folder(cls, folder: str | Path, *, lowercase: bool = True) -> PieceTokenizer:
+    def from_folder(cls, folder: str | Path, *, lowercase: bool = True, bare: bool = False) -> PieceTokenizer:
         """``tokenizer.json`` when the folder has one (any model: WordPiece, BPE, Unigram), else a
         SentencePiece model (``spm.model``, ``spiece.model``, ``sentencepiece.bpe.model``: :mod:`nlu_lite.spm`),
-        else a BERT WordPiece built from ``vocab.txt`` (``lowercase`` applies only to that case).
+        else a BERT WordPiece built from ``vocab.txt`` (``lowercase`` applies only to that case). ``bare``: a
+        ``tokenizer.json`` that adds no special tokens frames nothing (a decoder's), instead of being an error.
 
         A file that cannot be read as a tokenizer is a :class:`ConversionError` naming it.
         """
@@ -338,7 +342,7 @@ class PieceTokenizer:
                     f"{path} is not a tokenizer file ({exc}); download the model again, or delete it to "
                     "fall back to vocab.txt"
                 ) from None
-            return cls(tokenizer, source=str(path))
+            return cls(tokenizer, source=str(path), bare=bare)
         spm_model = find_model(folder)  # DeBERTa-v3, ALBERT, XLM-R repos that ship only SentencePiece
         if spm_model is not None:
             return cls(build_tokenizer(folder, spm_model), source=str(spm_model))

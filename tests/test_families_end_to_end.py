@@ -235,3 +235,38 @@ def test_a_3000_piece_text_is_one_sequence_equal_to_transformers(family, tmp_pat
     got = nlu_lite.to_matrix(df)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_allclose(got, want, atol=2e-4, rtol=0)
+
+
+def test_a_decoder_tokenizer_without_end_token_frames_nothing(built, tmp_path, monkeypatch):
+    """A Qwen3 tokenizer.json without the <|endoftext|> post-processor (as Qwen3-Embedding's was before June
+    2025) is a decoder's own framing: nothing around the text, and last-token pooling takes the last text piece,
+    as sentence-transformers does with that file. An encoder's tokenizer without one is still an error."""
+    import json
+    import shutil
+
+    import sentence_transformers as st
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    from nlu_lite.errors import ConversionError
+
+    monkeypatch.setenv("NLU_LITE_CACHE", str(tmp_path / "cache"))
+    bare = shutil.copytree(built["qwen3"][0], tmp_path / "qwen3_bare")
+    data = json.loads((bare / "tokenizer.json").read_text(encoding="utf-8"))
+    data["post_processor"] = None
+    (bare / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
+    pipe = nlu_lite.load(path=bare)
+    assert (pipe.tokenizer.framing.prefix, pipe.tokenizer.framing.suffix) == ((), ())
+    transformer = Transformer(str(bare))
+    encoder = st.SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(),
+                                                                   pooling_mode="lasttoken"), Normalize()],
+                                     device="cpu")
+    texts = [t for t in TEXTS if "[SEP]" not in t]
+    got = nlu_lite.load(path=bare).embed(texts, output_level="document", pooling="lasttoken", normalize=True)
+    np.testing.assert_allclose(got, encoder.encode(texts, convert_to_numpy=True), atol=1e-4, rtol=0)
+
+    encoder_folder = shutil.copytree(built["longformer"][0], tmp_path / "longformer_bare")
+    data = json.loads((encoder_folder / "tokenizer.json").read_text(encoding="utf-8"))
+    data["post_processor"] = None
+    (encoder_folder / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ConversionError, match="post-processor"):
+        nlu_lite.load(path=encoder_folder)

@@ -411,6 +411,7 @@ FAMILY = Family(
     max_length=lambda config: config.positions,
     default_pooling="lasttoken",  # sentence-transformers' Qwen3-Embedding: the appended <|endoftext|>'s state
     default_subtoken_pooling="last",  # causal: only a word's last piece has seen the whole word
+    bare_framing=True,  # a Qwen3 tokenizer.json without the <|endoftext|> post-processor frames nothing, as in ST
     # int8: every MatMul input per token, as LayerNorm outputs are: RMS-normed (q/k/v, gate/up), the attention
     # context (o), the SwiGLU product (down). Tiny model: 0.99923 / 0.99480 mean/min cosine, 0.99793 / 0.9872 without
     int8_per_token=("*self_attn.[qkvo]_proj.weight_t", "*mlp.gate_proj.weight_t", "*mlp.up_proj.weight_t",
