@@ -12,7 +12,7 @@ OutputLevel = Literal["token", "sentence", "document"]
 Task = Literal["token", "sentence"]
 Precision = Literal["fp32", "int8"]
 SubtokenPooling = Literal["first", "last", "mean", "first_last"]
-SentencePooling = Literal["mean", "cls", "max", "pooler"]
+SentencePooling = Literal["mean", "cls", "max", "pooler", "lasttoken"]
 GraphVariant = Literal["fused", "standard"]
 
 OUTPUT_LEVELS: tuple[str, ...] = ("token", "sentence", "document")

@@ -45,7 +45,7 @@ class PredictOptions:
     text_column: DataFrame column holding the text (None: ``text``).
     keep_columns: True keeps every other DataFrame column alongside the output; a tuple keeps those.
     subtoken_pooling: token level only: 'first', 'last', 'mean', 'first_last' (concatenated, 2*dim).
-    pooling: sentence/document level only: 'mean', 'cls', 'max', 'pooler'.
+    pooling: sentence/document level only: 'mean', 'cls', 'max', 'pooler', 'lasttoken'.
     normalize: L2-normalise each output vector (token, sentence or document).
     layers: hidden layers to use, e.g. (-1,) or (-4, -3, -2, -1) (averaged, as flair).
     batch_size: at most this many sequences per onnxruntime call; sequences are sorted by length first.

@@ -50,16 +50,17 @@ class SequencePooler:
     ``mean`` averages every position a unit's windows own: each window's [CLS] and [SEP] and
     the pieces it owns, so a text that fits one window gets exactly the masked mean that
     sentence-transformers computes. ``max`` takes the maximum over the same positions.
-    ``cls`` averages the [CLS] vectors of the unit's windows (XLNet's ``<cls>`` ends a sequence:
-    its last position); ``pooler`` averages the model's
+    ``cls`` averages the [CLS] vectors of the unit's windows (with ``class_token_last``, XLNet's ``<cls>``
+    that ends each sequence: its last position); ``pooler`` averages the model's
     pooled outputs (one window: exactly BERT's pooled output). ``lasttoken`` (decoder embedders:
     the one position that has seen the whole text) is the last real position of the unit's last
     window (one window: sentence-transformers' last-token pooling), whatever order batches come in.
     """
 
-    def __init__(self, n_units: int, width: int, mode: str) -> None:
+    def __init__(self, n_units: int, width: int, mode: str, *, class_token_last: bool = False) -> None:
         check_choice(mode, SENTENCE_POOLINGS, "pooling", InputError)
         self.mode = mode
+        self.class_token_last = class_token_last  # cls: the last real position (XLNet's <cls>), else the first
         fill = -np.inf if mode == "max" else 0.0
         self.acc = np.full((n_units, width), fill, dtype=np.float64)
         self.count = np.zeros(n_units, dtype=np.int64)
@@ -74,8 +75,7 @@ class SequencePooler:
             self.add_last(unit, states[np.arange(len(unit)), last], np.zeros(len(unit), np.int64) if window is None
                           else window)
             return
-        # the class token is the framing's first; with a suffix-only framing (XLNet: pieces <sep> <cls>) its last
-        cls_at = None if batch.n_prefix or not batch.n_suffix else batch.lengths + batch.n_suffix - 1
+        cls_at = batch.n_prefix + batch.lengths + batch.n_suffix - 1 if self.class_token_last else None
         self.add(unit, states, batch.own_mask() if self.mode in ("mean", "max") else None, pooled, cls_at)
 
     def add_last(self, unit: np.ndarray, vectors: np.ndarray, window: np.ndarray) -> None:

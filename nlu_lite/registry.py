@@ -207,6 +207,14 @@ def _architectures() -> tuple[str, ...]:
     return tuple(supported_model_types())
 
 
+def _family_defaults(architecture: str) -> dict[str, str]:
+    """The poolings an entry of ``architecture`` takes when it names none: its family's, as a folder's or Hub id's."""
+    from .convert.families import family_for
+
+    family = family_for(architecture)
+    return {"pooling": family.default_pooling, "subtoken_pooling": family.default_subtoken_pooling}
+
+
 def _check_choice(value: Any, choices: Iterable[Any], where: str) -> None:
     if value not in choices:
         raise RegistryError(f"{where}: {value!r} is not one of {list(choices)}")
@@ -227,6 +235,8 @@ def parse_model(data: Mapping[str, Any], where: str = "model") -> ModelSpec:
     body["aliases"] = tuple(body.get("aliases", ()))
     _check_choice(body["task"], TASKS, f"{where}.task")
     _check_choice(body.get("architecture", "bert"), _architectures(), f"{where}.architecture")
+    for key, value in _family_defaults(body.get("architecture", "bert")).items():
+        body.setdefault(key, value)  # an entry that does not say takes its family's (a causal model's last piece)
     _check_choice(body.get("pooling", "mean"), SENTENCE_POOLINGS, f"{where}.pooling")
     _check_choice(body.get("subtoken_pooling", "first"), SUBTOKEN_POOLINGS, f"{where}.subtoken_pooling")
     for key in ("dim", "layers", "heads", "max_length"):

@@ -294,11 +294,8 @@ class PieceTokenizer:
 
     @property
     def cls_id(self) -> int:
-        """The class token (``[CLS]``, ``<s>``; XLNet's ``<cls>``, the last of a suffix-only framing):
-        what ``pooling='cls'`` reads."""
-        if self.framing.prefix:
-            return self.framing.prefix[0]
-        return self.framing.suffix[-1] if self.framing.suffix else self.framing.pad_id
+        """The first framing token (``[CLS]``, ``<s>``)."""
+        return self.framing.prefix[0] if self.framing.prefix else self.framing.pad_id
 
     @property
     def pad_id(self) -> int:

@@ -270,3 +270,20 @@ def test_a_decoder_tokenizer_without_end_token_frames_nothing(built, tmp_path, m
     (encoder_folder / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(ConversionError, match="post-processor"):
         nlu_lite.load(path=encoder_folder)
+
+
+@pytest.mark.parametrize(("family", "last"), [("xlnet", True), ("t5", False), ("bert", False)])
+def test_cls_pooling_reads_the_familys_class_token(built, family, last, tmp_path, monkeypatch):
+    """XLNet's summary token <cls> ends its sequence (pieces <sep> <cls>); T5's framing is suffix-only too
+    (pieces </s>) but, as sentence-transformers' cls pooling, reads position 0; BERT's [CLS] is first."""
+    import torch
+
+    monkeypatch.setenv("NLU_LITE_CACHE", str(tmp_path / "cache"))
+    folder, model, ref_tok = built[family]
+    text = "paris is a city by the river"
+    got = nlu_lite.load(path=folder).embed([text], output_level="document", pooling="cls")[0]
+    enc = ref_tok(text, return_tensors="pt")
+    with torch.no_grad():
+        states = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state[0].numpy()
+    np.testing.assert_allclose(got, states[-1 if last else 0], atol=1e-4, rtol=0)
+    assert np.abs(states[-1] - states[0]).max() > 1e-2  # the two positions differ: the test can tell them apart

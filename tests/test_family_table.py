@@ -155,3 +155,51 @@ def test_family_modules_import_no_private_names_of_other_modules():
             if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module in {m.stem for m in _family_modules()}:
                 wrong.append(f"{path.name} imports the family module {node.module}")
     assert not wrong, wrong
+
+
+def test_a_family_cannot_share_another_familys_config_class():
+    """family_of matches a config to its family by class: a second family on BertConfig would be BERT."""
+    import dataclasses
+
+    from nlu_lite.convert import bert
+
+    twin = dataclasses.replace(bert.FAMILY, name="Twin", model_types=("twin-bert",))
+    with pytest.raises(ValueError, match="config class BertConfig is BERT's too"):
+        families.register_family(twin)
+    assert "twin-bert" not in families.supported_model_types()
+
+
+def test_registry_entries_take_their_familys_poolings_unless_they_say():
+    from nlu_lite.registry import default_registry, parse_model
+
+    assert default_registry().resolve("xx.embed_sentence.qwen3_embedding_0_6b").subtoken_pooling == "last"
+    assert default_registry().resolve("en.embed.xlnet").subtoken_pooling == "first"
+    entry = {"name": "q", "task": "sentence", "dim": 8, "layers": 1, "heads": 1, "architecture": "qwen3",
+             "sources": [{"hf": {"repo": "org/q"}}]}
+    assert (parse_model(entry).pooling, parse_model(entry).subtoken_pooling) == ("lasttoken", "last")
+    said = parse_model({**entry, "pooling": "mean", "subtoken_pooling": "first"})
+    assert (said.pooling, said.subtoken_pooling) == ("mean", "first")
+
+
+def test_a_plug_in_familys_graph_is_cached_apart_from_the_built_in_one(tiny_bert_dir, tmp_path, isolated_cache):
+    """register_family(replace=True) of a built-in model type: the plug-in's conversion is its own cache entry,
+    and unregistering it goes back to the built-in's entry (never each other's graph)."""
+    import dataclasses
+
+    from nlu_lite.convert import ensure_onnx
+
+    @dataclass(frozen=True)
+    class OtherBertConfig(ToyConfig):
+        pass
+
+    builtin = ensure_onnx(tiny_bert_dir)
+    plugin = dataclasses.replace(TOY, name="PlugBERT", model_types=("bert",), config_class=OtherBertConfig,
+                                 rename=families.family_for("bert").rename)
+    families.register_family(plugin, replace=True)
+    try:
+        assert families.family_for("bert") is plugin
+        replaced = ensure_onnx(tiny_bert_dir)
+        assert replaced.parent != builtin.parent
+    finally:
+        families.unregister_family(plugin)
+    assert families.family_for("bert").name == "BERT" and ensure_onnx(tiny_bert_dir) == builtin

@@ -63,8 +63,14 @@ def _index(family: Family, *, replace: bool = False) -> None:
     taken = [t for t in family.model_types if t in _BY_TYPE and _BY_TYPE[t] is not family]
     if taken and not replace:
         raise ValueError(f"model_type(s) {taken} already belong to {_BY_TYPE[taken[0]].name}; pass replace=True")
-    for model_type in family.model_types:
-        _BY_TYPE[model_type] = family
+    after = {**_BY_TYPE, **dict.fromkeys(family.model_types, family)}
+    # a config is matched to its family by class (family_of): two families sharing one class would be one family
+    shared = [f.name for f in dict.fromkeys(after.values()) if f is not family and f.config_class is family.config_class]
+    if shared:
+        raise ValueError(f"{family.name}'s config class {family.config_class.__name__} is {shared[0]}'s too; give the "
+                         "family a config class of its own (a subclass is enough), or replace all of "
+                         f"{shared[0]}'s model types")
+    _BY_TYPE.update(dict.fromkeys(family.model_types, family))
 
 
 for _f in FAMILIES:

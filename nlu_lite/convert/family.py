@@ -50,7 +50,8 @@ class Family:
     ``default_subtoken_pooling``, which piece gives a word's vector (``first``, as Spark NLP; a causal
     model's ``last``: only the last piece has seen the whole word); ``bare_framing``, whether a tokenizer
     that adds no special tokens is the model's own framing (a decoder: nothing around the text) rather
-    than a file missing its post-processor; ``int8_fp32``, its int8 plan: glob
+    than a file missing its post-processor; ``class_token_last``, whether ``pooling='cls'`` reads a sequence's
+    last position (XLNet's ``<cls>`` ends it) instead of its first; ``int8_fp32``, its int8 plan: glob
     patterns of graph weight names whose MatMuls stay fp32 under ``precision='int8'`` (T5's ``wo``), and
     ``int8_per_token``, those whose input is quantised per token as a LayerNorm output is (an RMS norm's
     output, a gated product: the graph's ops do not say so).
@@ -72,6 +73,7 @@ class Family:
     default_pooling: str = "mean"
     default_subtoken_pooling: str = "first"
     bare_framing: bool = False
+    class_token_last: bool = False
     int8_fp32: tuple[str, ...] = ()
     int8_per_token: tuple[str, ...] = ()
 

@@ -196,7 +196,7 @@ def _expected(folder: Path, precision: str, graph: str, memo: Path | None) -> di
         if not path.is_file():
             raise ConversionError(f"no {path.name} in {folder}")
         sources[path.name] = source_sha256(path, memo)
-    return {
+    expected = {
         "format": MANIFEST_FORMAT,
         "converter_version": CONVERTER_VERSION,
         "opset": OPSET,
@@ -204,6 +204,20 @@ def _expected(folder: Path, precision: str, graph: str, memo: Path | None) -> di
         "graph": graph,
         "sources": sources,
     }
+    plugin = _plugin_family(folder)
+    return {**expected, "family": plugin} if plugin else expected
+
+
+def _plugin_family(folder: Path) -> str | None:
+    """The name (and module) of the family converting ``folder`` when it was added by register_family: it is
+    part of the cache key, so a plug-in's graph and a built-in one for the same files never stand in for each
+    other (the built-in families' keys stay as they were)."""
+    from .families import FAMILIES, family_of
+
+    family = family_of(read_config(folder))
+    if any(family is f for f in FAMILIES):
+        return None
+    return f"{family.name} ({family.build_model.__module__})"
 
 
 def _entry_key(expected: dict) -> str:

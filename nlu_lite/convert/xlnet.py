@@ -397,4 +397,5 @@ FAMILY = Family(
     pooler_weight="pooler.dense.weight",  # never present: XLNet has no pooler (rename drops its heads)
     layers_field="n_layer",
     layers_prefix="layer.",
+    class_token_last=True,  # pieces <sep> <cls>: the summary token ends the sequence
 )
