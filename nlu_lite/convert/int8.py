@@ -257,13 +257,18 @@ def _probe_session(model: Any, options: Any) -> Any:
 
     if model.ByteSize() <= PROTOBUF_LIMIT:
         return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    from ..errors import ConversionError
+
     with tempfile.TemporaryDirectory(prefix="nlu_lite_int8_") as tmp:
         path = f"{tmp}/probe.onnx"
-        onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
-                        location="probe.onnx.data")
         try:
+            onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                            location="probe.onnx.data")
             return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        finally:
+        except OSError as exc:
+            raise ConversionError(f"int8 calibration could not write its {model.ByteSize():,}-byte scratch copy of the "
+                                  f"model to {tmp} ({exc}); free space there (TMPDIR picks the folder)") from None
+        finally:  # whatever the save moved out goes back into ``model``: the rewrite reads it
             onnx.load_external_data_for_model(model, tmp)
 
 
