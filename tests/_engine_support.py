@@ -13,16 +13,29 @@ import numpy as np
 SENTENCES = Path(__file__).parent / "data" / "en_sentences.txt"
 
 
-def padded_batch(vocab_size: int, lengths: list[int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Random ids (never the pad id 0 inside a row) padded with 0 to the longest length."""
+def padded_batch(vocab_size: int, lengths: list[int], seed: int = 0, *, pad: int = 0,
+                 low: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Random ids from ``low`` (default ``pad + 1``: never the pad id inside a row) up to ``vocab_size``,
+    right-padded with ``pad`` to the longest length."""
     rng = np.random.default_rng(seed)
-    width = max(lengths)
-    ids = np.zeros((len(lengths), width), np.int64)
-    mask = np.zeros((len(lengths), width), np.int64)
+    ids = np.full((len(lengths), max(lengths)), pad, np.int64)
+    mask = np.zeros_like(ids)
     for row, n in enumerate(lengths):
-        ids[row, :n] = rng.integers(1, vocab_size, n)
+        ids[row, :n] = rng.integers(pad + 1 if low is None else low, vocab_size, n)
         mask[row, :n] = 1
     return ids, mask
+
+
+def save_state(state: dict, folder: Path, weights: str = "safetensors") -> None:
+    """A state_dict as the checkpoint's weights file: ``model.safetensors`` or ``pytorch_model.bin``."""
+    import torch
+
+    if weights == "safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, str(folder / "model.safetensors"))
+    else:
+        torch.save(state, folder / "pytorch_model.bin")
 
 
 def reference(folder: Path, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:

@@ -12,6 +12,7 @@ from _engine_support import (
     max_diff_on_tokens,
     model_outputs,
     padded_batch,
+    save_state,
 )
 
 from nlu_lite.convert import GRAPH_VARIANTS, convert_checkpoint, ensure_onnx
@@ -57,12 +58,7 @@ def build_deberta(folder: Path, *, weights: str = "safetensors", prefix: bool = 
     if prefix:
         state["mask_predictions.dense.weight"] = torch.randn(config.hidden_size, config.hidden_size)
         state["mask_predictions.classifier.bias"] = torch.randn(1)
-    if weights == "safetensors":
-        from safetensors.torch import save_file
-
-        save_file(state, str(folder / "model.safetensors"))
-    else:
-        torch.save(state, folder / "pytorch_model.bin")
+    save_state(state, folder, weights)
     return folder, base.eval()
 
 

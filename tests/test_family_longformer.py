@@ -15,7 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _engine_support import cosine_per_token, max_diff_on_tokens, model_outputs
+from _engine_support import (
+    cosine_per_token,
+    max_diff_on_tokens,
+    model_outputs,
+    padded_batch,
+    save_state,
+)
 
 from nlu_lite.convert import (
     GRAPH_VARIANTS,
@@ -71,23 +77,12 @@ def build_longformer(folder: Path, *, hidden: int, layers: int, heads: int, inte
                 p.normal_(0.0, 0.9 / hidden**0.5)
     config.save_pretrained(folder)
     state = {k: v.clone().contiguous() for k, v in model.state_dict().items()}  # lm_head shares the word table
-    if weights == "safetensors":
-        from safetensors.torch import save_file
-
-        save_file(state, str(folder / "model.safetensors"))
-    else:
-        torch.save(state, folder / "pytorch_model.bin")
+    save_state(state, folder, weights)
     return folder, (model.longformer if masked_lm else model)
 
 
 def longformer_batch(vocab_size: int, lengths: list[int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    ids = np.full((len(lengths), max(lengths)), PAD, np.int64)
-    mask = np.zeros_like(ids)
-    for row, n in enumerate(lengths):
-        ids[row, :n] = rng.integers(PAD + 1, vocab_size, n)
-        mask[row, :n] = 1
-    return ids, mask
+    return padded_batch(vocab_size, lengths, seed, pad=PAD)
 
 
 def reference(model, ids: np.ndarray, mask: np.ndarray, *, global_first: bool) -> dict[str, np.ndarray]:

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _engine_support import cosine_per_token, max_diff_on_tokens, model_outputs
+from _engine_support import (
+    cosine_per_token,
+    max_diff_on_tokens,
+    model_outputs,
+    padded_batch,
+    save_state,
+)
 
 from nlu_lite.convert import (
     GRAPH_VARIANTS,
@@ -68,24 +74,13 @@ def build_modernbert(folder: Path, *, masked_lm: bool = False, weights: str = "s
                 p.normal_(0.0, p.shape[1] ** -0.5)
     config.save_pretrained(folder)
     state = {k: v.clone().contiguous() for k, v in model.state_dict().items()}  # decoder shares the token table
-    if weights == "safetensors":
-        from safetensors.torch import save_file
-
-        save_file(state, str(folder / "model.safetensors"))
-    else:
-        torch.save(state, folder / "pytorch_model.bin")
+    save_state(state, folder, weights)
     return folder, (model.model if masked_lm else model)
 
 
 def batch(vocab_size: int, lengths: list[int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Random ids (never the pad id 0 inside a row), right-padded with 0."""
-    rng = np.random.default_rng(seed)
-    ids = np.zeros((len(lengths), max(lengths)), np.int64)
-    mask = np.zeros_like(ids)
-    for row, n in enumerate(lengths):
-        ids[row, :n] = rng.integers(3, vocab_size, n)
-        mask[row, :n] = 1
-    return ids, mask
+    """Random ids from 3 (never the pad id 0 or the framing ids inside a row), right-padded with 0."""
+    return padded_batch(vocab_size, lengths, seed, low=3)
 
 
 def max_diffs(model_path: Path, model, ids: np.ndarray, mask: np.ndarray) -> dict[str, float]:

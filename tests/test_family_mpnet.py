@@ -13,7 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _engine_support import cosine_per_token, max_diff_on_tokens, model_outputs
+from _engine_support import (
+    cosine_per_token,
+    max_diff_on_tokens,
+    model_outputs,
+    padded_batch,
+    save_state,
+)
 
 from nlu_lite.convert import (
     GRAPH_VARIANTS,
@@ -67,23 +73,12 @@ def build_mpnet(folder: Path, *, hidden: int, layers: int, heads: int, intermedi
                 p.normal_(0.0, 1.0 if "relative" in name else 0.9 / hidden**0.5)
     config.save_pretrained(folder)
     state = {k: v.clone().contiguous() for k, v in model.state_dict().items()}  # lm_head shares the word table
-    if weights == "safetensors":
-        from safetensors.torch import save_file
-
-        save_file(state, str(folder / "model.safetensors"))
-    else:
-        torch.save(state, folder / "pytorch_model.bin")
+    save_state(state, folder, weights)
     return folder, (model.mpnet if masked_lm else model)
 
 
 def mpnet_batch(vocab_size: int, lengths: list[int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    ids = np.full((len(lengths), max(lengths)), PADDING_IDX, np.int64)
-    mask = np.zeros_like(ids)
-    for row, n in enumerate(lengths):
-        ids[row, :n] = rng.integers(PADDING_IDX + 1, vocab_size, n)
-        mask[row, :n] = 1
-    return ids, mask
+    return padded_batch(vocab_size, lengths, seed, pad=PADDING_IDX)
 
 
 def max_diffs(model_path: Path, model, ids: np.ndarray, mask: np.ndarray) -> dict[str, float]:

@@ -20,6 +20,7 @@ from _engine_support import (
     max_diff_on_tokens,
     model_outputs,
     padded_batch,
+    save_state,
 )
 
 from nlu_lite.convert import (
@@ -82,12 +83,7 @@ def build_qwen3(folder: Path, *, hidden: int, layers: int, heads: int, kv_heads:
                 p.normal_(0.0, p.shape[-1] ** -0.5)
     config.save_pretrained(folder)
     state = {k: v.clone().contiguous() for k, v in model.state_dict().items()}  # lm_head may share the word table
-    if weights == "safetensors":
-        from safetensors.torch import save_file
-
-        save_file(state, str(folder / "model.safetensors"))
-    else:
-        torch.save(state, folder / "pytorch_model.bin")
+    save_state(state, folder, weights)
     base = model.model if causal_lm else model
     assert base.config._attn_implementation == "eager"
     return folder, base

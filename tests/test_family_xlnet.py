@@ -16,7 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _engine_support import cosine_per_token, max_diff_on_tokens, model_outputs
+from _engine_support import (
+    cosine_per_token,
+    max_diff_on_tokens,
+    model_outputs,
+    save_state,
+)
 
 from nlu_lite.convert import (
     GRAPH_VARIANTS,
@@ -77,12 +82,7 @@ def build_xlnet(folder: Path, *, d_model: int, n_layer: int, n_head: int, d_inne
                 p.normal_(0.0, 1.0)
     config.save_pretrained(folder)
     state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}  # lm_loss is tied: own copy
-    if weights == "safetensors":
-        from safetensors.torch import save_file
-
-        save_file(state, str(folder / "model.safetensors"))
-    else:
-        torch.save(state, folder / "pytorch_model.bin")
+    save_state(state, folder, weights)
     return folder, (model if head == "model" else model.transformer)
 
 
