@@ -128,11 +128,11 @@ def _check_parts(spec: ModelSpec, encoder: Any, tokenizer: PieceTokenizer, folde
                               f"dim={spec.dim}; fix the registry entry (or register_model's dim=)")
 
 
-def _family_flag(architecture: str, flag: str) -> bool:
-    """A true/false fact of the model's family (``bare_framing``, ``class_token_last``); false for an unknown one."""
-    from .convert.families import family_for, supported_model_types
+def _family(spec: ModelSpec) -> Any:
+    """The model's :class:`~nlu_lite.convert.family.Family` (``None`` for an architecture none converts)."""
+    from .convert.families import find_family
 
-    return architecture in supported_model_types() and bool(getattr(family_for(architecture), flag))
+    return find_family(spec.architecture)
 
 
 def _prompted(texts: list[str], prompt: str) -> list[str]:
@@ -208,7 +208,7 @@ class Pipeline:
 
         encoder = OnnxEncoder.from_path(model_path, threads=recipe.threads, providers=recipe.providers)
         tokenizer = PieceTokenizer.from_folder(folder, lowercase=not recipe.spec.case_sensitive,
-                                               bare=_family_flag(recipe.spec.architecture, "bare_framing"))
+                                               bare=getattr(_family(recipe.spec), "bare_framing", False))
         _check_parts(recipe.spec, encoder, tokenizer, folder)
         pipe = cls(recipe.spec, encoder, tokenizer, source=source, model_path=str(model_path),
                    precision=recipe.precision, recipe=recipe)
@@ -409,7 +409,7 @@ class Pipeline:
             vectors = tokens.result()
         else:
             pooler = SequencePooler(len(pieces.text_piece_start) - 1, width, opts.pooling,
-                                    class_token_last=_family_flag(self.spec.architecture, "class_token_last"))
+                                    class_token_last=getattr(_family(self.spec), "class_token_last", False))
             for item in encoded:
                 pooler.add_batch(seqs.unit[item.batch.seq], item.batch, item.states, item.pooled,
                                   seqs.window[item.batch.seq])

@@ -70,13 +70,13 @@ class SequencePooler:
                   window: np.ndarray | None = None) -> None:
         """Pool one encoded batch: ``unit`` (B,) is the unit of each of its sequences, ``window`` (B,)
         their window numbers within the unit (``lasttoken`` keeps the last window's)."""
+        last = batch.n_prefix + batch.lengths + batch.n_suffix - 1  # each row's last real column
         if self.mode == "lasttoken":
-            last = batch.n_prefix + batch.lengths + batch.n_suffix - 1
             self.add_last(unit, states[np.arange(len(unit)), last], np.zeros(len(unit), np.int64) if window is None
                           else window)
             return
-        cls_at = batch.n_prefix + batch.lengths + batch.n_suffix - 1 if self.class_token_last else None
-        self.add(unit, states, batch.own_mask() if self.mode in ("mean", "max") else None, pooled, cls_at)
+        self.add(unit, states, batch.own_mask() if self.mode in ("mean", "max") else None, pooled,
+                 last if self.class_token_last else None)
 
     def add_last(self, unit: np.ndarray, vectors: np.ndarray, window: np.ndarray) -> None:
         """``lasttoken``: keep, per unit, the vector of its highest-numbered window seen so far."""

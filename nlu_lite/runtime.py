@@ -121,9 +121,7 @@ class OnnxEncoder:
             session = ort.InferenceSession(str(path), sess_options=options, providers=ort_providers,
                                            disabled_optimizers=list(DISABLED_OPTIMIZERS))
         except Exception as exc:  # onnxruntime raises its own, unrelated exception types
-            from .convert import (
-                data_path_for,  # only on this error path: no import cost at start-up
-            )
+            from .convert import data_path_for  # only on this error path: no import cost at start-up
 
             data = data_path_for(path)
             if not data.exists() and "external" in str(exc).lower():

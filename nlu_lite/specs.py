@@ -79,12 +79,13 @@ def _spec_from_checkpoint(folder: Path, *, name: str, aliases: tuple[str, ...], 
     from .convert.families import family_of
 
     config = read_config(folder)  # a ConversionError naming the field, or listing the supported model types
+    family = family_of(config)
     return ModelSpec(
         name=name, aliases=aliases, task=task, dim=config.hidden_size,  # type: ignore[arg-type]
-        layers=config.num_layers, heads=config.num_heads, max_length=usable_positions(config),
+        layers=config.num_layers, heads=config.num_heads, max_length=family.max_length(config),
         architecture=_model_type(folder), case_sensitive=_case_sensitive(folder),
-        pooling=pooling or family_of(config).default_pooling,  # type: ignore[arg-type]
-        subtoken_pooling=family_of(config).default_subtoken_pooling,  # type: ignore[arg-type]
+        pooling=pooling or family.default_pooling,  # type: ignore[arg-type]
+        subtoken_pooling=family.default_subtoken_pooling,  # type: ignore[arg-type]
         normalize=normalize, sources=sources, description=description,
     )
 
@@ -201,12 +202,12 @@ def _hub_tokenizer(repo: str, folder: Path, model_type: str) -> tuple[tuple[str,
     """The tokenizer files to fetch, required and optional: ``tokenizer.json``; else what the family
     says stands in for it: a SentencePiece model (fetched if present, with its special-token files) for
     the model types :mod:`nlu_lite.spm` builds, or files such as a BERT vocabulary's ``vocab.txt``."""
-    from .convert.families import family_for, supported_model_types
+    from .convert.families import find_family
     from .convert.family import SENTENCEPIECE_FILES
 
     if (folder / "tokenizer.json").is_file():
         return ("tokenizer.json",), ()
-    family = family_for(model_type) if model_type in supported_model_types() else None
+    family = find_family(model_type)
     if family is not None and model_type in family.sentencepiece:  # a repo with none fails to load naming the files
         return (), (*SENTENCEPIECE_FILES, "special_tokens_map.json", "added_tokens.json")
     if family is not None and family.tokenizer_fallback:

@@ -98,6 +98,16 @@ def unregister_family(family: Family) -> None:
                 _BY_TYPE[model_type] = builtin
 
 
+def find_family(model_type: object) -> Family | None:
+    """The :class:`Family` that converts ``model_type``, or ``None`` when none does (no error)."""
+    return _BY_TYPE.get(model_type) if isinstance(model_type, str) else None
+
+
+def plugins() -> tuple[Family, ...]:
+    """The families added by :func:`register_family` and still registered (usually none)."""
+    return tuple(f for f in dict.fromkeys(_BY_TYPE.values()) if not any(f is g for g in FAMILIES))
+
+
 def supported_model_types() -> list[str]:
     """The ``model_type`` values nlu_lite converts, in the table's order."""
     return list(_BY_TYPE)
@@ -105,7 +115,7 @@ def supported_model_types() -> list[str]:
 
 def family_for(model_type: object, where: str = "config.json") -> Family:
     """The :class:`Family` that converts ``model_type``; an error listing the supported ones otherwise."""
-    family = _BY_TYPE.get(model_type) if isinstance(model_type, str) else None
+    family = find_family(model_type)
     if family is None:
         shown = repr(model_type) if len(repr(model_type)) <= 60 else repr(model_type)[:57] + "..."
         raise ConversionError(

@@ -136,13 +136,10 @@ def quantize_int8(source: str | os.PathLike, out_path: str | os.PathLike) -> Pat
 def _int8_plan(metadata: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The family's int8 plan: weight-name patterns whose MatMuls stay fp32, and those whose inputs are
     quantised per token though no LayerNormalization made them (none for the BERT-shaped families)."""
-    from .families import family_for, supported_model_types
+    from .families import find_family
 
-    model_type = metadata.get("model_type")
-    if model_type not in supported_model_types():
-        return (), ()
-    family = family_for(model_type)
-    return family.int8_fp32, family.int8_per_token
+    family = find_family(metadata.get("model_type"))
+    return (family.int8_fp32, family.int8_per_token) if family else ((), ())
 
 
 def convert_checkpoint(folder: str | os.PathLike, out_path: str | os.PathLike, *, precision: Precision = "fp32",
@@ -212,12 +209,13 @@ def _plugin_family(folder: Path) -> str | None:
     """The name (and module) of the family converting ``folder`` when it was added by register_family: it is
     part of the cache key, so a plug-in's graph and a built-in one for the same files never stand in for each
     other (the built-in families' keys stay as they were)."""
-    from .families import FAMILIES, family_of
+    from .families import family_of, plugins
 
-    family = family_of(read_config(folder))
-    if any(family is f for f in FAMILIES):
+    added = plugins()
+    if not added:  # the usual case: no config.json to read again on every cached load
         return None
-    return f"{family.name} ({family.build_model.__module__})"
+    family = family_of(read_config(folder))
+    return f"{family.name} ({family.build_model.__module__})" if any(family is f for f in added) else None
 
 
 def _entry_key(expected: dict) -> str:
