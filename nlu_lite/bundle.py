@@ -1,7 +1,8 @@
 """A self-contained, read-only model bundle: what a Spark executor or Dask worker loads.
 
 ``write_bundle`` puts in one folder everything a pipeline needs: the ONNX graph and its
-weights, the tokenizer (as one ``tokenizer.json``), the resolved registry entry, and a
+weights, the tokenizer (as one ``tokenizer.json``), a sentence-transformers model's Dense
+layers (``sentence_head.npz``), the resolved registry entry, and a
 manifest with each file's size and sha256 (and a sha256 of the model description itself).
 ``read_bundle`` loads it with no network, no
 conversion and no write at all, so the folder may be read-only (a Docker layer, an NFS
@@ -13,6 +14,7 @@ so a damaged copy is an error, never wrong vectors.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -23,6 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from .artifacts.settings import DenseConfig, DenseLayer
 from .cache import sha256_file
 from .errors import ArtifactNotFoundError, ConversionError, InputError
 from .registry import ModelSpec, parse_model, spec_to_dict
@@ -30,6 +35,7 @@ from .registry import ModelSpec, parse_model, spec_to_dict
 MANIFEST = "nlu_lite_bundle.json"
 BUNDLE_FORMAT = 1
 MODEL_FILES = ("model.onnx", "model.onnx.data", "tokenizer.json")
+HEAD_FILE = "sentence_head.npz"  # only in a bundle of a model with Dense layers
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class Bundle:
     spec: ModelSpec
     precision: str
     graph: str
+    head: tuple[DenseLayer, ...] = ()
 
     @property
     def model_path(self) -> Path:
@@ -55,7 +62,7 @@ def is_bundle(folder: str | os.PathLike) -> bool:
 
 
 def write_bundle(folder: str | os.PathLike, *, spec: ModelSpec, model_path: str | os.PathLike, tokenizer: Any,
-                 precision: str, graph: str) -> Path:
+                 precision: str, graph: str, head: tuple[DenseLayer, ...] = ()) -> Path:
     """Write the bundle into ``folder`` (created; it must not exist or be empty), atomically.
 
     ``tokenizer`` is a ``tokenizers.Tokenizer``. The folder appears complete or not at all:
@@ -71,9 +78,17 @@ def write_bundle(folder: str | os.PathLike, *, spec: ModelSpec, model_path: str 
         shutil.copyfile(model_path, scratch / "model.onnx")
         shutil.copyfile(model_path.with_name(model_path.name + ".data"), scratch / "model.onnx.data")
         tokenizer.save(str(scratch / "tokenizer.json"))
+        names = MODEL_FILES
+        if head:
+            arrays = {f"weight_{i}": layer.weight for i, layer in enumerate(head)}
+            arrays.update({f"bias_{i}": layer.bias for i, layer in enumerate(head) if layer.bias is not None})
+            with open(scratch / HEAD_FILE, "wb") as fh:
+                np.savez(fh, **arrays)
+            names = (*MODEL_FILES, HEAD_FILE)
         files = {name: {"size": (scratch / name).stat().st_size, "sha256": sha256_file(scratch / name)}
-                 for name in MODEL_FILES}
-        described = {"spec": spec_to_dict(spec), "precision": precision, "graph": graph}
+                 for name in names}
+        described = {"spec": spec_to_dict(spec), "precision": precision, "graph": graph,
+                     **({"head": [dataclasses.asdict(layer.config) for layer in head]} if head else {})}
         manifest = {"format": BUNDLE_FORMAT, **described, "described_sha256": _digest(described), "files": files,
                     "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         (scratch / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -105,11 +120,13 @@ def read_bundle(folder: str | os.PathLike, *, verify: bool = True) -> Bundle:
         raise ConversionError(f"{manifest_path} is not a bundle manifest this nlu_lite reads (format "
                               f"{BUNDLE_FORMAT}); save the bundle again with this version")
     described = {k: manifest.get(k) for k in ("spec", "precision", "graph")}
+    if "head" in manifest:
+        described["head"] = manifest["head"]
     files = manifest.get("files")
     if manifest.get("described_sha256") != _digest(described) or not isinstance(files, dict):
         raise ConversionError(f"{manifest_path} is damaged (its model description does not match its checksum); "
                               "copy the bundle again, or save it again from the pipeline")
-    for name in MODEL_FILES:
+    for name in (*MODEL_FILES, HEAD_FILE) if "head" in described else MODEL_FILES:
         path, record = folder / name, files.get(name)
         record = record if isinstance(record, dict) else {}
         if not path.is_file():
@@ -117,4 +134,27 @@ def read_bundle(folder: str | os.PathLike, *, verify: bool = True) -> Bundle:
         if path.stat().st_size != record.get("size") or (verify and sha256_file(path) != record.get("sha256")):
             raise ConversionError(f"bundle file {path} differs from its manifest (damaged or replaced); "
                                   "copy the bundle again, or save it again from the pipeline")
-    return Bundle(folder, parse_model(manifest["spec"], str(manifest_path)), manifest["precision"], manifest["graph"])
+    head = _read_head(folder, described["head"]) if "head" in described else ()
+    return Bundle(folder, parse_model(manifest["spec"], str(manifest_path)), manifest["precision"], manifest["graph"],
+                  head)
+
+
+def _read_head(folder: Path, configs: Any) -> tuple[DenseLayer, ...]:
+    """The Dense layers ``sentence_head.npz`` holds, as the manifest describes them (shapes checked)."""
+    path = folder / HEAD_FILE
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+        layers = []
+        for i, raw in enumerate(configs):
+            config = DenseConfig(**raw)
+            weight = np.ascontiguousarray(arrays[f"weight_{i}"], dtype=np.float32)
+            bias = arrays.get(f"bias_{i}")
+            if weight.shape != (config.out_features, config.in_features) or (bias is None) == config.bias or (
+                    bias is not None and bias.shape != (config.out_features,)):
+                raise ValueError(f"layer {i} does not have the shapes the manifest records")
+            layers.append(DenseLayer(config, weight, None if bias is None else np.ascontiguousarray(bias, np.float32)))
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        raise ConversionError(f"bundle file {path} is damaged ({exc}); copy the bundle again, or save it again "
+                              "from the pipeline") from None
+    return tuple(layers)

@@ -35,6 +35,7 @@ class ModelFacts:
     has_pooler: bool
     max_positions: int  # the most positions a sequence may have, framing included
     framing_overhead: int = 2  # [CLS] + [SEP]
+    sentence_width: int | None = None  # a sentence-transformers Dense head's output (None: hidden_size)
 
 
 @dataclass(frozen=True)
@@ -307,7 +308,8 @@ def resolve_options(spec: ModelSpec, facts: ModelFacts, output_level: str | None
         metadata=_required_bool("metadata", given["metadata"]),
         drop_irrelevant_cols=bool(_optional_bool("drop_irrelevant_cols", given["drop_irrelevant_cols"])),
         get_embeddings=_required_bool("get_embeddings", given["get_embeddings"]),
-        dim=facts.hidden_size,
+        dim=facts.sentence_width if level in ("sentence", "document") and facts.sentence_width else
+        facts.hidden_size,
         prompt=_prompt(spec, "token" if words else level, given["prompt_name"], given["prompt"]),
         truncation=truncation,
         chunks=given["chunks"],

@@ -48,7 +48,7 @@ from .frame import (
 )
 from .inputs import to_rows
 from .options import ModelFacts, PredictOptions, resolve_options
-from .pooling import SequencePooler, TokenPooler, normalize_rows
+from .pooling import SequencePooler, TokenPooler, normalize_rows, project
 from .registry import ModelSpec
 from .tokenize import PieceTokenizer
 from .units import drop_empty_sentences, make_units
@@ -115,7 +115,7 @@ def _restore(recipe: LoadRecipe) -> Pipeline:
     return pipe
 
 
-def _check_parts(spec: ModelSpec, encoder: Any, tokenizer: PieceTokenizer, folder: Any) -> None:
+def _check_parts(spec: ModelSpec, encoder: Any, tokenizer: PieceTokenizer, folder: Any, head: tuple = ()) -> None:
     """The loaded parts agree: a mismatch would give wrong vectors or fail mid-predict."""
     rows = getattr(encoder, "vocab_size", None)
     if rows and tokenizer.vocab_size > rows:
@@ -126,6 +126,10 @@ def _check_parts(spec: ModelSpec, encoder: Any, tokenizer: PieceTokenizer, folde
     if encoder.hidden_size != spec.dim:
         raise ConversionError(f"the model in {folder} has {encoder.hidden_size}-dim states but its entry says "
                               f"dim={spec.dim}; fix the registry entry (or register_model's dim=)")
+    if head and head[0].weight.shape[1] != encoder.hidden_size:
+        raise ConversionError(f"the Dense layer in {folder / head[0].config.path} takes {head[0].weight.shape[1]}-dim "
+                              f"vectors but the model in {folder} gives {encoder.hidden_size}; the sentence-transformers "
+                              "modules come from another model; download the model again")
 
 
 def _family(spec: ModelSpec) -> Any:
@@ -163,8 +167,9 @@ class Pipeline:
 
     def __init__(self, spec: ModelSpec, encoder: Any, tokenizer: PieceTokenizer, *,
                  source: str = "", model_path: str = "", precision: str = "fp32",
-                 recipe: LoadRecipe | None = None) -> None:
+                 recipe: LoadRecipe | None = None, head: tuple = ()) -> None:
         self.spec = spec
+        self.head = tuple(head)  # a sentence-transformers model's Dense layers, applied to sentence vectors
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.source = source
@@ -196,22 +201,24 @@ class Pipeline:
 
         folder = artifacts.fetch(spec, offline=options.offline, progress=options.progress)
         spec = artifacts.apply_folder_settings(spec, folder)  # a sentence-transformers folder's own settings
+        head = artifacts.read_dense_layers(folder) if spec.task == "sentence" else ()  # its Dense layers, if any
         precision, graph = options.precision or "fp32", options.graph or "fused"
         onnx_path = ensure_onnx(folder, precision=precision, graph=graph)
         return cls._assemble(LoadRecipe(spec, precision, options.threads, options.providers, graph, options.offline),
-                             folder, onnx_path, source=str(folder))
+                             folder, onnx_path, source=str(folder), head=head)
 
     @classmethod
-    def _assemble(cls, recipe: LoadRecipe, folder: Path, model_path: Path, *, source: str) -> Pipeline:
+    def _assemble(cls, recipe: LoadRecipe, folder: Path, model_path: Path, *, source: str,
+                  head: tuple = ()) -> Pipeline:
         """Open the session and the tokenizer, check they agree, and remember the pipeline in this process."""
         from .runtime import OnnxEncoder
 
         encoder = OnnxEncoder.from_path(model_path, threads=recipe.threads, providers=recipe.providers)
         tokenizer = PieceTokenizer.from_folder(folder, lowercase=not recipe.spec.case_sensitive,
                                                bare=getattr(_family(recipe.spec), "bare_framing", False))
-        _check_parts(recipe.spec, encoder, tokenizer, folder)
+        _check_parts(recipe.spec, encoder, tokenizer, folder, head)
         pipe = cls(recipe.spec, encoder, tokenizer, source=source, model_path=str(model_path),
-                   precision=recipe.precision, recipe=recipe)
+                   precision=recipe.precision, recipe=recipe, head=head)
         with _LOCK:
             _LIVE[(os.getpid(), recipe)] = pipe
         return pipe
@@ -234,7 +241,8 @@ class Pipeline:
                                  f"bundle from load(..., {name}={asked!r})")
         recipe = LoadRecipe(bundle.spec, bundle.precision, options.threads, options.providers, bundle.graph, True,
                             str(bundle.folder.resolve()))
-        return cls._assemble(recipe, bundle.folder, bundle.model_path, source=f"bundle {bundle.folder}")
+        return cls._assemble(recipe, bundle.folder, bundle.model_path, source=f"bundle {bundle.folder}",
+                             head=bundle.head)
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write a self-contained, read-only-safe bundle of this pipeline to ``folder`` (a new path).
@@ -248,7 +256,7 @@ class Pipeline:
 
         graph = self.recipe.graph if self.recipe is not None else "fused"
         return write_bundle(folder, spec=self.spec, model_path=self.model_path, tokenizer=self.tokenizer._tok,
-                            precision=self.precision, graph=graph)
+                            precision=self.precision, graph=graph, head=self.head)
 
     def __getattr__(self, name: str) -> Any:
         if name in _MOVED:
@@ -272,6 +280,8 @@ class Pipeline:
             "dim": str(self.spec.dim),
             "layers": str(self.spec.layers),
             "max_length": str(self.spec.max_length),
+            **({"sentence head": " -> ".join(f"Dense {d.weight.shape[1]}->{d.weight.shape[0]} ({d.activation})"
+                                             for d in self.head)} if self.head else {}),
             "precision": self.precision,
             "runtime": _describe_runtime(self.encoder),
             "source": self.source,
@@ -315,7 +325,8 @@ class Pipeline:
         positions = getattr(self.encoder, "max_positions", None) or self.spec.max_length
         return ModelFacts(hidden_size=self.encoder.hidden_size, num_layers=self.encoder.num_layers,
                           has_pooler=self.encoder.has_pooler, max_positions=int(positions),
-                          framing_overhead=self.tokenizer.framing.overhead)
+                          framing_overhead=self.tokenizer.framing.overhead,
+                          sentence_width=self.head[-1].weight.shape[0] if self.head else None)
 
     def resolve_options(self, output_level: str | None = None, **options: Any) -> PredictOptions:
         """predict()'s options checked against this model and filled with its defaults; no text is touched.
@@ -414,6 +425,8 @@ class Pipeline:
                 pooler.add_batch(seqs.unit[item.batch.seq], item.batch, item.states, item.pooled,
                                   seqs.window[item.batch.seq])
             vectors = pooler.result()
+            if self.head:  # sentence-transformers' Dense layers, after pooling and before normalising, as it runs them
+                vectors = project(vectors, self.head)
         if opts.normalize:
             vectors = normalize_rows(vectors)
         windowed = seqs.windowed_unit

@@ -6,6 +6,9 @@ windows gives each piece once, from the window where it is most central.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from ._arrays import run_starts
@@ -36,6 +39,34 @@ def word_pool(states: np.ndarray, word: np.ndarray, mode: str) -> np.ndarray:
         return np.concatenate([states[starts], states[ends - 1]], axis=1)
     check_choice(mode, SUBTOKEN_POOLINGS, "subtoken_pooling", InputError)
     raise AssertionError(mode)
+
+
+_ACTIVATIONS = {
+    "identity": lambda x: x,
+    "tanh": np.tanh,
+    "relu": lambda x: np.maximum(x, np.float32(0)),
+    "sigmoid": lambda x: (1 / (1 + np.exp(-x.astype(np.float64)))).astype(np.float32),
+}
+
+
+def project(vectors: np.ndarray, layers: Sequence[Any]) -> np.ndarray:
+    """Pooled vectors through a sentence-transformers model's Dense layers, in order:
+    ``activation(weight @ v + bias)`` (each layer has ``weight`` (out, in), ``bias`` or ``None``, ``activation``).
+
+    Row by row, each through the same matrix-vector product on a copy in one reused buffer, so a
+    vector's bits never depend on how many others share its call (a matrix product over the batch
+    may pick other kernels for other row counts). NaN rows (texts without pieces) stay NaN.
+    """
+    for layer in layers:
+        out = np.empty((len(vectors), layer.weight.shape[0]), dtype=np.float32)
+        row = np.empty(layer.weight.shape[1], dtype=np.float32)
+        activation = _ACTIVATIONS[layer.activation]
+        for i in range(len(vectors)):  # the bias and activation too: one row's elements in the same call each time
+            row[:] = vectors[i]
+            value = layer.weight @ row
+            out[i] = activation(value if layer.bias is None else value + layer.bias)
+        vectors = out
+    return vectors
 
 
 def normalize_rows(matrix: np.ndarray) -> np.ndarray:

@@ -177,8 +177,8 @@ def spec_from_hub(repo: str, *, task: str | None = None, offline: bool | None = 
     probe = HubSource(repo=repo, files=("config.json",), optional=(*settings.HUB_OPTIONAL, "tokenizer.json"),
                       weights=())
     folder = artifacts.fetch(_probe_spec(probe), offline=offline, progress=progress)
-    extra = tuple(name for name in settings.module_config_files(folder) if name not in probe.optional)
-    if extra:  # a Pooling module stored elsewhere than 1_Pooling/: its config, now that modules.json named it
+    extra = tuple(name for name in settings.module_files(folder) if name not in probe.optional)
+    if extra:  # modules.json names them: a Pooling config elsewhere than 1_Pooling/, a Dense layer's config and weights
         probe = dataclasses.replace(probe, revision=folder.name, optional=probe.optional + extra)
         folder = artifacts.fetch(_probe_spec(probe), offline=offline, progress=progress)
     model_type = _model_type(folder)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import collections
 import io
 import pickle
+import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,14 @@ def padded_batch(vocab_size: int, lengths: list[int], seed: int = 0, *, pad: int
         ids[row, :n] = rng.integers(pad + 1 if low is None else low, vocab_size, n)
         mask[row, :n] = 1
     return ids, mask
+
+
+def scratch_dir(request, tmp_path_factory, name: str) -> Path:
+    """A temporary folder removed when the requesting fixture is torn down (a module-scoped fixture: at the end of
+    its module), so base-size checkpoints and their conversions do not pile up on disk for the whole session."""
+    folder = tmp_path_factory.mktemp(name)
+    request.addfinalizer(lambda: shutil.rmtree(folder, ignore_errors=True))
+    return folder
 
 
 def save_state(state: dict, folder: Path, weights: str = "safetensors") -> None:

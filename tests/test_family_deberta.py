@@ -13,6 +13,7 @@ from _engine_support import (
     model_outputs,
     padded_batch,
     save_state,
+    scratch_dir,
 )
 
 from nlu_lite.convert import GRAPH_VARIANTS, convert_checkpoint, ensure_onnx
@@ -188,10 +189,10 @@ BASE_LENGTHS = [160, 9, 131]  # past the 128 positions that v3's 256 buckets hol
 
 
 @pytest.fixture(scope="module")
-def base_checkpoint(tmp_path_factory):
+def base_checkpoint(request, tmp_path_factory):
     """deberta-v3-base's shape (768 wide, 12 layers, 12 heads, 3,072, 512 positions), vocab cut to 1,000;
     transformers' outputs for BASE_LENGTHS computed once."""
-    folder = tmp_path_factory.mktemp("deberta_base") / "ckpt"
+    folder = scratch_dir(request, tmp_path_factory, "deberta_base") / "ckpt"
     folder, model = build_deberta(folder, seed=1, vocab_size=1000, hidden_size=768, num_hidden_layers=12,
                                   num_attention_heads=12, intermediate_size=3072)
     ids, mask = padded_batch(1000, BASE_LENGTHS, seed=4)

@@ -21,6 +21,7 @@ from _engine_support import (
     model_outputs,
     padded_batch,
     save_state,
+    scratch_dir,
 )
 
 from nlu_lite.convert import (
@@ -317,9 +318,9 @@ def test_3000_pieces_in_one_sequence(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
+def base(request, tmp_path_factory):
     """longformer-base-4096's shape (768 x 12 layers x 12 heads, 3072, window 512, 4098 positions), vocabulary cut to 1,000."""
-    return build_longformer(tmp_path_factory.mktemp("longformer_base"), hidden=768, layers=12, heads=12,
+    return build_longformer(scratch_dir(request, tmp_path_factory, "longformer_base"), hidden=768, layers=12, heads=12,
                             intermediate=3072, vocab_size=1000, windows=512, max_positions=4098, seed=7)
 
 

@@ -19,6 +19,7 @@ from _engine_support import (
     model_outputs,
     padded_batch,
     save_state,
+    scratch_dir,
 )
 
 from nlu_lite.convert import (
@@ -338,13 +339,13 @@ def test_3000_pieces_in_one_sequence(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
+def base(request, tmp_path_factory):
     """ModernBERT-base's shape (768 x 22 layers x 12 heads, GeGLU 1152, global every 3rd layer,
     window 128, thetas 160,000 / 10,000, 8192 positions), vocabulary cut to 1,000."""
     fields = {k: MODERNBERT_BASE[k] for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
                                               "intermediate_size", "global_attn_every_n_layers", "local_attention",
                                               "global_rope_theta", "local_rope_theta", "max_position_embeddings")}
-    return build_modernbert(tmp_path_factory.mktemp("modernbert_base"), **fields, vocab_size=1000, masked_lm=True,
+    return build_modernbert(scratch_dir(request, tmp_path_factory, "modernbert_base"), **fields, vocab_size=1000, masked_lm=True,
                             seed=7)
 
 

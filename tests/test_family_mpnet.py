@@ -19,6 +19,7 @@ from _engine_support import (
     model_outputs,
     padded_batch,
     save_state,
+    scratch_dir,
 )
 
 from nlu_lite.convert import (
@@ -248,9 +249,9 @@ def test_heads_disagreeing_with_the_bias_table(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
+def base(request, tmp_path_factory):
     """all-mpnet-base-v2's shape (768 x 12 layers x 12 heads, 3072, 514 positions), vocabulary cut to 1,000."""
-    return build_mpnet(tmp_path_factory.mktemp("mpnet_base"), hidden=768, layers=12, heads=12, intermediate=3072,
+    return build_mpnet(scratch_dir(request, tmp_path_factory, "mpnet_base"), hidden=768, layers=12, heads=12, intermediate=3072,
                        vocab_size=1000, seed=7)
 
 

@@ -21,6 +21,7 @@ from _engine_support import (
     model_outputs,
     padded_batch,
     save_state,
+    scratch_dir,
 )
 
 from nlu_lite.convert import (
@@ -323,10 +324,10 @@ def test_head_dim_disagreeing_with_the_weights_is_named(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
+def base(request, tmp_path_factory):
     """Qwen3-Embedding-0.6B's shape (1024 wide, 16 heads over 8 key/value heads of 128, 3072, rotary
     theta 1e6, tied embeddings, Qwen3ForCausalLM names), vocabulary cut to 1,000."""
-    return build_qwen3(tmp_path_factory.mktemp("qwen3_base"), hidden=1024, layers=BASE_LAYERS, heads=16, kv_heads=8,
+    return build_qwen3(scratch_dir(request, tmp_path_factory, "qwen3_base"), hidden=1024, layers=BASE_LAYERS, heads=16, kv_heads=8,
                        head_dim=128, intermediate=3072, vocab_size=1000, max_positions=32768, rope_theta=1e6,
                        causal_lm=True, seed=7)
 

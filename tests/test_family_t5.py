@@ -21,6 +21,7 @@ from _engine_support import (
     max_diff_on_tokens,
     model_outputs,
     padded_batch,
+    scratch_dir,
 )
 
 from nlu_lite.convert import (
@@ -342,9 +343,9 @@ def test_weights_disagreeing_with_the_config(tmp_path, change, message):
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
+def base(request, tmp_path_factory):
     """sentence-t5-base / gtr-t5-base's shape (768, 12 layers x 12 heads x 64, 3072 gated-gelu), vocabulary cut to 1,000."""
-    return build_t5(tmp_path_factory.mktemp("t5_base"), vocab_size=1000, d_model=768, d_kv=64, num_heads=12,
+    return build_t5(scratch_dir(request, tmp_path_factory, "t5_base"), vocab_size=1000, d_model=768, d_kv=64, num_heads=12,
                     num_layers=12, d_ff=3072, feed_forward_proj="gated-gelu", seed=7)
 
 

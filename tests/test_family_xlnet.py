@@ -21,6 +21,7 @@ from _engine_support import (
     max_diff_on_tokens,
     model_outputs,
     save_state,
+    scratch_dir,
 )
 
 from nlu_lite.convert import (
@@ -400,9 +401,9 @@ def test_config_disagreeing_with_the_weights(tmp_path, change, message):
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
+def base(request, tmp_path_factory):
     """xlnet-base-cased's shape (768 x 12 layers x 12 heads, d_head 64, 3072, gelu), vocabulary cut to 1,000."""
-    return build_xlnet(tmp_path_factory.mktemp("xlnet_base"), d_model=768, n_layer=12, n_head=12, d_inner=3072,
+    return build_xlnet(scratch_dir(request, tmp_path_factory, "xlnet_base"), d_model=768, n_layer=12, n_head=12, d_inner=3072,
                        vocab_size=1000, head="lm", seed=7)
 
 

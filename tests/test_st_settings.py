@@ -16,7 +16,7 @@ import nlu_lite
 from nlu_lite.artifacts.settings import (
     FolderSettings,
     apply_folder_settings,
-    module_config_files,
+    module_files,
     read_folder_settings,
     transformer_settings,
 )
@@ -88,11 +88,12 @@ def test_normalize_module_present_or_not(tmp_path):
         read_folder_settings(pointed)
 
 
-def test_a_dense_module_is_refused_never_skipped(tmp_path):
-    folder = write_st(tmp_path, modules=(TRANSFORMER, POOLING, DENSE))
-    with pytest.raises(ConversionError, match="sentence_transformers.models.Dense, which nlu_lite does not apply"):
+def test_a_module_of_another_kind_is_refused_never_skipped(tmp_path):
+    other = {**DENSE, "type": "sentence_transformers.models.LSTM", "path": "2_LSTM"}
+    folder = write_st(tmp_path, modules=(TRANSFORMER, POOLING, other))
+    with pytest.raises(ConversionError, match="sentence_transformers.models.LSTM, which nlu_lite does not apply"):
         read_folder_settings(folder)
-    with pytest.raises(ConversionError, match="Dense"):
+    with pytest.raises(ConversionError, match="LSTM"):
         apply_folder_settings(spec(), folder)
     # a token model reads the transformer's states, before any module: only the length applies
     assert apply_folder_settings(spec("token"), folder).max_length == 128
@@ -207,10 +208,10 @@ def test_apply_is_idempotent_and_leaves_other_folders_alone(tmp_path):
     assert apply_folder_settings(plain, tmp_path / "plain") is plain
 
 
-def test_module_config_files_name_what_modules_json_points_at(tmp_path):
+def test_module_files_name_what_modules_json_points_at(tmp_path):
     folder = write_st(tmp_path, modules=(TRANSFORMER, {**POOLING, "path": "pool"}, NORMALIZE))
-    assert module_config_files(folder) == ("pool/config.json", "2_Normalize/config.json")
-    assert module_config_files(tmp_path / "nothing") == ()
+    assert module_files(folder) == ("pool/config.json", "2_Normalize/config.json")
+    assert module_files(tmp_path / "nothing") == ()
 
 
 def test_the_real_minilm_folder(minilm_dir):

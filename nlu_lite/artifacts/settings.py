@@ -3,17 +3,20 @@
 sentence-transformers saves, beside the transformers checkpoint:
 
 - ``modules.json``: the module chain, for the models nlu_lite runs ``Transformer -> Pooling
-  [-> Normalize]``;
+  [-> Dense ...] [-> Normalize]``;
 - ``sentence_bert_config.json``: the Transformer's ``max_seq_length`` and ``do_lower_case``;
 - ``<Pooling path>/config.json`` (``1_Pooling/config.json``): ``pooling_mode_*`` flags (since
   sentence-transformers 5.x one ``pooling_mode``) and ``include_prompt``;
-- ``config_sentence_transformers.json``: ``prompts`` and ``default_prompt_name``.
+- ``config_sentence_transformers.json``: ``prompts`` and ``default_prompt_name``;
+- ``<Dense path>/config.json`` and its weights (``2_Dense/model.safetensors`` or ``pytorch_model.bin``):
+  a linear layer and activation applied to the pooled vector (sentence-t5, GTR, Instructor, LaBSE).
 
 :func:`read_folder_settings` reads them into :class:`FolderSettings`; :func:`apply_folder_settings`
 puts them into a :class:`~nlu_lite.registry.ModelSpec`, so a sentence model pools, normalises
 and cuts its windows as sentence-transformers does, without a registry entry saying so.
-Whatever nlu_lite cannot reproduce (a ``Dense`` layer, ``weightedmean`` pooling, two poolings
-concatenated) is a :class:`ConversionError` naming it: a module is never skipped in silence.
+Whatever nlu_lite cannot reproduce (a module of another kind, ``weightedmean`` pooling, two
+poolings concatenated, a Dense layer with a residual or an activation other than Identity, Tanh,
+ReLU or Sigmoid) is a :class:`ConversionError` naming it: a module is never skipped in silence.
 
 ``max_seq_length`` counts every token, ``[CLS]``/``<s>`` and ``[SEP]``/``</s>`` included:
 sentence-transformers hands it to the tokenizer as ``model_max_length`` and calls it with
@@ -34,6 +37,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..errors import ConversionError
 from ..registry import ModelSpec
@@ -57,20 +62,48 @@ _LEGACY_MODES = {  # the flags of 1_Pooling/config.json before pooling_mode, in 
     "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens": "weightedmean",
     "pooling_mode_lasttoken": "lasttoken",
 }
-_KINDS = {"Transformer": "transformer", "Pooling": "pooling", "Normalize": "normalize"}
+_KINDS = {"Transformer": "transformer", "Pooling": "pooling", "Dense": "dense", "Normalize": "normalize"}
+# a Dense module's activation_function (torch's class path, as sentence-transformers saves it) -> nlu_lite's name
+DENSE_ACTIVATIONS = {"Identity": "identity", "Tanh": "tanh", "ReLU": "relu", "Sigmoid": "sigmoid"}
+DENSE_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 _SAFE_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
 _UNBOUNDED = 1_000_000  # transformers writes model_max_length 1e30 for "no limit"
 
 
 @dataclass(frozen=True)
 class Module:
-    """One entry of ``modules.json``: its kind (``transformer``/``pooling``/``normalize``, ``None`` for
+    """One entry of ``modules.json``: its kind (``transformer``/``pooling``/``dense``/``normalize``, ``None`` for
     any other), its folder relative to the model folder (``""``: the folder itself) and its class."""
 
     kind: str | None
     path: str
     type: str
     name: str
+
+
+@dataclass(frozen=True)
+class DenseConfig:
+    """A Dense module's ``config.json``: ``out = activation(weight @ pooled + bias)`` (``path``: its folder)."""
+
+    path: str
+    in_features: int
+    out_features: int
+    bias: bool
+    activation: str  # a value of DENSE_ACTIVATIONS
+
+
+@dataclass(frozen=True, eq=False)
+class DenseLayer:
+    """A Dense module with its weights: ``weight`` (out_features, in_features) float32, ``bias`` (out_features,)
+    or ``None``. Applied by :func:`nlu_lite.pooling.project`."""
+
+    config: DenseConfig
+    weight: np.ndarray
+    bias: np.ndarray | None
+
+    @property
+    def activation(self) -> str:
+        return self.config.activation
 
 
 @dataclass(frozen=True)
@@ -89,6 +122,7 @@ class FolderSettings:
     include_prompt: bool = True
     do_lower_case: bool = False
     dimension: int | None = None
+    dense: tuple[DenseConfig, ...] = ()
 
 
 def is_sentence_transformers_folder(folder: str | Path) -> bool:
@@ -142,33 +176,43 @@ def _kind(type_name: str) -> str | None:
     return _KINDS.get(type_name.rsplit(".", 1)[-1])
 
 
-def module_config_files(folder: str | Path) -> tuple[str, ...]:
-    """The config files of the modules after the Transformer (``1_Pooling/config.json``), relative to
-    ``folder``: what a Hub fetch must ask for once ``modules.json`` is known."""
+def module_files(folder: str | Path) -> tuple[str, ...]:
+    """The files of the modules after the Transformer, relative to ``folder``: each one's
+    ``config.json`` (``1_Pooling/config.json``) and a Dense module's weights (either name; the repo
+    has one): what a Hub fetch must ask for once ``modules.json`` is known."""
     if not is_sentence_transformers_folder(folder):
         return ()
-    return tuple(f"{m.path}/config.json" for m in read_modules(folder) if m.kind != "transformer" and m.path)
+    names: list[str] = []
+    for m in read_modules(folder):
+        if m.kind != "transformer" and m.path:
+            names.append(f"{m.path}/config.json")
+            if m.kind == "dense":
+                names.extend(f"{m.path}/{name}" for name in DENSE_WEIGHTS)
+    return tuple(names)
 
 
-def _chain(folder: Path, modules: tuple[Module, ...]) -> tuple[Module, Module, Module | None]:
-    """The Transformer, Pooling and Normalize modules, or a :class:`ConversionError` naming the module
-    or the order that nlu_lite cannot reproduce."""
+def _chain(folder: Path, modules: tuple[Module, ...]) -> tuple[Module, Module, tuple[Module, ...], Module | None]:
+    """The Transformer, Pooling, Dense (any number, in order) and Normalize modules, or a
+    :class:`ConversionError` naming the module or the order that nlu_lite cannot reproduce."""
     path = folder / MODULES
     for m in modules:
         if m.kind is None:
             raise ConversionError(
                 f"{path}: module {m.name!r} is a {m.type}, which nlu_lite does not apply, so its sentence vectors "
-                "would not be this model's. nlu_lite runs Transformer -> Pooling [-> Normalize] folders; for the "
+                "would not be this model's. nlu_lite runs Transformer -> Pooling [-> Dense ...] [-> Normalize] "
+                "folders; for the "
                 "transformer's own states load it as a token model (register_model(..., task='token')), or use "
                 "sentence-transformers for this one"
             )
     kinds = [m.kind for m in modules]
-    if kinds not in (["transformer", "pooling"], ["transformer", "pooling", "normalize"]):
+    normalize = kinds[-1] == "normalize" and len(kinds) > 2
+    middle = kinds[2:len(kinds) - normalize]
+    if kinds[:2] != ["transformer", "pooling"] or any(k != "dense" for k in middle):
         raise ConversionError(
             f"{path}: its modules run {' -> '.join(m.type.rsplit('.', 1)[-1] for m in modules)}; nlu_lite runs "
-            "Transformer -> Pooling, optionally -> Normalize, and no other order"
+            "Transformer -> Pooling, then optionally Dense layers and a Normalize, and no other order"
         )
-    return modules[0], modules[1], modules[2] if len(modules) == 3 else None
+    return modules[0], modules[1], modules[2:len(modules) - normalize], modules[-1] if normalize else None
 
 
 def _transformer(folder: Path, modules: tuple[Module, ...]) -> Module:
@@ -265,6 +309,84 @@ def _normalize(folder: Path, module: Module | None) -> bool:
     return True
 
 
+def _dense(folder: Path, module: Module) -> DenseConfig:
+    """A Dense module's config, checked: what sentence-transformers' ``Dense`` reads, and nothing it
+    would apply that nlu_lite does not."""
+    if not module.path:
+        raise ConversionError(f"{folder / MODULES}: the Dense module has no folder of its own (path ''); "
+                              "download the model again")
+    path = folder / module.path / "config.json"
+    if not path.is_file():
+        raise ConversionError(f"{path} is missing: {folder / MODULES} names a Dense module there, and its config "
+                              "gives the layer's shape and activation; download the model again")
+    config = read_json(path)
+    sizes = {}
+    for key in ("in_features", "out_features"):
+        value = config.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1 << 20:
+            raise ConversionError(f"{path}: {key} should be a positive whole number, got {_shown(value)}; "
+                                  "download the model again")
+        sizes[key] = value
+    bias = config.get("bias", True)
+    if not isinstance(bias, bool):
+        raise ConversionError(f"{path}: bias should be true or false, got {_shown(bias)}")
+    if config.get("use_residual", False) is not False:
+        raise ConversionError(f"{path}: use_residual={_shown(config['use_residual'])} adds the input back after the "
+                              "layer, which nlu_lite does not apply; use sentence-transformers for this model")
+    for key in ("module_input_name", "module_output_name"):
+        if config.get(key) not in (None, "sentence_embedding"):
+            raise ConversionError(f"{path}: {key} is {_shown(config[key])}; nlu_lite applies a Dense layer to the "
+                                  "sentence vector only")
+    # sentence-transformers' default when the key is absent is Tanh (Dense's own default), not Identity
+    name = config.get("activation_function", "torch.nn.modules.activation.Tanh")
+    short = name.rsplit(".", 1)[-1] if isinstance(name, str) and name.startswith("torch.") else None
+    if short not in DENSE_ACTIVATIONS:
+        raise ConversionError(f"{path}: activation_function {_shown(name)} is not one nlu_lite applies "
+                              f"({', '.join('torch.nn.' + k for k in DENSE_ACTIVATIONS)}); use sentence-transformers "
+                              "for this model")
+    return DenseConfig(module.path, sizes["in_features"], sizes["out_features"], bias, DENSE_ACTIVATIONS[short])
+
+
+def read_dense_layers(folder: str | Path) -> tuple[DenseLayer, ...]:
+    """The Dense modules of the sentence-transformers folder ``folder`` with their weights, in order
+    (none for a folder without them). Each layer's ``linear.weight`` (out, in) and ``linear.bias`` must
+    have the config's shapes and finite values; anything else is a :class:`ConversionError` naming the file."""
+    from ..convert.weights import FLOAT_DTYPES, open_checkpoint
+
+    folder = Path(folder)
+    if not is_sentence_transformers_folder(folder):
+        return ()
+    layers = []
+    for config in read_folder_settings(folder).dense:
+        where = folder / config.path
+        path = next((where / name for name in DENSE_WEIGHTS if (where / name).is_file()), None)
+        if path is None:
+            raise ConversionError(f"{where} holds no weights ({' or '.join(DENSE_WEIGHTS)}) for its Dense module; "
+                                  "download the model again")
+        checkpoint = open_checkpoint(path)
+        want = {"linear.weight": (config.out_features, config.in_features)}
+        if config.bias:
+            want["linear.bias"] = (config.out_features,)
+        for name, shape in want.items():
+            if name not in checkpoint.shapes:
+                raise ConversionError(f"{path} has no {name!r} (it holds {_shown(sorted(checkpoint.shapes))}); "
+                                      "download the model again")
+            if tuple(checkpoint.shapes[name]) != shape:
+                raise ConversionError(f"{path}: {name} is {tuple(checkpoint.shapes[name])} but its config.json says "
+                                      f"{shape}; the weights and the config come from different models")
+            if checkpoint.dtypes[name] not in FLOAT_DTYPES:
+                raise ConversionError(f"{path}: {name} is stored as {checkpoint.dtypes[name]}; nlu_lite reads float "
+                                      "weights")
+        raw = checkpoint.read(want, max_elements=sum(int(np.prod(s)) for s in want.values()))
+        arrays = {name: np.ascontiguousarray(raw[name], dtype=np.float32) for name in want}
+        for name, array in arrays.items():
+            if not np.isfinite(array).all():
+                raise ConversionError(f"{path}: {name} holds {int((~np.isfinite(array)).sum())} NaN or infinite "
+                                      "value(s); every vector would be NaN. Download the model again")
+        layers.append(DenseLayer(config, arrays["linear.weight"], arrays.get("linear.bias")))
+    return tuple(layers)
+
+
 def _prompts(folder: Path) -> tuple[tuple[tuple[str, str], ...], str | None]:
     """``prompts`` and ``default_prompt_name`` of ``config_sentence_transformers.json`` (none when absent)."""
     path = folder / MODEL_CONFIG
@@ -293,13 +415,18 @@ def read_folder_settings(folder: str | Path) -> FolderSettings:
     """
     folder = Path(folder)
     modules = read_modules(folder)
-    _, pool, norm = _chain(folder, modules)
+    _, pool, dense, norm = _chain(folder, modules)
     pooling, include_prompt, width = _pooling(folder, pool)
+    layers = tuple(_dense(folder, m) for m in dense)
+    for before, layer in zip(((width,) if width else (None,)) + tuple(d.out_features for d in layers), layers):
+        if before is not None and layer.in_features != before:
+            raise ConversionError(f"{folder / layer.path / 'config.json'}: the Dense layer takes {layer.in_features}-dim "
+                                  f"vectors but the module before it gives {before}; download the model again")
     length, lower = transformer_settings(folder)
     prompts, default = _prompts(folder)
     return FolderSettings(pooling=pooling, normalize=_normalize(folder, norm), max_length=length, prompts=prompts,
                           default_prompt_name=default, include_prompt=include_prompt, do_lower_case=lower,
-                          dimension=width)
+                          dimension=width, dense=layers)
 
 
 def apply_folder_settings(spec: ModelSpec, folder: str | Path) -> ModelSpec:
