@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .bundle import is_bundle
-from .errors import InputError
+from .errors import InputError, UnknownModelError
 from .registry import ModelSpec, default_registry
 from .specs import (  # noqa: F401 - nlu_lite.api's names since the first release
     HUB_PREFIX,
@@ -98,14 +98,35 @@ def _load(alias: str | None, path: str | os.PathLike | None, options: Any) -> Pi
         if not isinstance(alias, str):
             raise InputError(f"load() takes an alias string or path=; got {type(alias).__name__}")
         repo = hub_repo(alias)
-        spec = default_registry().resolve(alias) if repo is None else spec_from_hub(repo, offline=options.offline,
-                                                                                    progress=options.progress)
+        spec = _resolve(alias, options) if repo is None else spec_from_hub(repo, offline=options.offline,
+                                                                           progress=options.progress)
         if repo is None and alias != spec.alias and default_registry().is_reference(alias):
             # an NLU reference of its own ('bert', 'embed_sentence.bert'): NLU names the column after it
             spec = dataclasses.replace(spec, aliases=(alias, *(a for a in spec.aliases if a != alias)))
     else:
         raise InputError("load() needs an alias, e.g. load('en.embed.minilm_l6'), or path='...'")
     return Pipeline.load(spec, options)
+
+
+def _resolve(alias: str, options: Any) -> ModelSpec:
+    """The registry's entry for ``alias``; else NLU's catalogue: the Hub repo its model card states (read
+    through the Hub like any repo id, named after the NLU model), or an error saying why it cannot load."""
+    from .registry import catalogue_row, unavailable
+
+    try:
+        return default_registry().resolve(alias)
+    except UnknownModelError as exc:
+        row = catalogue_row(alias)
+        if row is None:
+            raise exc from None
+    if row.status != "hub":
+        raise unavailable(row)
+    spec = spec_from_hub(row.hf_repo, task=row.task, offline=options.offline, progress=options.progress)
+    return dataclasses.replace(
+        spec, name=row.spark_nlp_model, aliases=(row.nlu_reference,), language=row.language,
+        spark_nlp_model=row.spark_nlp_model,
+        description=f"NLU's {row.nlu_reference}: Spark NLP {row.spark_nlp_model} ({row.annotator}), imported from "
+                    f"Hugging Face {row.hf_repo} as its model card states ({row.card})")
 
 
 def _log_to_stderr() -> None:
@@ -185,6 +206,7 @@ def list_models(*, task: str | None = None) -> pd.DataFrame:
             "language": spec.language, "dim": spec.dim, "layers": spec.layers,
             "heads": spec.heads, "case_sensitive": spec.case_sensitive, "size_mb": spec.size_mb,
             "license": spec.license, "source": source, "other_aliases": ", ".join(spec.aliases[1:]),
+            "spark_nlp_model": spec.spark_nlp_model,
             "cached": artifacts.is_cached(spec),
         })
     return pd.DataFrame(rows)

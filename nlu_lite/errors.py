@@ -20,6 +20,11 @@ class UnknownModelError(NluLiteError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class UnavailableModelError(UnknownModelError):
+    """An NLU reference nlu_lite knows but cannot load (a TensorFlow-only model, a static table, a model
+    whose source no card names); the message says which model NLU means and why."""
+
+
 class InputError(NluLiteError, ValueError):
     """predict() or load() was given input it cannot take (wrong type, unknown option, bad value)."""
 

@@ -276,6 +276,7 @@ class Pipeline:
     def _summary(self) -> dict[str, str]:
         return {
             "alias": self.spec.alias,
+            **({"NLU model": f"Spark NLP {self.spec.spark_nlp_model}"} if self.spec.spark_nlp_model else {}),
             "task": f"{self.spec.task} embeddings",
             "dim": str(self.spec.dim),
             "layers": str(self.spec.layers),
@@ -312,6 +313,9 @@ class Pipeline:
         for name in ("output_level", *DEFAULTS):
             value = getattr(resolved, name, DEFAULTS.get(name))
             lines.append(f"    {name}={value!r}")
+        if self.spec.spark_nlp_model:
+            lines.insert(1, f"NLU's model: Spark NLP {self.spec.spark_nlp_model}"
+                            + (f" ({self.spec.description})" if self.spec.description else ""))
         recipe = self.recipe
         lines.append(">>> nlu_lite.load(...) settings of this pipeline:")
         for name in ("precision", "threads", "providers", "graph", "offline"):
