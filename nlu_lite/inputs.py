@@ -105,6 +105,12 @@ def to_rows(
         index = pd.RangeIndex(len(values))
     elif isinstance(data, (bytes, bytearray)):
         raise InputError("bytes are not text: decode them first, e.g. data.decode('utf-8')")
+    elif type(data).__module__.split(".")[0] in ("dask", "dask_expr", "pyspark"):
+        # iterating a Dask frame yields its column names and a Spark one its columns: never the texts
+        runner = "nlu_lite.spark.predict(pipe, df)" if type(data).__module__.startswith("pyspark") else \
+            "nlu_lite.dask.predict(pipe, ddf)"
+        raise InputError(f"predict() embeds in-memory data; a {type(data).__module__}.{type(data).__name__} is a "
+                         f"distributed collection: use {runner}, or .compute()/.toPandas() a small one first")
     elif isinstance(data, Iterable) and not isinstance(data, dict):
         values = list(data)
         index = pd.RangeIndex(len(values))

@@ -123,6 +123,14 @@ def _check_parts(spec: ModelSpec, encoder: Any, tokenizer: PieceTokenizer, folde
             f"{tokenizer.source} has {tokenizer.vocab_size} entries but the model's embedding table in {folder} "
             f"has {rows} rows: the tokenizer and the weights come from different models; download the model again"
         )
+    largest = tokenizer.max_id
+    if rows and largest >= rows:  # the count may fit while one id points past the table (a gap in the ids)
+        piece = tokenizer.piece_of(largest)
+        raise ConversionError(
+            f"{tokenizer.source} maps {piece!r} to id {largest}, past the model's embedding table in {folder} "
+            f"({rows} rows, ids 0 to {rows - 1}): the tokenizer and the weights come from different models; "
+            "download the model again"
+        )
     if encoder.hidden_size != spec.dim:
         raise ConversionError(f"the model in {folder} has {encoder.hidden_size}-dim states but its entry says "
                               f"dim={spec.dim}; fix the registry entry (or register_model's dim=)")

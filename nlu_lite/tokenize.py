@@ -314,8 +314,19 @@ class PieceTokenizer:
 
     @property
     def vocab_size(self) -> int:
-        """Entries, added tokens included: the ids this tokenizer can produce are below it."""
+        """Entries, added tokens included (the ids are below it unless the file leaves gaps: see :attr:`max_id`)."""
         return self._tok.get_vocab_size(with_added_tokens=True)
+
+    @property
+    def max_id(self) -> int:
+        """The largest id any piece has (``-1`` for an empty vocabulary): what the embedding table must cover."""
+        if getattr(self, "_max_id", None) is None:
+            self._max_id = max(self._tok.get_vocab(with_added_tokens=True).values(), default=-1)
+        return self._max_id
+
+    def piece_of(self, piece_id: int) -> str | None:
+        """The piece with id ``piece_id`` (``None`` when none has it)."""
+        return self._tok.id_to_token(piece_id)
 
     @classmethod
     def from_folder(cls, folder: str | Path, *, lowercase: bool = True, bare: bool = False) -> PieceTokenizer:

@@ -233,5 +233,10 @@ def load_weights(folder: str | os.PathLike, config: Any = None) -> dict[str, np.
     for name, array in weights.items():
         if np.issubdtype(array.dtype, np.floating) and array.dtype != np.float32:
             weights[name] = array.astype(np.float32)
+        if np.issubdtype(weights[name].dtype, np.floating) and not np.isfinite(weights[name]).all():
+            bad = int((~np.isfinite(weights[name])).sum())
+            raise ConversionError(f"{path}: weight {names[name]!r} holds {bad:,} NaN or infinite value(s); every "
+                                  "vector it touches would be NaN. The file is damaged or the training diverged: "
+                                  "download the model again, or re-save a healthy checkpoint")
     logger.debug("read %d of the %d tensors in %s", len(weights), len(stored_shapes), path)
     return weights

@@ -1,0 +1,70 @@
+"""Issue 24 (nothing silently wrong, round three): one test per cause fixed so far. Each failed on the code
+before its fix: NaN weights converted, a tokenizer id past the embedding table loaded, a Dask frame was
+embedded as its column names."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from test_hostile_checkpoints import copy_checkpoint
+
+import nlu_lite
+from nlu_lite.convert.weights import load_weights
+from nlu_lite.errors import ConversionError, InputError
+
+
+@pytest.fixture(scope="module")
+def tiny_arrays(tiny_bert_dir):
+    from safetensors.numpy import load_file
+
+    return load_file(str(tiny_bert_dir / "model.safetensors"))
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_weights_are_refused_naming_tensor_and_file(tmp_path, tiny_bert_dir, tiny_arrays, value,
+                                                               isolated_cache):
+    from safetensors.numpy import save_file
+
+    folder = copy_checkpoint(tiny_bert_dir, tmp_path / "ckpt", weights=False)
+    arrays = dict(tiny_arrays)
+    name = "encoder.layer.0.attention.self.query.weight"
+    damaged = arrays[name].copy()
+    damaged[3, 5] = value
+    arrays[name] = damaged
+    save_file(arrays, str(folder / "model.safetensors"))
+    for file in ("vocab.txt", "tokenizer.json"):
+        if (tiny_bert_dir / file).is_file():
+            shutil.copy(tiny_bert_dir / file, folder / file)
+    with pytest.raises(ConversionError, match="holds 1 NaN or infinite value") as info:
+        load_weights(folder)
+    assert name in str(info.value) and str(folder / "model.safetensors") in str(info.value)
+    with pytest.raises(ConversionError, match=name):  # and so does load(): nothing converted, nothing cached
+        nlu_lite.load(path=folder)
+
+
+def test_a_tokenizer_id_past_the_embedding_table_is_refused_at_load(tmp_path, tiny_bert_dir, isolated_cache):
+    folder = tmp_path / "ckpt"
+    shutil.copytree(tiny_bert_dir, folder)
+    data = json.loads((folder / "tokenizer.json").read_text())
+    vocab = data["model"]["vocab"]
+    rows = json.loads((folder / "config.json").read_text())["vocab_size"]
+    victim = next(p for p in vocab if p not in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"))
+    del vocab[victim]  # the count stays below the table: only the largest id tells
+    vocab["zzzword"] = rows + 4000
+    (folder / "tokenizer.json").write_text(json.dumps(data))
+    with pytest.raises(ConversionError, match=r"maps 'zzzword' to id \d+, past the model's embedding table") as info:
+        nlu_lite.load(path=folder)
+    assert f"({rows} rows, ids 0 to {rows - 1})" in str(info.value)
+
+
+def test_a_dask_frame_is_refused_not_embedded_as_its_column_names(tiny_pipe):
+    dd = pytest.importorskip("dask.dataframe")
+    import pandas as pd
+
+    ddf = dd.from_pandas(pd.DataFrame({"text": ["a cat", "a dog"], "id": [1, 2]}), npartitions=1)
+    with pytest.raises(InputError, match=r"nlu_lite\.dask\.predict\(pipe, ddf\)"):
+        tiny_pipe.predict(ddf)
+    with pytest.raises(InputError, match="distributed collection"):
+        tiny_pipe.predict(ddf["text"])
