@@ -9,6 +9,8 @@ predict() read and never re-check.
 """
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +26,9 @@ from .choices import (
 )
 from .errors import InputError
 from .registry import ModelSpec
+
+logger = logging.getLogger(__name__)
+_SURROGATE = re.compile("[\ud800-\udfff]")  # lone surrogates: what inputs.to_rows replaces in texts
 
 
 @dataclass(frozen=True)
@@ -204,6 +209,9 @@ def _prompt(spec: ModelSpec, level: str, name: object, text: object) -> str:
     if not getattr(spec, "include_prompt", True):
         raise InputError(f"{spec.alias} pools without its prompt's tokens (include_prompt=False in its pooling "
                          "config), which nlu_lite does not do; pass prompt='' to embed without a prompt")
+    if _SURROGATE.search(text):  # as texts get: a lone surrogate is not text, and tokenizers cannot take it
+        logger.warning("the prompt held lone surrogates (not valid Unicode text): each was replaced by U+FFFD")
+        text = _SURROGATE.sub("\ufffd", text)
     return text
 
 

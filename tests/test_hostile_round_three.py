@@ -68,3 +68,9 @@ def test_a_dask_frame_is_refused_not_embedded_as_its_column_names(tiny_pipe):
         tiny_pipe.predict(ddf)
     with pytest.raises(InputError, match="distributed collection"):
         tiny_pipe.predict(ddf["text"])
+
+
+def test_a_lone_surrogate_in_a_prompt_becomes_u_fffd_as_in_texts(tiny_pipe):
+    broken = tiny_pipe.embed(["a cat"], prompt="query\ud800: ")
+    np.testing.assert_array_equal(broken, tiny_pipe.embed(["a cat"], prompt="query\ufffd: "))
+    assert tiny_pipe.resolve_options("sentence", prompt="q\udfff ").prompt == "q\ufffd "
