@@ -206,9 +206,6 @@ def _prompt(spec: ModelSpec, level: str, name: object, text: object) -> str:
             raise InputError("prompts apply to sentence and document embeddings; output_level='token' takes none "
                              "(drop prompt=/prompt_name=, or ask for output_level='sentence' or 'document')")
         return ""  # the model's default prompt is for its pooled vectors
-    if not getattr(spec, "include_prompt", True):
-        raise InputError(f"{spec.alias} pools without its prompt's tokens (include_prompt=False in its pooling "
-                         "config), which nlu_lite does not do; pass prompt='' to embed without a prompt")
     if _SURROGATE.search(text):  # as texts get: a lone surrogate is not text, and tokenizers cannot take it
         logger.warning("the prompt held lone surrogates (not valid Unicode text): each was replaced by U+FFFD")
         text = _SURROGATE.sub("\ufffd", text)

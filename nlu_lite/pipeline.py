@@ -431,8 +431,10 @@ class Pipeline:
                 tokens.add_batch(item.batch, item.states)
             vectors = tokens.result()
         else:
+            skip = 0 if self.spec.include_prompt else self._prompt_positions(opts.prompt)
             pooler = SequencePooler(len(pieces.text_piece_start) - 1, width, opts.pooling,
-                                    class_token_last=getattr(_family(self.spec), "class_token_last", False))
+                                    class_token_last=getattr(_family(self.spec), "class_token_last", False),
+                                    skip=skip)
             for item in encoded:
                 pooler.add_batch(seqs.unit[item.batch.seq], item.batch, item.states, item.pooled,
                                   seqs.window[item.batch.seq])
@@ -495,6 +497,17 @@ class Pipeline:
             if resolved.normalize:
                 matrix = normalize_rows(matrix)
         return matrix[0] if isinstance(data, str) and output_level == "document" else matrix
+
+    def _prompt_positions(self, prompt: str) -> int:
+        """How many leading positions the prompt takes, as sentence-transformers counts them for
+        ``include_prompt=False``: the prompt tokenized alone and framed, less its last position when
+        that is a framing token (``[CLS] query : [SEP]`` -> 3: ``[CLS]`` and the prompt's pieces)."""
+        if not prompt:
+            return 0
+        framing = self.tokenizer.framing
+        pieces = len(self.tokenizer.encode([prompt], words=False).ids)
+        framed = len(framing.prefix) + pieces + len(framing.suffix)
+        return framed - (1 if framing.suffix or (not pieces and framing.prefix) else 0)
 
     def _distinct_pieces(self, units: Any, deduplicate: bool, words: bool,
                          prompt: str = "") -> tuple[np.ndarray | None, Any]:

@@ -86,12 +86,16 @@ class SequencePooler:
     pooled outputs (one window: exactly BERT's pooled output). ``lasttoken`` (decoder embedders:
     the one position that has seen the whole text) is the last real position of the unit's last
     window (one window: sentence-transformers' last-token pooling), whatever order batches come in.
+    ``skip``: ``mean`` and ``max`` leave out the first ``skip`` positions of each unit's first window, as
+    sentence-transformers' ``include_prompt=False`` masks the prompt (see :meth:`Pipeline._prompt_positions`).
     """
 
-    def __init__(self, n_units: int, width: int, mode: str, *, class_token_last: bool = False) -> None:
+    def __init__(self, n_units: int, width: int, mode: str, *, class_token_last: bool = False,
+                 skip: int = 0) -> None:
         check_choice(mode, SENTENCE_POOLINGS, "pooling", InputError)
         self.mode = mode
         self.class_token_last = class_token_last  # cls: the last real position (XLNet's <cls>), else the first
+        self.skip = skip  # mean/max: leading positions of a unit's first window left out (include_prompt=False)
         fill = -np.inf if mode == "max" else 0.0
         self.acc = np.full((n_units, width), fill, dtype=np.float64)
         self.count = np.zeros(n_units, dtype=np.int64)
@@ -106,8 +110,12 @@ class SequencePooler:
             self.add_last(unit, states[np.arange(len(unit)), last], np.zeros(len(unit), np.int64) if window is None
                           else window)
             return
-        self.add(unit, states, batch.own_mask() if self.mode in ("mean", "max") else None, pooled,
-                 last if self.class_token_last else None)
+        own = None
+        if self.mode in ("mean", "max"):
+            own = batch.own_mask()
+            if self.skip:  # the prompt's positions at the start of each unit's first window: not pooled
+                own[slice(None) if window is None else window == 0, :self.skip] = False
+        self.add(unit, states, own, pooled, last if self.class_token_last else None)
 
     def add_last(self, unit: np.ndarray, vectors: np.ndarray, window: np.ndarray) -> None:
         """``lasttoken``: keep, per unit, the vector of its highest-numbered window seen so far."""

@@ -88,7 +88,7 @@ def test_hand_written_entries_win_and_every_other_reference_is_hub_or_a_reason()
     ("embed", "glove_100d", "static word-vector table"),
     ("embed_sentence", "tfhub_use", "TensorFlow Hub graph"),
     ("en.embed.glove.100d", "glove_100d", "static"),
-    ("en.embed_sentence.instructor_base", "instructor_base", "without its instruction's tokens"),
+    ("en.embed_sentence.instructor_base", "instructor_base", "whose pooling leaves out the instruction"),
 ])
 def test_a_reference_nlu_lite_cannot_load_says_which_model_and_why(alias, model, fragment):
     with pytest.raises(UnavailableModelError) as info:

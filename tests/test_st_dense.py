@@ -4,6 +4,7 @@ hub-shaped server; the checks of its config and weights name the file.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 import shutil
@@ -22,6 +23,7 @@ from nlu_lite.artifacts.settings import (
     read_folder_settings,
 )
 from nlu_lite.errors import ConversionError, InputError
+from nlu_lite.pipeline import Pipeline
 
 TEXTS = ["the dog runs to the river bank", "paris is a city", "a quick brown fox jumps over the lazy dog",
          "It was the best of times, it was the worst of times.", "x"]
@@ -140,14 +142,22 @@ def saved(tmp_path_factory, tiny_bert_dir):
     t5 = st.SentenceTransformer(modules=[transformer, Pooling(width, pooling_mode="mean"),
                                          Dense(width, width, bias=False, activation_function=torch.nn.Identity()),
                                          Normalize()], device="cpu")
-    for name, model in (("bert", bert), ("t5", t5)):
+    # INSTRUCTOR's layout: the T5 encoder, mean pooling without the instruction's positions, Dense, Normalize
+    instructor = st.SentenceTransformer(
+        modules=[transformer, Pooling(width, pooling_mode="mean", include_prompt=False),
+                 Dense(width, width, bias=False, activation_function=torch.nn.Identity()), Normalize()],
+        prompts={"query": "Represent the question for retrieving documents: "}, device="cpu")
+    bert_max = st.SentenceTransformer(modules=[Transformer(str(tiny_bert_dir), max_seq_length=128),
+                                               Pooling(32, pooling_mode="max", include_prompt=False), Normalize()],
+                                      prompts={"query": "query: "}, device="cpu")
+    for name, model in (("bert", bert), ("t5", t5), ("instructor", instructor), ("bert_max", bert_max)):
         target = tmp_path_factory.mktemp(f"dense_{name}") / "model"
         model.save(str(target))
         out[name] = (target, model)
     return out
 
 
-@pytest.mark.parametrize("name", ["bert", "t5"])
+@pytest.mark.parametrize("name", ["bert", "t5", "instructor"])
 def test_sentence_vectors_equal_sentence_transformers_with_its_dense_layer(saved, name, isolated_cache):
     folder, model = saved[name]
     pipe = nlu_lite.load(path=folder)
@@ -158,8 +168,6 @@ def test_sentence_vectors_equal_sentence_transformers_with_its_dense_layer(saved
     np.testing.assert_allclose(got, want, atol=2e-5, rtol=0)
     assert pipe.resolve_options("sentence").vector_width == want.shape[1]
     if name == "t5":  # same width with and without the layer: it really ran (the pooled states differ)
-        from nlu_lite.pipeline import Pipeline
-
         headless = Pipeline(pipe.spec, pipe.encoder, pipe.tokenizer).embed(TEXTS, output_level="document")
         assert np.abs(headless - got).max() > 1e-2
 
@@ -225,3 +233,22 @@ def test_a_hub_repo_with_a_dense_layer_fetches_it(saved, isolated_cache, monkeyp
             contains="2_Dense/model.safetensors")
     assert dense_config >= 1 and dense_weights >= 1
     np.testing.assert_allclose(pipe.embed(TEXTS), model.encode(TEXTS), atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["instructor", "bert_max"])
+def test_include_prompt_false_pools_without_the_prompts_positions(saved, name, isolated_cache):
+    """INSTRUCTOR's instruction and sentence-transformers' include_prompt=False: the prompt conditions the
+    text's states but its positions ([CLS] too, for BERT) are left out of mean and max pooling."""
+    folder, model = saved[name]
+    pipe = nlu_lite.load(path=folder)
+    assert pipe.spec.include_prompt is False
+    got = pipe.embed(TEXTS, prompt_name="query")
+    want = model.encode(TEXTS, prompt_name="query", convert_to_numpy=True)
+    np.testing.assert_allclose(got, want, atol=2e-5, rtol=0)
+    # pooling the prompt too gives other vectors: the exclusion is what makes them equal
+    included = pipe.embed(TEXTS, prompt=model.prompts["query"], pooling=pipe.spec.pooling)
+    np.testing.assert_array_equal(included, got)  # the same prompt by text: the same exclusion
+    with_prompt = Pipeline(dataclasses.replace(pipe.spec, include_prompt=True), pipe.encoder, pipe.tokenizer,
+                           head=pipe.head).embed(TEXTS, prompt_name="query")
+    assert np.abs(with_prompt - got).max() > 1e-3
+    np.testing.assert_allclose(pipe.embed(TEXTS), model.encode(TEXTS, convert_to_numpy=True), atol=2e-5, rtol=0)

@@ -64,8 +64,9 @@ CANNOT = {
     "WordEmbeddingsModel": "static: a static word-vector table (GloVe, word2vec, fastText); nlu_lite's static-vector "
                            "family is not built yet",
     "Word2VecModel": "static: a word2vec table; nlu_lite's static-vector family is not built yet",
-    "InstructorEmbeddings": "instructor: INSTRUCTOR pools without its instruction's tokens (its own pooling), which "
-                            "nlu_lite does not apply yet",
+    "InstructorEmbeddings": "instructor: INSTRUCTOR is run by its own package (InstructorEmbedding), whose pooling "
+                            "leaves out the instruction, not by its repo's sentence-transformers files; a folder whose "
+                            "Pooling config sets include_prompt: false loads with load(path=...)",
 }
 _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
