@@ -58,6 +58,7 @@ def build_wordpiece_vocab(folder: Path, lowercase: bool = True) -> Path:
     suffixes = ["##ing", "##s", "##er", "##able", "##ly", "##ed"]
     vocab = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars + [f"##{c}" for c in chars]
              + sorted(words - set(chars)) + suffixes)
+    vocab = list(dict.fromkeys(vocab))  # "##s" is a character's and a suffix: one line, or the ids have a gap
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     tok = BertWordPieceTokenizer(str(folder / "vocab.txt"), lowercase=lowercase,
