@@ -103,23 +103,6 @@ def _smoothed_per_token(plan, model, metadata) -> None:
     plan.kinds = dict.fromkeys(plan.kinds, "ln")
 
 
-def _ffn_in_per_call(plan, model, metadata) -> None:
-    """The feed-forward input (the LayerNorm output intermediate.dense reads) at one scale per call, its
-    smoothing at alpha 0.65 (best of 0.5 / 0.65 / 0.8 measured for this case)."""
-    from onnx import numpy_helper
-
-    from nlu_lite.convert import int8
-
-    weights = {i.name: i for i in model.graph.initializer}
-    pairs = [(n.input[0], n.input[1]) for n in model.graph.node
-             if n.op_type == "MatMul" and "intermediate.dense" in n.input[1]]
-    maxima = int8.calibrate(model, [a for a, _ in pairs], metadata)
-    for act, weight in pairs:
-        factors = int8.smoothing_factors(maxima[act], [numpy_helper.to_array(weights[weight])], alpha=0.65)
-        plan.smoothing[act] = plan.smoothing[weight] = factors
-        plan.kinds[act] = "tensor"
-
-
 def _smoothed_ffn_out(plan, model, metadata) -> None:
     """SmoothQuant on the GELU outputs too (alpha 0.5, the same calibration), symmetric per token."""
     from nlu_lite.convert import int8
@@ -134,10 +117,6 @@ def _smoothed_ffn_out(plan, model, metadata) -> None:
         factors = int8.smoothing_factors(maxima[act], [numpy_helper.to_array(weights[weight])])
         plan.smoothing[act] = plan.smoothing[weight] = factors
         plan.kinds[act] = "ln"
-
-
-def _attention_per_token(plan, model, metadata) -> None:
-    plan.attention_per_token = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,21 +134,16 @@ def _library(source: Path, out: Path) -> Path:
 
 METHODS = (
     Method("old", "quantize_dynamic: one activation scale per MatMul call; layer 0 FFN-out fp32", old_int8),
-    Method("per-token", "every MatMul per token (u8 zp 128, MatMulIntegerToFloat); QKV in QAttention per call",
-           lambda s, o: _planned(s, o, _per_token_only)),
+    Method("per-token", "every MatMul per token, symmetric (u8 zp 128, MatMulIntegerToFloat); Q/K/V per token + "
+           "fp32 MultiHeadAttention; no smoothing", lambda s, o: _planned(s, o, _per_token_only)),
     Method("+ smoothing", "per-token + SmoothQuant (alpha 0.5) on LayerNorm-fed inputs, incl. QKV",
            lambda s, o: _planned(s, o, _smoothed_per_token)),
-    Method("new: per-token-dynamic", "+ GELU-aware FFN-out scales (zp 16); attention-out per call: the library's",
-           _library),
-    Method("new, no smoothing", "the library's without SmoothQuant", lambda s, o: _planned(s, o, _no_smoothing)),
-    Method("new, FFN-in per call", "the library's with the FFN input at one scale per call (smoothing alpha 0.65)",
-           lambda s, o: _planned(s, o, _ffn_in_per_call)),
-    Method("new, QKV per token", "the library's with the Q/K/V projection per token + fp32 MultiHeadAttention "
-           "instead of QAttention", lambda s, o: _planned(s, o, _attention_per_token)),
-    Method("new + FFN-out smoothing", "the library's with SmoothQuant on the GELU outputs too (hurts)",
+    Method("library: per-token-dynamic-2", "+ GELU-aware FFN-out scales (zp 16): the library's", _library),
+    Method("library, no smoothing", "the library's without SmoothQuant", lambda s, o: _planned(s, o, _no_smoothing)),
+    Method("library + FFN-out smoothing", "the library's with SmoothQuant on the GELU outputs too (hurts)",
            lambda s, o: _planned(s, o, _smoothed_ffn_out)),
 )
-SPEED_METHODS = ("old", "per-token", "new: per-token-dynamic", "new, FFN-in per call", "new, QKV per token")
+SPEED_METHODS = ("old", "per-token", "library: per-token-dynamic-2")
 
 
 # --- the corpus ---------------------------------------------------------------------------
@@ -237,6 +211,22 @@ def fidelity(reference: list[np.ndarray], got: list[np.ndarray], data) -> dict[s
     t, s = np.concatenate(tokens), np.concatenate(sentences)
     return {"token_mean": t.mean(), "token_p1": np.percentile(t, 1), "token_min": t.min(),
             "sentence_mean": s.mean(), "sentence_min": s.min(), "tokens": t.size, "sequences": s.size}
+
+
+def batch_dependence(path: Path, data, every: int = 7) -> float:
+    """The largest |difference| between a sequence's states run alone and inside its padded batch (every
+    ``every``-th batch, each of its sequences): 0 when a vector never depends on its batch-mates."""
+    from nlu_lite.runtime import OnnxEncoder
+
+    encoder = OnnxEncoder.from_path(path, threads=2)
+    worst = 0.0
+    for ids, mask in data[::every]:
+        together = encoder.run(ids, mask)["last_hidden_state"]
+        for row in range(len(ids)):
+            n = int(mask[row].sum())
+            alone = encoder.run(ids[row:row + 1, :n], mask[row:row + 1, :n])["last_hidden_state"][0]
+            worst = max(worst, float(np.abs(alone - together[row, :n]).max()))
+    return worst
 
 
 def per_node(fp32: Path, work: Path, data, reference) -> list[tuple[str, dict]]:
@@ -339,11 +329,14 @@ def report(machine: dict, versions: dict, corpus_info: str, accuracy: list[tuple
              "- targets (issue 15): token mean >= 0.998 and min >= 0.98; >= 3x fp32 on a VNNI machine, >= 1.5x on AVX2",
              "",
              "## Fidelity (cosine of int8 to fp32, fused graph)", "",
-             "| method | what | token mean | token p1 | token min | sentence mean | sentence min |",
-             "|---|---|---|---|---|---|---|"]
+             "`alone vs batch`: the largest |difference| of a sequence's states run alone and inside its padded",
+             "batch (every 7th batch, each sequence): 0 means a text's vectors never depend on its batch-mates.", "",
+             "| method | what | token mean | token p1 | token min | sentence mean | sentence min | alone vs batch |",
+             "|---|---|---|---|---|---|---|---|"]
     for method, r in accuracy:
         lines.append(f"| {method.name} | {method.description} | {_fmt(r['token_mean'])} | {_fmt(r['token_p1'])} | "
-                     f"{_fmt(r['token_min'])} | {_fmt(r['sentence_mean'])} | {_fmt(r['sentence_min'])} |")
+                     f"{_fmt(r['token_min'])} | {_fmt(r['sentence_mean'])} | {_fmt(r['sentence_min'])} | "
+                     f"{r['batch_dependence']:.3g} |")
     if timing is not None:
         base = [t["best"]["fp32"] for t in timing]
         loads = "; ".join(f"round {i + 1}: {t['load_before']:.2f} before (after waiting {t['waited']:.0f} s), "
@@ -405,13 +398,16 @@ def main(argv: list[str] | None = None) -> None:
     for method in METHODS:
         started = time.perf_counter()
         paths[method.name] = method.build(fp32, root / re.sub(r"\W+", "_", method.name) / "model.onnx")
-        accuracy.append((method, fidelity(reference, run_model(paths[method.name], data), data)))
+        accuracy.append((method, {**fidelity(reference, run_model(paths[method.name], data), data),
+                                  "batch_dependence": batch_dependence(paths[method.name], data)}))
         r = accuracy[-1][1]
         print(f"{method.name:28s} token mean {r['token_mean']:.5f} p1 {r['token_p1']:.5f} min {r['token_min']:.5f} | "
               f"sentence mean {r['sentence_mean']:.5f} min {r['sentence_min']:.5f} "
+              f"alone vs batch {r['batch_dependence']:.3g} "
               f"({time.perf_counter() - started:.1f} s)", flush=True)
     r = accuracy[0][1]
-    corpus_info = f"{counts} texts -> {r['sequences']:,} sequences, {r['tokens']:,} positions"
+    corpus_info = (f"{counts} texts -> {r['sequences']:,} sequences, {r['tokens']:,} positions; fp32's own alone vs "
+                   f"batch: {batch_dependence(fp32, data):.3g}")
 
     nodes = per_node(fp32, root, data, reference) if args.per_node else None
     timing = None

@@ -109,8 +109,9 @@ def test_minilm_int8_close_to_fp32(minilm_dir, isolated_cache):
     assert int8_path != fp32_path and int8_path.parent != fp32_path.parent
     graph = onnx.load(str(int8_path)).graph
     ops = collections.Counter(n.op_type for n in graph.node)
-    # every projection quantized: 6 QAttention, 3 MatMuls per layer, the pooler's (convert/int8.py)
-    assert ops["QAttention"] == 6 and (ops["MatMulInteger"] + ops["MatMulIntegerToFloat"] + ops["DynamicQuantizeMatMul"]) == 6 * 3 + 1, ops
+    # every projection quantized per token: Q/K/V (then fp32 MultiHeadAttention), 3 MatMuls per layer, the pooler's
+    assert ops["QAttention"] == 0 and ops["MultiHeadAttention"] == 6, ops
+    assert ops["MatMulIntegerToFloat"] == 6 * 4 + 1 and ops["MatMulInteger"] + ops["DynamicQuantizeMatMul"] == 0, ops
     assert not [n for n in graph.node if n.op_type == "MatMul" and any(i.endswith("weight_t") for i in n.input)]
     assert data_path_for(int8_path).stat().st_size < 0.4 * data_path_for(fp32_path).stat().st_size
     fp32 = OnnxEncoder.from_path(fp32_path).run(ids, mask)["last_hidden_state"]

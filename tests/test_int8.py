@@ -102,7 +102,8 @@ def test_one_scale_per_token_keeps_a_small_row_precise():
     x = rng.normal(size=(2, 64)).astype(np.float32)
     x[0] *= 1000.0
     per_token = _session(int8.rewrite(_matmul_model(weight), int8.Plan(kinds={"x": "ln"}))).run(["y"], {"x": x})[0]
-    per_call = _session(int8.rewrite(_matmul_model(weight), int8.Plan(kinds={"x": "tensor"}))).run(["y"], {"x": x})[0]
+    scale = np.abs(x).max() / 127  # what one scale per call (onnxruntime's DynamicQuantizeMatMul) would do
+    per_call = (np.clip(np.rint(x / scale), -127, 127) * scale) @ weight
     want = x @ weight
 
     def relative(y):
@@ -142,7 +143,7 @@ def test_a_weight_shared_with_an_unnormalised_input_is_smoothed_consistently():
     rng = np.random.default_rng(6)
     fp32 = _shared_weight_model(rng)
     plan = int8.make_plan(fp32, {"vocab_size": 50, "max_position_embeddings": 64})
-    assert plan.kinds == {"h": "ln", "s": "tensor"}
+    assert plan.kinds == {"h": "ln", "s": "token"}
     assert set(plan.smoothing) == {"h", "s", "w"} and plan.smoothing["w"].max() > 2  # the outliers are divided out
     ids = rng.integers(0, 50, size=(4, 9))
     feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
@@ -192,9 +193,13 @@ def test_a_model_past_protobufs_limit_calibrates_through_a_file(tiny_fp32, tmp_p
 
 
 # ops of the tiny BERT (2 layers, pooler) after quantize_int8, by graph variant
+# (every weight MatMul per token: fused, Q/K/V + output + two feed-forward per layer, then fp32 MultiHeadAttention;
+# standard, q, k, v, output and two feed-forward; and the pooler. No op with one scale per call is left)
 EXPECTED_OPS = {
-    "fused": {"QAttention": 2, "MatMulIntegerToFloat": 2 * 2, "DynamicQuantizeMatMul": 2 + 1},
-    "standard": {"QAttention": 0, "MatMulIntegerToFloat": 2 * 5, "DynamicQuantizeMatMul": 2 + 1},
+    "fused": {"QAttention": 0, "MultiHeadAttention": 2, "MatMulIntegerToFloat": 2 * 4 + 1, "DynamicQuantizeMatMul": 0,
+              "DynamicQuantizeLinear": 0},
+    "standard": {"QAttention": 0, "MultiHeadAttention": 0, "MatMulIntegerToFloat": 2 * 6 + 1,
+                 "DynamicQuantizeMatMul": 0, "DynamicQuantizeLinear": 0},
 }
 # per-token cosine to fp32 on random ids, measured (tiny BERTs of seeds 0-2, both graphs): mean 0.999994,
 # min 0.99998, pooler min 0.99996. Random weights quantise well; MiniLM's real ones are the hard case, below
@@ -227,27 +232,6 @@ def test_int8_close_to_fp32_on_the_tiny_bert(tiny_fp32, tmp_path, graph):
     assert 1 - cos.mean() > 1e-7  # it really is a different (quantized) model
     pooled = cosine_per_token(got["pooler_output"][:, None], want["pooler_output"][:, None], np.ones((4, 1)))
     assert pooled.min() >= TINY_MIN
-
-
-def test_attention_per_token_plan_replaces_qattention(tiny_fp32, tmp_path):
-    """The measured alternative (benchmarks/int8.md): Q/K/V per token, then fp32 MultiHeadAttention."""
-    import json
-
-    import onnx
-
-    from nlu_lite.convert.store import save_model
-
-    model = onnx.load(str(tiny_fp32["fused"]))
-    metadata = json.loads({p.key: p.value for p in model.metadata_props}["nlu_lite"])
-    plan = int8.make_plan(model, metadata)
-    plan.attention_per_token = True
-    path = save_model(int8.rewrite(model, plan), tmp_path / "model.onnx")
-    ops = collections.Counter(n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node)
-    assert (ops["QAttention"], ops["MultiHeadAttention"], ops["MatMulIntegerToFloat"]) == (0, 2, 2 * 3), ops
-    fp32, quantized = OnnxEncoder.from_path(tiny_fp32["fused"]), OnnxEncoder.from_path(path)
-    ids, mask = padded_batch(quantized.vocab_size, [7, 40, 1, 23], seed=2)
-    cos = cosine_per_token(quantized.run(ids, mask)["last_hidden_state"], fp32.run(ids, mask)["last_hidden_state"], mask)
-    assert cos.mean() >= TINY_MEAN and cos.min() >= TINY_MIN and 1 - cos.mean() > 1e-7, (cos.mean(), cos.min())
 
 
 # --- the real MiniLM ------------------------------------------------------------------------
@@ -291,14 +275,39 @@ def test_minilm_int8_per_token_fidelity(minilm_dir, isolated_cache):
     quantized = OnnxEncoder.from_path(path, threads=2)
     assert data_path_for(path).stat().st_size < 0.35 * data_path_for(fp32.path).stat().st_size  # measured 0.318
     ops = collections.Counter(n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node)
-    assert (ops["QAttention"], ops["MatMulIntegerToFloat"], ops["DynamicQuantizeMatMul"], ops["MatMul"]) == (6, 12, 7, 0), ops
+    assert (ops["QAttention"], ops["MultiHeadAttention"], ops["MatMulIntegerToFloat"], ops["DynamicQuantizeMatMul"],
+            ops["MatMul"]) == (0, 6, 6 * 4 + 1, 0, 0), ops
     assert json.loads((path.parent / "manifest.json").read_text())["precision"] == "int8"
-    assert quantized.metadata["int8_method"] == "per-token-dynamic"
+    assert quantized.metadata["int8_method"] == int8.INT8_METHOD == "per-token-dynamic-2"
     cosines = []
     for ids, mask in _minilm_corpus(minilm_dir):
         cosines.append(cosine_per_token(quantized.run(ids, mask)["last_hidden_state"],
                                         fp32.run(ids, mask)["last_hidden_state"], mask))
     cos = np.concatenate(cosines)
     assert cos.size > 8000
-    # measured: mean 0.99866, min 0.9946 over 8,917 positions
-    assert cos.mean() >= 0.998 and cos.min() >= 0.99, (cos.mean(), cos.min())
+    # measured: mean 0.99901, min 0.9960 over 8,917 positions (one scale per call for the attention context and
+    # QAttention, the method before: 0.99866 and 0.9946)
+    assert cos.mean() >= 0.9985 and cos.min() >= 0.994, (cos.mean(), cos.min())
+
+
+@pytest.mark.slow
+def test_minilm_int8_vectors_do_not_depend_on_their_batch(minilm_dir, isolated_cache):
+    """The same text, the same int8 bits: alone or among 260 others, with deduplicate on or off, in batches of
+    any size, at token and sentence level (issue 22: one scale per call made them differ by up to 0.16)."""
+    import nlu_lite
+
+    with TOPICS.open(encoding="utf-8", newline="") as fh:
+        corpus = [row["text"] for row in csv.DictReader(fh) if row["text"].strip()][:260]
+    pipe = nlu_lite.load(path=minilm_dir, precision="int8")
+    target = "The committee postponed its decision on the new railway line until next spring."
+    mixed = corpus[:130] + [target] + corpus[130:] + corpus[:40]  # with repeats: deduplicate has work to do
+    where = 130
+    for level in ("token", "sentence"):
+        alone = nlu_lite.to_matrix(pipe.predict([target], output_level=level))
+        for options in ({}, {"deduplicate": False}, {"batch_size": 7}, {"max_batch_tokens": 4096, "batch_size": 256}):
+            frame = pipe.predict(mixed, output_level=level, **options)
+            rows = frame["origin_index"].to_numpy() == where
+            np.testing.assert_array_equal(nlu_lite.to_matrix(frame)[rows], alone, err_msg=f"{level} {options}")
+        repeated = pipe.predict(mixed, output_level=level, deduplicate=False)
+        deduplicated = pipe.predict(mixed, output_level=level)
+        np.testing.assert_array_equal(nlu_lite.to_matrix(repeated), nlu_lite.to_matrix(deduplicated))

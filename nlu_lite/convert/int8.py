@@ -1,8 +1,11 @@
-"""Dynamic int8 for nlu_lite's ONNX graphs: one activation scale per token where it matters.
+"""Dynamic int8 for nlu_lite's ONNX graphs: one activation scale per token, everywhere.
 
 onnxruntime's ``quantize_dynamic`` gives every MatMul ONE activation scale per call, over the
 whole ``[batch * sequence, K]`` input, so a single outlier token coarsens every token of the
-batch. On all-MiniLM-L6-v2 that costs per-token cosine to fp32 0.991 mean, 0.952 min
+batch, and a text's vector depends on what else is in its call (all-MiniLM-L6-v2: a sentence
+alone vs inside 260 others, up to 0.034 apart). Here every activation is quantised per token,
+from that token's own values: integer products are exact and every other step is elementwise or
+per row, so a text's int8 vectors are the same bits whatever shares its batch, as fp32's are. On all-MiniLM-L6-v2 that costs per-token cosine to fp32 0.991 mean, 0.952 min
 (``benchmarks/int8.md``). Measured per MatMul (one quantised at a time), the error sits in the
 feed-forward MatMuls and, less, in the QKV projection; the attention output projection is
 nearly free at any granularity. So each weight MatMul is quantised by what feeds it:
@@ -16,14 +19,15 @@ nearly free at any granularity. So each weight MatMul is quantised by what feeds
   benchmark's real text itself). Then the input is quantised per token (symmetric, u8 with zero
   point 128), multiplied by the int8 weights with ``MatMulIntegerToFloat`` (the u8s8 path MLAS
   runs fastest) and the product by each token's scale. The fused graph's ``Attention`` has no
-  per-token form in onnxruntime: it becomes ``QAttention`` (one input scale per call) after the
-  same smoothing, which keeps its speed.
+  per-token form in onnxruntime: its Q/K/V projection is quantised per token like any MatMul, and
+  onnxruntime's fp32 ``MultiHeadAttention`` runs the rest.
 - a GELU or ReLU output (the feed-forward output projection): per token, asymmetric, since the
   input is bounded below (GELU >= -0.17, ReLU >= 0): a fixed zero point of 16 (0 for ReLU) and
   the scale ``max(row max / 239, 0.17 / 16)``, twice the resolution of a symmetric scale.
   Smoothing here was measured to hurt (every alpha tried), so there is none.
-- anything else (the attention context, the pooler's [CLS] row): onnxruntime's
-  ``DynamicQuantizeMatMul``, one scale per call, as before: measured as accurate there and faster.
+- anything else (the attention context, the pooler's [CLS] row, ALBERT's projected embeddings):
+  per token, symmetric, without smoothing. (onnxruntime's ``DynamicQuantizeMatMul`` and ``QAttention``,
+  one scale per call, were a little faster but made vectors depend on their batch.)
 
 Weights are int8 per output channel, symmetric (scale ``max |w| / 127``). The word-embedding table
 is int8 per row (a scale per token id): 4x smaller, and per-row it costs no measurable accuracy.
@@ -38,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-INT8_METHOD = "per-token-dynamic"
+INT8_METHOD = "per-token-dynamic-2"  # 2: every activation per token (batch-invariant); 1 kept per-call scales
 MS_DOMAIN = "com.microsoft"
 # MiniLM mean cosine by alpha: 0.45 -> 0.99855, 0.5 -> 0.99860, 0.55 -> 0.99862, 0.6 -> 0.99856 (its min the worst)
 SMOOTHING_ALPHA = 0.5
@@ -56,19 +60,17 @@ _TINY = 1e-30  # the scale of an all-zero row: quantises it to exact zeros
 class Plan:
     """What the rewrite does to each MatMul input: computed from the graph before anything changes.
 
-    ``kinds``: activation -> ``"ln"`` (symmetric per token), ``"gelu"`` / ``"relu"`` (per token,
-    bounded below), ``"tensor"`` (one scale per call). ``smoothing``: activation or weight ->
-    per-input-channel factors (activations are divided by them, weight rows multiplied).
-    ``attention_per_token``: the fused ``Attention``'s Q/K/V projection per token too, then fp32
-    ``MultiHeadAttention``, instead of ``QAttention`` (one scale per call); an input that is no
-    LayerNorm output keeps ``QAttention``. Measured on all-MiniLM-L6-v2 (``benchmarks/int8.md``):
-    more accurate (per-token cosine mean 0.99884 / min 0.99250 against 0.99861 / 0.99109) and
-    10-16% slower, so off in the library.
+    ``kinds``: activation -> ``"ln"`` (symmetric per token, smoothed), ``"gelu"`` / ``"relu"`` (per token,
+    bounded below), ``"token"`` (symmetric per token, not smoothed). ``smoothing``: activation or weight ->
+    per-input-channel factors (activations are divided by them, weight rows multiplied). The fused
+    ``Attention``'s Q/K/V projection is quantised per token too, then runs fp32 ``MultiHeadAttention``
+    (``QAttention`` takes one input scale per call: it made vectors depend on their batch). Measured on
+    all-MiniLM-L6-v2 (``benchmarks/int8.md``): more accurate (per-token cosine mean 0.99884 / min 0.99250
+    against 0.99861 / 0.99109) and 10-16% slower than ``QAttention``.
     """
 
     kinds: dict[str, str] = field(default_factory=dict)
     smoothing: dict[str, np.ndarray] = field(default_factory=dict)
-    attention_per_token: bool = False
     fp32: set[str] = field(default_factory=set)  # weights whose MatMuls stay fp32 (the family's int8 plan)
 
 
@@ -121,14 +123,14 @@ def _input_kind(g: _Graph, tensor: str) -> str:
     """How to quantise ``tensor`` (see the module docstring): by the op that produced it."""
     node = g.producer.get(tensor)
     if node is None:
-        return "tensor"
+        return "token"
     if node.op_type == "LayerNormalization":
         return "ln"
     if node.op_type in _GELU_OPS or _standard_gelu(g, node):
         return "gelu"
     if node.op_type == "Relu":
         return "relu"
-    return "tensor"
+    return "token"
 
 
 def _weight_matmuls(g: _Graph) -> list[Any]:
@@ -137,7 +139,7 @@ def _weight_matmuls(g: _Graph) -> list[Any]:
 
 
 def _plain_attention(node: Any) -> bool:
-    """A com.microsoft Attention that QAttention computes alike: no past, no extra bias, known attributes."""
+    """A com.microsoft Attention that MultiHeadAttention computes alike: no past, no extra bias, known attributes."""
     attrs = {a.name for a in node.attribute}
     return (node.op_type == "Attention" and node.domain == MS_DOMAIN and len(node.input) <= 4
             and attrs <= {"num_heads", "mask_filter_value", "scale", "unidirectional"})
@@ -291,7 +293,7 @@ def make_plan(model: Any, metadata: Mapping[str, Any], keep_fp32: Iterable[str] 
             result.fp32.add(node.input[1])
             continue
         kind = _input_kind(g, node.input[0])
-        if kind == "tensor" and any(fnmatch.fnmatchcase(node.input[1], p) for p in token):
+        if kind == "token" and any(fnmatch.fnmatchcase(node.input[1], p) for p in token):
             kind = "ln"
         result.kinds[node.input[0]] = kind
     groups = _smoothing_groups(g, result.kinds, result.fp32)
@@ -374,7 +376,7 @@ class _Rewriter:
             return self.quantized[x]
         rows = self.smoothed(self.op("Reshape", [x, self.const(f"int8/rows_{k}", np.array([-1, k], np.int64))]), x)
         high = self.reduce("ReduceMax", rows)
-        if kind == "ln":  # symmetric: max |x| without materialising |x|
+        if kind in ("ln", "token"):  # symmetric: max |x| without materialising |x|
             amax = self.op("Max", [high, self.op("Neg", [self.reduce("ReduceMin", rows)])])
             zero, levels, floor = 128, 127, _TINY
         else:  # bounded below: the low end needs `zero` steps
@@ -394,31 +396,10 @@ class _Rewriter:
         x, name = node.input[0], node.input[1]
         k, n = self.g.array(name).shape
         wq, ws = self.weight(name)
-        kind = self.plan.kinds[x]
-        if kind == "tensor":
-            self.op("DynamicQuantizeMatMul", [self.smoothed(x, x), wq, ws], out=node.output[0], domain=MS_DOMAIN)
-            return
-        q, column, zp, lead = self.per_token(x, k, kind)
+        q, column, zp, lead = self.per_token(x, k, self.plan.kinds[x])
         y = self.op("MatMulIntegerToFloat", [q, wq, self.const("int8/one", np.float32(1.0)), ws, zp], domain=MS_DOMAIN)
         shape = self.op("Concat", [lead, self.const(f"int8/width_{n}", np.array([n], np.int64))], axis=0)
         self.op("Reshape", [self.op("Mul", [y, column]), shape], out=node.output[0])
-
-    def attention(self, node: Any) -> None:
-        """Attention -> (smoothing) + DynamicQuantizeLinear + QAttention, same attributes."""
-        from onnx import helper
-
-        x, name = node.input[0], node.input[1]
-        wq, ws = self.weight(name)
-        bias = node.input[2] if len(node.input) > 2 else ""
-        mask = node.input[3] if len(node.input) > 3 else ""
-        self.count += 1
-        q, scale, zp = (f"int8/{part}_{self.count}" for part in ("attention_input", "input_scale", "input_zero_point"))
-        self.nodes.append(helper.make_node("DynamicQuantizeLinear", [self.smoothed(x, x)], [q, scale, zp],
-                                           name=f"int8/DynamicQuantizeLinear_{self.count}"))
-        w_zp = self.const(name + "/zero_point", np.zeros(self.g.array(name).shape[1], np.int8))
-        self.nodes.append(helper.make_node("QAttention", [q, wq, bias, scale, ws, mask, zp, w_zp], list(node.output),
-                                           name=f"int8/QAttention_{self.count}", domain=MS_DOMAIN,
-                                           **{a.name: helper.get_attribute_value(a) for a in node.attribute}))
 
     def attention_per_token(self, node: Any) -> None:
         """Attention -> the Q/K/V projection per token (as :meth:`matmul`), then onnxruntime's fp32
@@ -426,9 +407,6 @@ class _Rewriter:
         from onnx import helper
 
         x, name = node.input[0], node.input[1]
-        if self.plan.kinds[x] == "tensor":  # not a LayerNorm output (ALBERT's projected embeddings): QAttention
-            self.attention(node)
-            return
         k, n = self.g.array(name).shape
         wq, ws = self.weight(name)
         q, column, zp, lead = self.per_token(x, k, self.plan.kinds[x])
@@ -472,7 +450,7 @@ def rewrite(model: Any, plan: Plan) -> Any:
         if id(node) in matmuls:
             r.matmul(node)
         elif id(node) in attentions:
-            r.attention_per_token(node) if plan.attention_per_token else r.attention(node)
+            r.attention_per_token(node)
         elif id(node) in lookups:
             r.embeddings(node)
         else:

@@ -17,8 +17,8 @@ sequence length from it and adds it to the padding mask once, for all layers.
 
 Attention is built from standard ops in both graph variants (``"fused"`` differs only in its
 BiasGelu/FastGelu activation). com.microsoft ``Attention`` takes the bias as its
-``attention_bias`` input and is exact in fp32, but int8 breaks it: onnxruntime's dynamic
-quantizer rewrites it to ``QAttention``, which has no such input, and silently drops the bias.
+``attention_bias`` input and is exact in fp32, but int8 broke it: onnxruntime's dynamic
+quantizer rewrote it to ``QAttention``, which has no such input, and silently dropped the bias.
 Measured (onnxruntime 1.32, one thread's CPU time, 12-layer base shape, batch 32 x 64 tokens,
 median of 12): fp32 2.60 s with ``Attention``, 2.65-2.77 s with standard ops (the same within
 this busy machine's noise: onnxruntime fuses the standard graph's GELU, so after its fusions both

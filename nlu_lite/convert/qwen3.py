@@ -34,8 +34,8 @@ changes): onnxruntime's own fusions turn each RMSNorm into ``SimplifiedLayerNorm
 SiLU into ``QuickGelu`` and the score scaling into ``FusedMatMul`` (measured: 4 layers at the
 0.6B width, 8 x 128 tokens, one thread: 2.12 s, PyTorch eager 2.35 s), and com.microsoft
 ``GroupQueryAttention`` assumes a KV cache and its own padding conventions. Under int8, RMSNorm
-and SwiGLU outputs are neither LayerNorm nor GELU outputs to ``int8.py``, so every weight MatMul
-gets one activation scale per call (``DynamicQuantizeMatMul``). Masks are additive
+and SwiGLU outputs are neither LayerNorm nor GELU outputs to ``int8.py``: the family's int8 plan
+names them, so they are quantised per token as LayerNorm outputs are. Masks are additive
 and finite (``MASK_VALUE``), not transformers' ``finfo.min``: the same for any query that has one
 real key before it, which every real position has.
 

@@ -201,6 +201,10 @@ def _expected(folder: Path, precision: str, graph: str, memo: Path | None) -> di
         "graph": graph,
         "sources": sources,
     }
+    if precision == "int8":  # a new quantisation method is a new entry: an older int8 graph is never served for it
+        from .int8 import INT8_METHOD
+
+        expected["int8_method"] = INT8_METHOD
     plugin = _plugin_family(folder)
     return {**expected, "family": plugin} if plugin else expected
 

@@ -34,7 +34,7 @@ Activation: ``feed_forward_proj`` ("relu", "gated-gelu" = gated ``gelu_new``, "g
 Both graph variants use standard ops for attention and the RMS norm (onnxruntime fuses the
 norm's Pow/ReduceMean/Add/Sqrt/Div/Mul into ``SimplifiedLayerNormalization``); ``"fused"``
 differs only in its activation, com.microsoft ``FastGelu`` (exactly ``gelu_new``'s tanh form) or
-``Gelu`` (erf). com.microsoft ``Attention`` is not used: int8 rewrites it to ``QAttention``,
+``Gelu`` (erf). com.microsoft ``Attention`` is not used: int8 used to rewrite it to ``QAttention``,
 which drops the relative bias (see ``mpnet.py``).
 
 Weight names: ``T5EncoderModel``'s (``shared.weight``, ``encoder.*``); a full T5 checkpoint's
