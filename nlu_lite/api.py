@@ -170,8 +170,8 @@ def register_model(
     if (path is None) == (repo is None):
         raise InputError("register_model() needs exactly one of path= (a local folder) or repo= (an HF repo id)")
     if path is not None:
-        spec = dataclasses.replace(spec_from_folder(path, alias=alias, task=task, pooling=pooling, normalize=normalize),
-                                   name=alias)
+        spec = dataclasses.replace(spec_from_folder(path, alias=alias, task=task, pooling=pooling, normalize=normalize,
+                                                    case_sensitive=case_sensitive), name=alias)
     else:
         if not (dim and layers and heads):
             raise InputError("register_model(repo=...) needs dim=, layers= and heads= (see the repo's config.json)")

@@ -205,9 +205,11 @@ class Pipeline:
         ``precision``/``graph`` to the converter, ``threads``/``providers`` to the session.
         """
         from . import artifacts
-        from .convert import ensure_onnx
+        from .convert import ensure_onnx, static
 
         folder = artifacts.fetch(spec, offline=options.offline, progress=options.progress)
+        if not (folder / "config.json").is_file() and static.find_table(folder) is not None:
+            folder = static.ensure_checkpoint(folder, case_sensitive=spec.case_sensitive)  # a table: imported once
         spec = artifacts.apply_folder_settings(spec, folder)  # a sentence-transformers folder's own settings
         head = artifacts.read_dense_layers(folder) if spec.task == "sentence" else ()  # its Dense layers, if any
         precision, graph = options.precision or "fp32", options.graph or "fused"

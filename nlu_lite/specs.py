@@ -22,8 +22,11 @@ from .registry import HubSource, LocalSource, ModelSpec, default_registry
 
 
 def looks_like_folder(alias: str) -> bool:
-    """Whether ``alias`` is a path to an existing folder rather than a registry alias."""
-    return (os.sep in alias or alias.startswith((".", "~"))) and Path(alias).expanduser().is_dir()
+    """Whether ``alias`` is a path to an existing folder (or vectors file) rather than a registry alias."""
+    if not (os.sep in alias or alias.startswith((".", "~"))):
+        return False
+    path = Path(alias).expanduser()
+    return path.is_dir() or (path.is_file() and path.suffix in (".txt", ".vec", ".bin", ".npy"))
 
 
 def _read_json_object(path: Path) -> dict:
@@ -91,8 +94,11 @@ def _spec_from_checkpoint(folder: Path, *, name: str, aliases: tuple[str, ...], 
 
 
 def spec_from_folder(path: str | os.PathLike, *, alias: str | None = None, task: str | None = None,
-                     pooling: str | None = None, normalize: bool | None = None) -> ModelSpec:
-    """A :class:`ModelSpec` for a local checkpoint folder, read from its ``config.json``.
+                     pooling: str | None = None, normalize: bool | None = None,
+                     case_sensitive: bool | None = None) -> ModelSpec:
+    """A :class:`ModelSpec` for a local checkpoint folder, read from its ``config.json``; or for a table of
+    static word vectors (a GloVe / word2vec / fastText file, or a folder holding one: imported once, see
+    :mod:`nlu_lite.convert.static`; ``case_sensitive`` picks its lookup rule, case-insensitive by default).
 
     A sentence-transformers folder (``modules.json``) is a sentence model with its own pooling,
     normalisation, ``max_seq_length`` and prompts (:func:`nlu_lite.artifacts.settings.apply_folder_settings`),
@@ -101,8 +107,20 @@ def spec_from_folder(path: str | os.PathLike, *, alias: str | None = None, task:
     ``task='token'``, the family's pooling (``'mean'``; ``Family.default_pooling``), ``normalize=False`` by default.
     """
     from .artifacts import settings
+    from .convert import static
 
     folder = Path(path).expanduser()
+    table = static.find_table(folder)
+    if table is not None:
+        if case_sensitive is not None and not isinstance(case_sensitive, bool):
+            raise InputError(f"case_sensitive must be True or False; got {case_sensitive!r}")
+        checkpoint = static.ensure_checkpoint(table, case_sensitive=bool(case_sensitive))
+        spec = _spec_from_checkpoint(
+            checkpoint, name=alias or table.stem, aliases=(alias,) if alias else (), task=task or "token",
+            pooling=pooling, normalize=bool(normalize), sources=(LocalSource(path=str(checkpoint)),),
+            description=f"static word vectors {table}")
+        check_choice(spec.task, TASKS, "task", InputError)
+        return spec
     if not (folder / "config.json").is_file():
         raise ArtifactNotFoundError(
             f"{folder} has no config.json: pass the folder of a Hugging Face checkpoint "

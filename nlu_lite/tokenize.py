@@ -305,9 +305,9 @@ class PieceTokenizer:
     def vocabulary(self) -> list[str]:
         """Piece strings by id (added tokens included); built on first use."""
         if getattr(self, "_vocabulary", None) is None:
-            table = [""] * self.vocab_size
+            table = [""] * max(self.vocab_size, self.max_id + 1)  # ids may leave gaps (a static table's casings)
             for piece, piece_id in self._tok.get_vocab(with_added_tokens=True).items():
-                if piece_id < len(table):
+                if 0 <= piece_id < len(table):
                     table[piece_id] = piece
             self._vocabulary = table
         return self._vocabulary

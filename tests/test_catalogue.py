@@ -85,7 +85,7 @@ def test_hand_written_entries_win_and_every_other_reference_is_hub_or_a_reason()
 
 
 @pytest.mark.parametrize("alias, model, fragment", [
-    ("embed", "glove_100d", "static word-vector table"),
+    ("embed", "glove_100d", "GloVe 6B at 50 dimensions loads offline: en.embed.glove.6B_50d"),
     ("embed_sentence", "tfhub_use", "TensorFlow Hub graph"),
     ("en.embed.glove.100d", "glove_100d", "static"),
     ("en.embed_sentence.instructor_base", "instructor_base", "whose pooling leaves out the instruction"),

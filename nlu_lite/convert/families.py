@@ -33,6 +33,7 @@ from . import (
     mpnet,
     qwen3,
     roberta,
+    static,
     t5,
     xlnet,
 )
@@ -54,6 +55,7 @@ FAMILIES: tuple[Family, ...] = (
     xlnet.FAMILY,
     qwen3.FAMILY,
     modernbert.FAMILY,
+    static.FAMILY,
 )
 
 _BY_TYPE: dict[str, Family] = {}

