@@ -1,7 +1,8 @@
 """Several models in one request, as NLU's ``nlu.load('bert en.embed_sentence.small_bert_L2_128')``.
 
-One frame with one embedding column per model at the requested level. Rows come from the
-first model whose task is that level (tokens and sentences are the same for every model,
+One frame with one embedding column per model at the requested level, and each model's own flags
+(``<column>_windowed``, with ``truncation=True`` ``<column>_truncated``: one model may cut or window a
+text another takes whole). Rows come from the first model whose task is that level (tokens and sentences are the same for every model,
 whatever its tokenizer: one word splitter, one sentence splitter; a mismatch is an error,
 never a silent misalignment). At token level a sentence model's column holds the vector of the
 token's sentence, as NLU does.
@@ -22,6 +23,7 @@ from .errors import InputError
 from .frame import ATTRS_KEY, to_matrix
 from .pipeline import Pipeline
 
+FLAGS = ("windowed", "truncated")  # per model in a group: each model's own
 _ROW_KEYS = {"token": ["origin_index", "sentence_index", "begin", "end"],
              "sentence": ["origin_index", "sentence_index", "begin", "end"], "document": ["origin_index"]}
 
@@ -63,11 +65,16 @@ class PipelineGroup:
         order = sorted(self.pipelines, key=lambda p: (level == "token") == (p.spec.task != "token"))
         base = order[0]
         frame = base.predict(positional, level, **options)
+        flags = [f for f in FLAGS if f in frame.columns]
+        frame = frame.rename(columns={f: f"{base.spec.embedding_column}_{f}" for f in flags})
         others = {k: v for k, v in options.items() if k not in ("keep_columns", "keep_stranger_features")}
         for pipe in order[1:]:
             column = pipe.spec.embedding_column
             if level == "token" and pipe.spec.task == "sentence":
-                frame[column] = _sentence_vectors_for_tokens(pipe, positional, frame, others)
+                vectors, sentence_flags = _sentence_vectors_for_tokens(pipe, positional, frame, others, flags)
+                frame[column] = vectors
+                for f in flags:
+                    frame[f"{column}_{f}"] = sentence_flags[f]
                 continue
             other = pipe.predict(positional, level, **others)
             keys = [k for k in _ROW_KEYS[level] if k in frame.columns and k in other.columns]
@@ -75,7 +82,11 @@ class PipelineGroup:
                 raise InputError(f"{pipe.spec.alias} splits the text into other {level}s than {base.spec.alias}; "
                                  "predict them apart and join on origin_index")
             frame[column] = other[column].to_numpy()
-        ordered = [c for c in frame.columns if c not in self.embedding_columns] + self.embedding_columns
+            for f in flags:
+                frame[f"{column}_{f}"] = other[f].to_numpy()
+        flag_columns = [f"{p.spec.embedding_column}_{f}" for p in self.pipelines for f in flags]
+        ordered = ([c for c in frame.columns if c not in self.embedding_columns and c not in flag_columns]
+                   + flag_columns + self.embedding_columns)
         frame = frame[[c for c in ordered if c in frame.columns]]
         frame.attrs[ATTRS_KEY] = {}  # several vector columns: to_matrix needs column=
         if labels is not None:
@@ -93,9 +104,10 @@ def _positional(data: object) -> tuple[pd.Index | None, object]:
     return None, data
 
 
-def _sentence_vectors_for_tokens(pipe: Pipeline, data: object, tokens: pd.DataFrame,
-                                 options: dict[str, Any]) -> np.ndarray:
-    """Each token row's sentence vector from a sentence model (NLU's behaviour at token level)."""
+def _sentence_vectors_for_tokens(pipe: Pipeline, data: object, tokens: pd.DataFrame, options: dict[str, Any],
+                                 flags: Sequence[str] = ()) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Each token row's sentence vector from a sentence model (NLU's behaviour at token level), and that
+    sentence's ``flags`` as the sentence model set them."""
     sentence_options = {k: v for k, v in options.items() if k != "subtoken_pooling"}
     sentences = pipe.predict(data, "sentence", **sentence_options)
     matrix = to_matrix(sentences, pipe.spec.embedding_column)
@@ -107,4 +119,4 @@ def _sentence_vectors_for_tokens(pipe: Pipeline, data: object, tokens: pd.DataFr
                          "predict them apart")
     cells = np.empty(len(found), dtype=object)
     cells[:] = list(matrix[found]) if len(found) else []
-    return cells
+    return cells, {f: sentences[f].to_numpy()[found] for f in flags}

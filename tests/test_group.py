@@ -32,7 +32,11 @@ def test_token_level_holds_each_tokens_sentence_vector(group):
     df = group.predict(DATA, keep_columns=["label"])
     assert isinstance(group, PipelineGroup) and list(df.columns[-2:]) == group.embedding_columns
     alone = tok.predict(DATA, keep_columns=["label"])
-    pd.testing.assert_frame_equal(df.drop(columns=group.embedding_columns), alone.drop(columns=tok.spec.embedding_column))
+    flags = [f"{c}_windowed" for c in group.embedding_columns]  # each model's own flags, not one shared column
+    assert list(df.columns[-4:-2]) == flags
+    pd.testing.assert_frame_equal(df.drop(columns=group.embedding_columns + flags),
+                                  alone.drop(columns=[tok.spec.embedding_column, "windowed"]))
+    assert (df[flags[0]].to_numpy() == alone["windowed"].to_numpy()).all()
     np.testing.assert_array_equal(nlu_lite.to_matrix(df, tok.spec.embedding_column), nlu_lite.to_matrix(alone))
     sentences = sent.predict(DATA.reset_index(drop=True), "sentence")
     vectors = nlu_lite.to_matrix(df, sent.spec.embedding_column)
@@ -62,3 +66,24 @@ def test_options_are_checked_for_every_model_and_the_group_pickles(group):
     again = pickle.loads(pickle.dumps(group))
     np.testing.assert_array_equal(nlu_lite.to_matrix(again.predict("the dog.", "document"), group.embedding_columns[1]),
                                   nlu_lite.to_matrix(group.predict("the dog.", "document"), group.embedding_columns[1]))
+
+
+def test_each_models_truncated_and_windowed_flags_are_its_own(group):
+    """Issue 24: a group's flags were the first model's. Here the sentence model takes 16 positions, the word
+    model 512: a 40-word sentence is cut (truncation=True) or windowed by one model only."""
+    import dataclasses
+
+    from nlu_lite.pipeline import Pipeline
+
+    tok, sent = group.pipelines
+    short = Pipeline(dataclasses.replace(sent.spec, max_length=16), sent.encoder, sent.tokenizer, recipe=sent.recipe)
+    pair = PipelineGroup([tok, short])
+    text = " ".join(["the dog runs to the river bank"] * 6)
+    t, s = (p.spec.embedding_column for p in (tok, short))
+    cut = pair.predict([text, "a cat"], "sentence", truncation=True)
+    assert cut[f"{t}_truncated"].tolist() == [False, False] and cut[f"{s}_truncated"].tolist() == [True, False]
+    assert "truncated" not in cut.columns and "windowed" not in cut.columns
+    whole = pair.predict([text, "a cat"], "sentence")
+    assert whole[f"{t}_windowed"].tolist() == [False, False] and whole[f"{s}_windowed"].tolist() == [True, False]
+    tokens = pair.predict([text], "token", truncation=True)
+    assert not tokens[f"{t}_truncated"].any() and tokens[f"{s}_truncated"].all()  # the token's sentence was cut
