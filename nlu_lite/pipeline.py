@@ -73,6 +73,7 @@ class LoadRecipe:
     graph: str = "fused"
     offline: bool | None = None
     bundle: str | None = None  # a bundle folder (pipe.save): loaded from it, with no network and no writes
+    bundle_manifest: str | None = None  # that bundle's manifest sha256 when loaded: unpickled, the same one or an error
 
 
 def _describe_runtime(encoder: Any) -> str:
@@ -103,6 +104,7 @@ def _restore(recipe: LoadRecipe) -> Pipeline:
     with _LOCK:
         pipe = _LIVE.get(key)
         if pipe is None and recipe.bundle is not None:
+            _check_same_bundle(recipe)
             pipe = Pipeline.from_bundle(recipe.bundle, threads=recipe.threads, providers=recipe.providers)
         elif pipe is None:
             pipe = Pipeline.from_spec(recipe.spec, precision=recipe.precision, threads=recipe.threads,
@@ -113,6 +115,27 @@ def _restore(recipe: LoadRecipe) -> Pipeline:
         while len(_KEPT) > KEEP_UNPICKLED:
             _KEPT.popitem(last=False)
     return pipe
+
+
+def _manifest_digest(folder: str | os.PathLike) -> str | None:
+    from .bundle import MANIFEST
+    from .cache import sha256_file
+
+    path = Path(folder) / MANIFEST
+    return sha256_file(path) if path.is_file() else None
+
+
+def _check_same_bundle(recipe: LoadRecipe) -> None:
+    """An unpickled bundle pipeline loads the bundle it was pickled from, or fails: the folder at its path may
+    have been saved again or replaced (another model, another precision) since."""
+    if recipe.bundle_manifest is None:
+        return
+    found = _manifest_digest(recipe.bundle)
+    if found != recipe.bundle_manifest:
+        what = "is gone" if found is None else "holds another bundle (saved again or replaced since)"
+        raise ConversionError(f"this pipeline was pickled from the bundle at {recipe.bundle}, which now {what}; "
+                              "unpickling it would load other vectors. Pickle the pipeline again after loading "
+                              "that bundle, or save each model to its own path")
 
 
 def _check_parts(spec: ModelSpec, encoder: Any, tokenizer: PieceTokenizer, folder: Any, head: tuple = ()) -> None:
@@ -250,7 +273,7 @@ class Pipeline:
                 raise InputError(f"the bundle {folder} holds a {has!r} model; drop {name}={asked!r}, or save a "
                                  f"bundle from load(..., {name}={asked!r})")
         recipe = LoadRecipe(bundle.spec, bundle.precision, options.threads, options.providers, bundle.graph, True,
-                            str(bundle.folder.resolve()))
+                            str(bundle.folder.resolve()), _manifest_digest(bundle.folder))
         return cls._assemble(recipe, bundle.folder, bundle.model_path, source=f"bundle {bundle.folder}",
                              head=bundle.head)
 

@@ -74,3 +74,31 @@ def test_a_lone_surrogate_in_a_prompt_becomes_u_fffd_as_in_texts(tiny_pipe):
     broken = tiny_pipe.embed(["a cat"], prompt="query\ud800: ")
     np.testing.assert_array_equal(broken, tiny_pipe.embed(["a cat"], prompt="query\ufffd: "))
     assert tiny_pipe.resolve_options("sentence", prompt="q\udfff ").prompt == "q\ufffd "
+
+
+def test_a_pickled_bundle_pipeline_refuses_a_bundle_replaced_since(tiny_bert_dir, tmp_path, isolated_cache):
+    """Cause 1: unpickled, a bundle pipeline loaded whatever bundle was at its path (an int8 one: other vectors)."""
+    import pickle
+    import shutil
+
+    from nlu_lite import pipeline as pipeline_module
+
+    folder = tmp_path / "bundle"
+    nlu_lite.load(path=tiny_bert_dir).save(folder)
+    pipe = nlu_lite.load(path=folder)
+    want = pipe.embed(["a cat sat"])
+    blob = pickle.dumps(pipe)
+
+    def fresh():
+        pipeline_module._LIVE.clear()
+        pipeline_module._KEPT.clear()
+        return pickle.loads(blob)
+
+    np.testing.assert_array_equal(fresh().embed(["a cat sat"]), want)  # the same bundle: loads
+    shutil.rmtree(folder)
+    nlu_lite.load(path=tiny_bert_dir, precision="int8").save(folder)
+    with pytest.raises(ConversionError, match="now holds another bundle"):
+        fresh()
+    shutil.rmtree(folder)
+    with pytest.raises(ConversionError, match="now is gone"):
+        fresh()
