@@ -16,6 +16,9 @@ the spans were given. Defined results:
   embedded in its own sentence; ``sentence_index`` is the first's and ``crosses_sentences`` says so;
 - a token the model cannot see (NaN vector, e.g. a lone combining mark) is left out of the
   pooling; a span of such tokens only is NaN;
+- ``windowed``: a token of the span comes from a sentence embedded in windows; with
+  ``truncation=True``, ``truncated``: a token of the span lies past the cut, so its vector is left
+  out (a span wholly past the cut is NaN, and ``truncated`` says why);
 - a span outside its row's text (``begin < 0``, ``end > len(text)``, ``begin > end``), a span
   for a row without text, a label that is not an input row, or a malformed span is an
   :class:`~nlu_lite.errors.InputError` naming the row and the span, before anything is embedded.
@@ -142,6 +145,12 @@ def chunk_frame(rows: Rows, chunks: Chunks, tokens: pd.DataFrame, token_row: np.
         owners = link_chunk[starts]
         first_sentence[owners] = sentence[link_token[starts]]
         crosses[owners] = sentence[link_token[ends - 1]] != sentence[link_token[starts]]
+    windowed = np.zeros(n, bool)  # a token of the span came from a text embedded in windows
+    np.logical_or.at(windowed, link_chunk, tokens["windowed"].to_numpy(bool)[link_token])
+    truncated = None
+    if "truncated" in tokens.columns:  # truncation=True: a token of the span was cut away (its vector is missing)
+        truncated = np.zeros(n, bool)
+        np.logical_or.at(truncated, link_chunk, (tokens["truncated"].to_numpy(bool) & ~seen)[link_token])
     usable = seen[link_token]
     link_token, link_chunk = link_token[usable], link_chunk[usable]
     pooled = np.full((n, vectors.shape[1]), np.nan, np.float32)
@@ -173,6 +182,8 @@ def chunk_frame(rows: Rows, chunks: Chunks, tokens: pd.DataFrame, token_row: np.
         labels[:] = chunks.label
     columns["label"] = pd.Series(labels, dtype=object)  # the user's labels as given: str, int, None
     columns.update({"sentence_index": first_sentence[inverse], "n_tokens": n_tokens[inverse].astype(np.int64),
-                    "crosses_sentences": crosses[inverse]})
+                    "crosses_sentences": crosses[inverse], "windowed": windowed[inverse]})
+    if truncated is not None:
+        columns["truncated"] = truncated[inverse]
     return build_frame(columns, pooled[inverse], embedding_name, extra=rows.extra, extra_rows=chunks.row)
 

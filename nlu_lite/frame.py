@@ -37,7 +37,7 @@ LEVEL_COLUMNS = {
     "sentence": ("origin_index", "sentence_index", "sentence", "begin", "end", "windowed"),
     "document": ("origin_index", "document", "windowed"),
     "chunk": ("origin_index", "chunk_index", "chunk", "begin", "end", "label", "sentence_index", "n_tokens",
-              "crosses_sentences"),
+              "crosses_sentences", "windowed"),
 }
 
 

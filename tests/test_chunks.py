@@ -30,8 +30,8 @@ def _expected(tokens: pd.DataFrame, row: int, begin: int, end: int, mode: str = 
 def test_a_span_is_the_mean_of_its_tokens_in_the_token_frame(tiny_pipe, tokens):
     spans = [[(4, 9, "PER"), (19, 25, "LOC"), (0, 3)], [(2, 6), (15, 27, "FIELD")]]
     df = tiny_pipe.predict(TEXTS, output_level="chunk", chunks=spans)
-    assert list(df.columns[:9]) == ["origin_index", "chunk_index", "chunk", "begin", "end", "label", "sentence_index",
-                                    "n_tokens", "crosses_sentences"]
+    assert list(df.columns[:10]) == ["origin_index", "chunk_index", "chunk", "begin", "end", "label", "sentence_index",
+                                     "n_tokens", "crosses_sentences", "windowed"]
     assert df["chunk"].tolist() == ["Smith", "London", "Dr.", "love", "data science"]
     assert df["label"].tolist() == ["PER", "LOC", None, None, "FIELD"]
     assert df["chunk_index"].tolist() == [0, 1, 2, 0, 1]

@@ -102,3 +102,21 @@ def test_a_pickled_bundle_pipeline_refuses_a_bundle_replaced_since(tiny_bert_dir
     shutil.rmtree(folder)
     with pytest.raises(ConversionError, match="now is gone"):
         fresh()
+
+
+def test_chunk_level_carries_the_windowed_and_truncated_flags(tiny_pipe):
+    """Cause 4: with truncation=True a span past the cut got a NaN vector and no column said why."""
+    text = " ".join(f"word{i}" for i in range(600))  # one sentence: cut at 128 pieces, or windowed past 512
+    tokens = tiny_pipe.predict([text], output_level="token", truncation=True)
+    past = tokens[np.isnan(nlu_lite.to_matrix(tokens)[:, 0])]
+    assert len(past) and tokens["truncated"].all()
+    first, last = tokens.iloc[0], past.iloc[-1]
+    spans = [[(int(first.begin), int(first.end)), (int(last.begin), int(last.end)),
+              (int(first.begin), int(last.end))]]
+    chunks = tiny_pipe.predict([text], output_level="chunk", chunks=spans, truncation=True)
+    assert chunks["truncated"].tolist() == [False, True, True]  # the last span is past the cut, the wide one partly
+    assert np.isnan(nlu_lite.to_matrix(chunks)[1]).all() and not np.isnan(nlu_lite.to_matrix(chunks)[2]).any()
+    assert chunks["n_tokens"].tolist()[1] == 1 and not chunks["windowed"].any()
+    whole = tiny_pipe.predict([text], output_level="chunk", chunks=spans)  # no truncation: windows, no NaN
+    assert "truncated" not in whole.columns and whole["windowed"].all()
+    assert not np.isnan(nlu_lite.to_matrix(whole)).any()
