@@ -88,6 +88,8 @@ def _load(alias: str | None, path: str | os.PathLike | None, options: Any) -> Pi
         from .group import PipelineGroup
 
         return PipelineGroup([_load(part, None, options) for part in alias.split()])
+    if path is None and isinstance(alias, str) and alias.split():
+        alias = alias.split()[0]  # '  org/name  ' as 'org/name', as a registry alias with spaces already was
     if path is None and alias is not None and looks_like_folder(alias):
         path = alias
     if path is not None and is_bundle(path):

@@ -114,8 +114,9 @@ def read_bundle(folder: str | os.PathLike, *, verify: bool = True) -> Bundle:
     except FileNotFoundError:
         raise ArtifactNotFoundError(f"{folder} is not an nlu_lite bundle (no {MANIFEST}); make one with "
                                     "pipe.save(folder)") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ConversionError(f"{manifest_path} is damaged ({exc}); save the bundle again") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: JSON nested absurdly deep
+        raise ConversionError(f"{manifest_path} is damaged ({type(exc).__name__}: {str(exc)[:80]}); save the bundle "
+                              "again") from None
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
         raise ConversionError(f"{manifest_path} is not a bundle manifest this nlu_lite reads (format "
                               f"{BUNDLE_FORMAT}); save the bundle again with this version")

@@ -55,6 +55,8 @@ def _span(item: Any, where: str) -> tuple[int, int, Any]:
     for value in (begin, end):
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
             raise InputError(f"{where}: chunk offsets must be integers (character positions); got {item!r}")
+    if not all(-(1 << 62) < int(v) < 1 << 62 for v in (begin, end)):  # past any text (and past int64)
+        raise InputError(f"{where}: span {item!r} lies outside the text; offsets are character positions in it")
     return int(begin), int(end), item[2] if len(item) == 3 else None
 
 

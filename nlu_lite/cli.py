@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("convert", help="convert a local BERT checkpoint folder to ONNX: OUT (graph) and OUT.data (weights)")
+    p = sub.add_parser("convert", help="convert a local checkpoint folder (any supported family) to ONNX: OUT (graph) and OUT.data (weights)")
     p.add_argument("path")
     p.add_argument("out")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32")

@@ -25,7 +25,20 @@ from .pipeline import Pipeline
 
 FLAGS = ("windowed", "truncated")  # per model in a group: each model's own
 _ROW_KEYS = {"token": ["origin_index", "sentence_index", "begin", "end"],
-             "sentence": ["origin_index", "sentence_index", "begin", "end"], "document": ["origin_index"]}
+             "sentence": ["origin_index", "sentence_index", "begin", "end"], "document": ["origin_index"],
+             "chunk": ["origin_index", "chunk_index", "begin", "end"]}
+# what a single pipeline has and a group cannot do as one: the error says what to do instead
+_SINGLE = {
+    "embed": "group.predict(data, 'document') and nlu_lite.to_matrix(df, column=...) per model, or "
+             "group.pipelines[i].embed(data)",
+    "save": "each model's own bundle: [p.save(f'bundles/{i}') for i, p in enumerate(group.pipelines)]",
+    "spec": "group.pipelines[i].spec (one per model)",
+    "encoder": "group.pipelines[i].encoder",
+    "tokenizer": "group.pipelines[i].tokenizer",
+    "resolve_options": "group.pipelines[i].resolve_options(...)",
+    "output_columns": "group.pipelines[i].output_columns(...)",
+    "recipe": "group.pipelines[i] (Spark and Dask run one pipeline: run each model and join on origin_index)",
+}
 
 
 class PipelineGroup:
@@ -39,6 +52,12 @@ class PipelineGroup:
 
     def __repr__(self) -> str:
         return f"PipelineGroup({[p.spec.alias for p in self.pipelines]})"
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _SINGLE:
+            raise InputError(f"{name} belongs to one model, and this request loaded several "
+                             f"({[p.spec.alias for p in self.pipelines]}); use {_SINGLE[name]}")
+        raise AttributeError(f"'PipelineGroup' object has no attribute {name!r}")
 
     def print_info(self) -> None:
         """Each model's ``print_info()``, one block per model, as NLU prints a pipeline of several."""
@@ -61,6 +80,9 @@ class PipelineGroup:
                 pipe.resolve_options("sentence", **{k: v for k, v in options.items() if k != "subtoken_pooling"})
             else:
                 pipe.resolve_options(level, **options)
+        if not isinstance(data, (str, bytes, pd.DataFrame, pd.Series, np.ndarray, list, tuple)) and \
+                hasattr(data, "__iter__") and not hasattr(data, "__len__"):
+            data = list(data)  # a generator or iterator: read once, then every model sees the same rows
         labels, positional = _positional(data)
         order = sorted(self.pipelines, key=lambda p: (level == "token") == (p.spec.task != "token"))
         base = order[0]

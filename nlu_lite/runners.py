@@ -40,8 +40,14 @@ def as_pipeline(alias_or_pipe: str | os.PathLike | Pipeline) -> Pipeline:
     if isinstance(alias_or_pipe, Pipeline):
         return alias_or_pipe
     from .api import load
+    from .group import PipelineGroup
 
-    return load(str(alias_or_pipe))
+    pipe = alias_or_pipe if isinstance(alias_or_pipe, PipelineGroup) else load(str(alias_or_pipe))
+    if isinstance(pipe, PipelineGroup):
+        raise InputError(f"the Spark and Dask runners run one model; this request names several "
+                         f"({[p.spec.alias for p in pipe.pipelines]}): run each and join the frames on origin_index "
+                         "(and begin/end at token level)")
+    return pipe
 
 
 def bundle_for(pipe: Pipeline) -> Path:

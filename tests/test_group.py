@@ -87,3 +87,37 @@ def test_each_models_truncated_and_windowed_flags_are_its_own(group):
     assert whole[f"{t}_windowed"].tolist() == [False, False] and whole[f"{s}_windowed"].tolist() == [True, False]
     tokens = pair.predict([text], "token", truncation=True)
     assert not tokens[f"{t}_truncated"].any() and tokens[f"{s}_truncated"].all()  # the token's sentence was cut
+
+
+def test_a_group_reads_a_generator_once_for_every_model(group):
+    """Issue 24, cause 5: the first model consumed the generator and the second saw no rows."""
+    texts = ["the dog runs.", "a cat sleeps!"]
+    from_list = group.predict(texts, "sentence")
+    from_generator = group.predict((t for t in texts), "sentence")
+    pd.testing.assert_frame_equal(from_generator, from_list)
+    assert len(from_list) == 2
+
+
+def test_a_group_at_chunk_level(group):
+    tok, sent = group.pipelines
+    spans = [[(4, 7), (0, 13)]]
+    df = group.predict(["the dog runs."], "chunk", chunks=spans)
+    for pipe in (tok, sent):
+        alone = pipe.predict(["the dog runs."], "chunk", chunks=spans)
+        np.testing.assert_array_equal(nlu_lite.to_matrix(df, pipe.spec.embedding_column), nlu_lite.to_matrix(alone))
+    assert df["chunk"].tolist() == ["dog", "the dog runs."]
+
+
+@pytest.mark.parametrize("name", ["embed", "save", "spec"])
+def test_what_belongs_to_one_model_says_so_for_a_group(group, name):
+    with pytest.raises(InputError, match=f"{name} belongs to one model, and this request loaded several"):
+        getattr(group, name)
+
+
+def test_the_runners_refuse_a_group_clearly(group):
+    from nlu_lite.runners import as_pipeline
+
+    with pytest.raises(InputError, match="the Spark and Dask runners run one model; this request names several"):
+        as_pipeline(group)
+    with pytest.raises(InputError, match="run one model"):
+        as_pipeline("en.embed.group_tok en.embed_sentence.group_sent")

@@ -120,3 +120,29 @@ def test_chunk_level_carries_the_windowed_and_truncated_flags(tiny_pipe):
     whole = tiny_pipe.predict([text], output_level="chunk", chunks=spans)  # no truncation: windows, no NaN
     assert "truncated" not in whole.columns and whole["windowed"].all()
     assert not np.isnan(nlu_lite.to_matrix(whole)).any()
+
+
+@pytest.mark.parametrize("offset", [2 ** 70, np.uint64(2 ** 64 - 1), -(2 ** 70)])
+def test_chunk_offsets_past_int64_are_an_input_error(tiny_pipe, offset):
+    """Cause 7: these raised a raw OverflowError."""
+    with pytest.raises(InputError, match="lies outside the text"):
+        tiny_pipe.predict(["a cat"], output_level="chunk", chunks=[[(0, offset)]])
+
+
+def test_a_bundle_manifest_nested_absurdly_deep_is_a_conversion_error(tiny_pipe, tmp_path):
+    """Cause 7: a manifest of 100,000 nested lists raised a raw RecursionError."""
+    folder = tiny_pipe.save(tmp_path / "bundle")
+    (folder / "nlu_lite_bundle.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConversionError, match="is damaged"):
+        nlu_lite.load(path=folder)
+
+
+def test_a_hub_id_with_spaces_around_it_is_the_hub_id():
+    """Cause 14: '  org/name  ' was an unknown alias while a registry alias with spaces loaded."""
+    from nlu_lite.api import hub_repo
+
+    assert hub_repo("org/name") == "org/name"
+    from nlu_lite.errors import OfflineError
+
+    with pytest.raises(OfflineError, match="Hugging Face Hub repo org/no-such-model-for-nlu-lite"):  # read as the id
+        nlu_lite.load("  org/no-such-model-for-nlu-lite  ", offline=True)
