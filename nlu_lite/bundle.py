@@ -129,6 +129,10 @@ def read_bundle(folder: str | os.PathLike, *, verify: bool = True) -> Bundle:
                               "copy the bundle again, or save it again from the pipeline")
     for name in (*MODEL_FILES, HEAD_FILE) if "head" in described else MODEL_FILES:
         path, record = folder / name, files.get(name)
+        if path.is_symlink():  # a huggingface_hub snapshot or DVC layout: onnxruntime refuses links out of the folder
+            raise ConversionError(f"bundle file {path} is a symbolic link (to {os.readlink(path)}); a bundle's files "
+                                  "must be in its folder. Copy the bundle with its links resolved (cp -rL, "
+                                  "shutil.copytree(..., symlinks=False)) and load the copy")
         record = record if isinstance(record, dict) else {}
         if not path.is_file():
             raise ArtifactNotFoundError(f"bundle {folder} lacks {name}; copy the whole folder, or save it again")

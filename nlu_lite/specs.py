@@ -220,15 +220,15 @@ def _hub_tokenizer(repo: str, folder: Path, model_type: str) -> tuple[tuple[str,
     """The tokenizer files to fetch, required and optional: ``tokenizer.json``; else what the family
     says stands in for it: a SentencePiece model (fetched if present, with its special-token files) for
     the model types :mod:`nlu_lite.spm` builds, or files such as a BERT vocabulary's ``vocab.txt``."""
-    from .convert.families import find_family
+    from .convert.families import family_for
     from .convert.family import SENTENCEPIECE_FILES
 
+    family = family_for(model_type, f"Hub repo {repo}'s config.json")  # unsupported: that error first, listing the rest
     if (folder / "tokenizer.json").is_file():
         return ("tokenizer.json",), ()
-    family = find_family(model_type)
-    if family is not None and model_type in family.sentencepiece:  # a repo with none fails to load naming the files
+    if model_type in family.sentencepiece:  # a repo with none fails to load naming the files
         return (), (*SENTENCEPIECE_FILES, "special_tokens_map.json", "added_tokens.json")
-    if family is not None and family.tokenizer_fallback:
+    if family.tokenizer_fallback:
         return family.tokenizer_fallback, ()
     raise ArtifactNotFoundError(
         f"Hub repo {repo} has no tokenizer.json, and nlu_lite reads a {model_type!r} model's tokenizer only from "

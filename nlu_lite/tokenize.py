@@ -377,7 +377,16 @@ class PieceTokenizer:
     def encode(self, texts: list[str], *, words: bool = True) -> Pieces:
         """Tokenize ``texts`` in one Rust call, no special tokens added; with ``words``, also split
         them into words (:class:`WordSplitter`) and link each word to the pieces that cover it."""
-        ids, begins, ends, piece_start = _flat(self._tok.encode_batch(texts, add_special_tokens=False))
+        try:
+            encoded = self._tok.encode_batch(texts, add_special_tokens=False)
+        except BaseException as exc:  # noqa: BLE001 - a Rust panic (pyo3's PanicException) is a BaseException only
+            if type(exc).__name__ != "PanicException":
+                raise
+            raise ConversionError(f"{self.source} failed inside the tokenizers library ({str(exc)[:120]}): a rule of "
+                                  "this tokenizer file (a Split pattern that backtracks without end, say) cannot run "
+                                  "on this text. The file is damaged or hostile; use the model's own tokenizer.json") \
+                from None
+        ids, begins, ends, piece_start = _flat(encoded)
         if not words:
             empty, zeros = np.empty(0, np.int64), np.zeros(len(texts) + 1, np.int64)
             return Pieces(ids, piece_start, empty, empty, zeros, empty, empty, zeros)

@@ -146,3 +146,54 @@ def test_a_hub_id_with_spaces_around_it_is_the_hub_id():
 
     with pytest.raises(OfflineError, match="Hugging Face Hub repo org/no-such-model-for-nlu-lite"):  # read as the id
         nlu_lite.load("  org/no-such-model-for-nlu-lite  ", offline=True)
+
+
+def test_a_tokenizer_rule_that_panics_is_a_conversion_error_naming_the_file(tiny_bert_dir, tmp_path, isolated_cache):
+    """Cause 8: a Split pre-tokenizer with a backtracking pattern made tokenizers panic (pyo3's PanicException, a
+    BaseException: it escaped every `except Exception` and lost the batch)."""
+    import shutil
+
+    folder = tmp_path / "ckpt"
+    shutil.copytree(tiny_bert_dir, folder)
+    data = json.loads((folder / "tokenizer.json").read_text())
+    data["pre_tokenizer"] = {"type": "Split", "pattern": {"Regex": "(a+)+$"}, "behavior": "Isolated", "invert": False}
+    (folder / "tokenizer.json").write_text(json.dumps(data))
+    pipe = nlu_lite.load(path=folder)
+    with pytest.raises(ConversionError, match="failed inside the tokenizers library") as info:
+        pipe.predict(["a" * 48 + "!"], output_level="sentence")
+    assert "tokenizer.json" in str(info.value)
+    assert len(pipe.predict(["the cat"], output_level="sentence")) == 1  # the pipeline still works afterwards
+
+
+def test_a_bundle_file_that_is_a_symlink_is_refused_up_front(tiny_pipe, tmp_path):
+    """Cause 9: a bundle laid out with links (huggingface_hub snapshots, DVC) passed the digest check, then
+    onnxruntime refused it and the error advised deleting the folder: the user's only copy."""
+    import shutil
+
+    folder = tiny_pipe.save(tmp_path / "bundle")
+    store = tmp_path / "blobs"
+    store.mkdir()
+    shutil.move(folder / "model.onnx.data", store / "data")
+    (folder / "model.onnx.data").symlink_to(store / "data")
+    with pytest.raises(ConversionError, match="is a symbolic link") as info:
+        nlu_lite.load(path=folder)
+    assert "delete" not in str(info.value).lower() and "cp -rL" in str(info.value)
+    assert (store / "data").is_file() and (folder / "model.onnx.data").is_symlink()  # nothing removed
+
+
+def test_a_hub_repo_of_an_unsupported_architecture_says_so_first(tiny_bert_dir, tmp_path, isolated_cache,
+                                                                 monkeypatch):
+    """Cause 12: without tokenizer.json, such a repo got a tokenizer error instead of 'not supported'."""
+    from _hub_server import HubServer
+
+    folder = tmp_path / "gpt"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_embd": 32}))
+    (folder / "vocab.json").write_text("{}")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("NLU_LITE_PROGRESS", "0")
+    with HubServer() as server:
+        server.add_repo("org/tiny-gpt", folder)
+        monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
+        with pytest.raises(ConversionError, match="model_type 'gpt2' is not supported; nlu_lite converts 'bert'"):
+            nlu_lite.load("org/tiny-gpt")
