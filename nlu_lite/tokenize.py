@@ -379,7 +379,7 @@ class PieceTokenizer:
         them into words (:class:`WordSplitter`) and link each word to the pieces that cover it."""
         try:
             encoded = self._tok.encode_batch(texts, add_special_tokens=False)
-        except BaseException as exc:  # noqa: BLE001 - a Rust panic (pyo3's PanicException) is a BaseException only
+        except BaseException as exc:  # a Rust panic (pyo3's PanicException) is a BaseException only
             if type(exc).__name__ != "PanicException":
                 raise
             raise ConversionError(f"{self.source} failed inside the tokenizers library ({str(exc)[:120]}): a rule of "
