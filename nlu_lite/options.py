@@ -349,10 +349,13 @@ SPARK_NLP_MAX_SENTENCE_LENGTH = 128  # BertEmbeddings' and BertSentenceEmbedding
 
 def truncation_length(spec: ModelSpec) -> int:
     """Where ``truncation=True`` cuts by default, framing included: the entry's own
-    ``truncation_length``; else Spark NLP's 128 for word-embedding models and the model's own
-    ``max_length`` (sentence-transformers' ``max_seq_length``) for sentence models."""
+    ``truncation_length``; else Spark NLP's 128 for word-embedding models and for the entries that stand
+    for NLU's ``sent_*`` models (Spark NLP's ``BertSentenceEmbeddings`` family, whose ``maxSentenceLength``
+    is 128 too), and the model's own ``max_length`` (sentence-transformers' ``max_seq_length``) for other
+    sentence models."""
     own = getattr(spec, "truncation_length", None)
     if own:
         return int(own)
-    return SPARK_NLP_MAX_SENTENCE_LENGTH if spec.task == "token" else spec.max_length
+    nlu_sentence = getattr(spec, "spark_nlp_model", "").startswith("sent_")
+    return SPARK_NLP_MAX_SENTENCE_LENGTH if spec.task == "token" or nlu_sentence else spec.max_length
 

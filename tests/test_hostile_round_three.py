@@ -197,3 +197,17 @@ def test_a_hub_repo_of_an_unsupported_architecture_says_so_first(tiny_bert_dir, 
         monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
         with pytest.raises(ConversionError, match="model_type 'gpt2' is not supported; nlu_lite converts 'bert'"):
             nlu_lite.load("org/tiny-gpt")
+
+
+def test_truncation_cuts_nlus_sent_models_at_spark_nlps_128():
+    """Cause 13: truncation=True cut NLU's sent_* BERT models at 512 pieces, not Spark NLP's 128."""
+    from nlu_lite.options import truncation_length
+    from nlu_lite.registry import default_registry
+
+    registry = default_registry()
+    nlu_sent = registry.resolve("en.embed_sentence.small_bert_L2_128")
+    assert nlu_sent.spark_nlp_model.startswith("sent_") and nlu_sent.max_length == 512
+    assert truncation_length(nlu_sent) == 128
+    assert truncation_length(registry.resolve("en.embed.bert")) == 128  # a word-embedding model, as before
+    own = registry.resolve("en.embed_sentence.minilm_l6")  # nlu_lite's own sentence-transformers entry
+    assert own.spark_nlp_model == "" and truncation_length(own) == own.max_length
