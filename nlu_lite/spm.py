@@ -60,6 +60,10 @@ from .errors import ConversionError
 SPM_FILES = SENTENCEPIECE_FILES  # DeBERTa-v2/3, ALBERT, XLM-R/CamemBERT (the families declare which of theirs)
 MAX_MODEL_BYTES = 64 << 20  # a 250,000-piece model (XLM-R, mT5) is ~5 MB
 MAX_PIECES = 1 << 20  # the largest SentencePiece vocabularies have ~256,000 pieces
+# SentencePiece's trainer keeps pieces to 16 characters by default (max_sentencepiece_length); the Unigram
+# lattice tries every piece that starts at each character, so pieces thousands of characters long make each
+# character cost thousands of steps (3,000 pieces "aa" ... "a" * 3001: 20,000 "a"s took 12 s, not 0.01 s)
+MAX_PIECE_CHARS = 64
 MAX_JSON_BYTES = 16 << 20  # a tokenizer_config.json is a few KB
 
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6  # SentencePiece.Type
@@ -222,6 +226,11 @@ def _parse(data: bytes) -> SpmModel:
             _expect(number, wire, _LEN, "ModelProto")
             _spec(data, value, _TRAINER if number == 2 else _NORMALIZER, settings)
             specs.add(number)
+    longest = max(pieces, key=lambda p: len(p[0]), default=("", 0.0, NORMAL))[0]
+    if len(longest) > MAX_PIECE_CHARS:
+        raise _Malformed(f"it has a piece of {len(longest):,} characters ({longest[:20]!r}...; the limit is "
+                         f"{MAX_PIECE_CHARS}, SentencePiece's trainer keeps them to 16 by default): pieces that long "
+                         "make every character of a text cost as many lattice steps")
     if specs != {2, 3}:  # SentencePiece writes both, after the pieces: a file cut short lacks one
         raise _Malformed(f"it has no {'trainer_spec' if 2 not in specs else 'normalizer_spec'} (the file is "
                          "truncated)")

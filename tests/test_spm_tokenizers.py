@@ -426,6 +426,24 @@ def test_a_character_map_pointing_outside_itself_is_refused_before_tokenizers_ca
         assert words in _refused(folder, proto.SerializeToString())
 
 
+def test_pieces_long_enough_to_make_encoding_slow_are_refused(folders, models, tmp_path):
+    """Issue 24, cause 10: 3,000 pieces "aa" ... "a" * 3001 made encoding 20,000 "a"s ~1,200x slower."""
+    from sentencepiece import sentencepiece_model_pb2
+
+    folder = _copy(folders["deberta"], tmp_path)
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(models["deberta"])
+    for n in range(2, 3002, 100):
+        proto.pieces.add(piece="a" * n, score=-1.0, type=1)
+    message = _refused(folder, proto.SerializeToString())
+    assert "a piece of 2,902 characters" in message and "the limit is 64" in message
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(models["deberta"])
+    proto.pieces.add(piece="a" * 64, score=-1.0, type=1)  # at the limit: read
+    (folder / "spm.model").write_bytes(proto.SerializeToString())
+    assert max(len(p[0]) for p in nlu_spm.read_model(folder / "spm.model").pieces) == 64
+
+
 def test_sizes_are_bounded(folders, models, tmp_path, monkeypatch):
     folder = _copy(folders["deberta"], tmp_path)
     monkeypatch.setattr(nlu_spm, "MAX_PIECES", 100)
