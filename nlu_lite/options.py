@@ -292,6 +292,10 @@ def resolve_options(spec: ModelSpec, facts: ModelFacts, output_level: str | None
     if not _is_int(overlap) or not 0 <= overlap < capacity:
         raise InputError(f"window_overlap must be an integer from 0 to {capacity - 1} (less than max_length "
                          f"{int(max_length)} minus [CLS] and [SEP]); got {overlap!r}")
+    if overlap > capacity * 3 // 4:  # each window moves by capacity - overlap pieces
+        logger.warning("window_overlap=%d with %d pieces per window moves each window by %d piece(s): a text longer "
+                       "than one window is embedded about %dx over; 128 (the default) or capacity // 2 is usual",
+                       overlap, capacity, capacity - overlap, capacity // max(capacity - overlap, 1))
 
     return PredictOptions(
         output_level=level,

@@ -211,3 +211,16 @@ def test_truncation_cuts_nlus_sent_models_at_spark_nlps_128():
     assert truncation_length(registry.resolve("en.embed.bert")) == 128  # a word-embedding model, as before
     own = registry.resolve("en.embed_sentence.minilm_l6")  # nlu_lite's own sentence-transformers entry
     assert own.spark_nlp_model == "" and truncation_length(own) == own.max_length
+
+
+def test_a_window_overlap_that_makes_windows_crawl_is_said(tiny_pipe, caplog):
+    """Cause 14: window_overlap = max_length - 3 (a one-piece stride) ran 8x longer without a word."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="nlu_lite"):
+        tiny_pipe.resolve_options("sentence", max_length=32, window_overlap=29)
+    assert "moves each window by 1 piece(s)" in caplog.text and "about 30x over" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="nlu_lite"):
+        tiny_pipe.resolve_options("sentence", max_length=32, window_overlap=15)
+    assert "window_overlap" not in caplog.text
