@@ -1,6 +1,6 @@
-"""Issue 24 (nothing silently wrong, round three): one test per cause fixed so far. Each failed on the code
-before its fix: NaN weights converted, a tokenizer id past the embedding table loaded, a Dask frame was
-embedded as its column names."""
+"""Issue 24 (nothing silently wrong, round three): a test per cause, each failing on the code before its fix
+(numbered as the issue numbers them), and properties over hypothesis-generated spans, prompts, options and
+groups: no row lost, each model's flags, every error an NluLiteError."""
 from __future__ import annotations
 
 import json
@@ -8,11 +8,13 @@ import shutil
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_hostile_checkpoints import copy_checkpoint
 
 import nlu_lite
 from nlu_lite.convert.weights import load_weights
-from nlu_lite.errors import ConversionError, InputError
+from nlu_lite.errors import ConversionError, InputError, NluLiteError
 
 
 @pytest.fixture(scope="module")
@@ -224,3 +226,68 @@ def test_a_window_overlap_that_makes_windows_crawl_is_said(tiny_pipe, caplog):
     with caplog.at_level(logging.WARNING, logger="nlu_lite"):
         tiny_pipe.resolve_options("sentence", max_length=32, window_overlap=15)
     assert "window_overlap" not in caplog.text
+
+
+# --- properties over hypothesis-generated arguments: no row lost, every error an NluLiteError -------------
+
+TEXTS = ["Dr. Smith lives in London. He likes tea.", "", "a", "naïve café — 東京!"]
+OFFSETS = st.one_of(st.integers(-3, 45), st.integers(-(2 ** 70), 2 ** 70), st.sampled_from([np.int64(3), True, 2.5]))
+SPAN = st.one_of(st.tuples(OFFSETS, OFFSETS), st.tuples(OFFSETS, OFFSETS, st.text(max_size=3)), st.just("x"))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spans=st.lists(st.lists(SPAN, max_size=3), min_size=4, max_size=4), pooling=st.sampled_from(["mean", "first",
+                                                                                                     "last", "max"]))
+def test_any_chunk_spans_give_one_row_each_or_an_nlu_lite_error(tiny_pipe, spans, pooling):
+    try:
+        df = tiny_pipe.predict(TEXTS, output_level="chunk", chunks=spans, chunk_pooling=pooling)
+    except NluLiteError:
+        return
+    assert len(df) == sum(len(s) for s in spans)  # no span lost
+    assert (df["n_tokens"] >= 0).all() and df["windowed"].dtype == bool
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prompt=st.one_of(st.none(), st.text(max_size=12), st.just("q\ud800 "), st.integers()),
+       level=st.sampled_from(["sentence", "document", "token"]),
+       options=st.dictionaries(st.sampled_from(["batch_size", "max_length", "window_overlap", "deduplicate",
+                                                "truncation", "normalize"]),
+                               st.one_of(st.integers(-2, 600), st.booleans(), st.none()), max_size=3))
+def test_any_prompt_and_options_keep_every_row_or_give_an_nlu_lite_error(tiny_pipe, prompt, level, options):
+    try:
+        df = tiny_pipe.predict(TEXTS, output_level=level, prompt=prompt, **options)
+    except NluLiteError:
+        return
+    if level == "document":
+        assert len(df) == len(TEXTS)
+    elif level == "sentence":
+        assert set(df["origin_index"]) == set(range(len(TEXTS)))  # every row, blank ones included
+
+
+@pytest.fixture(scope="module")
+def pair(tiny_pipe):
+    import dataclasses
+
+    from nlu_lite.group import PipelineGroup
+    from nlu_lite.pipeline import Pipeline
+
+    other = Pipeline(dataclasses.replace(tiny_pipe.spec, aliases=("en.embed_sentence.tiny_other",), task="sentence",
+                                         max_length=12), tiny_pipe.encoder, tiny_pipe.tokenizer, recipe=tiny_pipe.recipe)
+    return PipelineGroup([tiny_pipe, other])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(level=st.sampled_from(["token", "sentence", "document"]), truncation=st.booleans(),
+       texts=st.lists(st.text(alphabet=st.sampled_from(list("ab .!Zé東 ")), max_size=40), min_size=1, max_size=4),
+       as_generator=st.booleans())
+def test_a_group_keeps_every_row_and_each_models_flags(pair, level, truncation, texts, as_generator):
+    data = (t for t in texts) if as_generator else texts
+    try:
+        df = pair.predict(data, level, truncation=truncation)
+    except NluLiteError:
+        return
+    alone = pair.pipelines[0].predict(texts, level, truncation=truncation)
+    assert len(df) == len(alone)
+    for pipe in pair.pipelines:
+        column = pipe.spec.embedding_column
+        assert f"{column}_windowed" in df.columns and (f"{column}_truncated" in df.columns) == truncation
