@@ -26,16 +26,33 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lines(source) -> list[str]:
+    """One text per line, blank lines kept (they get no vector), so ``origin_index`` is the line number from 0."""
+    return [line.rstrip("\n").rstrip("\r") for line in source]
+
+
 def _read_texts(args: argparse.Namespace) -> list[str]:
     if args.file:
-        source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
-        with source:
-            return [line.rstrip("\n") for line in source if line.strip()]
+        if args.file == "-":
+            return _lines(sys.stdin)
+        try:
+            with open(args.file, encoding="utf-8") as source:
+                return _lines(source)
+        except FileNotFoundError:
+            raise InputError(f"--file {args.file}: no such file") from None
+        except IsADirectoryError:
+            raise InputError(f"--file {args.file} is a folder; give a text file, one text per line") from None
+        except UnicodeDecodeError as exc:
+            raise InputError(f"--file {args.file} is not UTF-8 text ({exc})") from None
     if args.text:
         return list(args.text)
     if not sys.stdin.isatty():
-        return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        return _lines(sys.stdin)
     raise InputError("give TEXT arguments, --file PATH (one text per line, '-' for stdin), or pipe text in")
+
+
+def _vectors_as_lists(df, columns):
+    return df.assign(**{c: df[c].map(lambda v: [float(x) for x in v]) for c in columns})
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -53,16 +70,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         predict_to_parquet(pipe, texts, out, output_level=args.level, **options)
         print(f"wrote {out}", file=sys.stderr)
         return 0
-    if out is not None and out.suffix != ".csv":
-        raise InputError(f"--out must end in .parquet or .csv, got {out.name}")
+    if out is not None and out.suffix not in (".csv", ".jsonl"):
+        raise InputError(f"--out must end in .parquet, .csv or .jsonl, got {out.name}")
     df = pipe.predict(texts, output_level=args.level, **options)
-    if out is not None:
-        column = pipe.spec.embedding_column
-        df.assign(**{column: df[column].map(lambda v: " ".join(map(repr, v.tolist())))}).to_csv(out, index=False)
-        print(f"wrote {len(df)} rows to {out}", file=sys.stderr)
-    else:
+    column = pipe.spec.embedding_column
+    fmt = {".csv": "csv", ".jsonl": "jsonl"}[out.suffix] if out is not None else args.format
+    if fmt == "table":
         with _wide_pandas():
-            print(df)
+            print(df.to_string(max_rows=None) if args.all_rows else df)
+        return 0
+    target = out if out is not None else sys.stdout
+    if fmt == "csv":  # the vector as space-separated numbers, one cell
+        df.assign(**{column: df[column].map(lambda v: " ".join(map(repr, v.tolist())))}).to_csv(target, index=False)
+    else:  # one JSON object per row, the vector a list of numbers
+        _vectors_as_lists(df, [column]).to_json(target, orient="records", lines=True, force_ascii=False)
+    if out is not None:
+        print(f"wrote {len(df)} rows to {out}", file=sys.stderr)
     return 0
 
 
@@ -173,6 +196,7 @@ class _wide_pandas:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nlu-lite", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and decisions")
+    parser.add_argument("--version", action="version", version=f"nlu-lite {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("models", help="list the registry's models and whether they are cached")
@@ -184,7 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", nargs="*", help="texts to embed; omit to read stdin")
     p.add_argument("--file", help="a file with one text per line ('-' for stdin)")
     p.add_argument("--level", choices=OUTPUT_LEVELS, default=None)
-    p.add_argument("--out", help="write to .parquet or .csv instead of printing")
+    p.add_argument("--out", help="write to .parquet, .csv or .jsonl instead of printing")
+    p.add_argument("--format", choices=["table", "csv", "jsonl"], default="table",
+                   help="stdout: a table for reading (default), or csv / jsonl for pipes, every row in full")
+    p.add_argument("--all-rows", action="store_true", help="table: print every row, not pandas' cut")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--subtoken-pooling", choices=SUBTOKEN_POOLINGS, default=None,
                    help="token level: a word's vector from its word pieces (default: first)")
@@ -221,8 +248,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "predict" and not any(e.startswith("-") and e != "-" for e in extra):
+        args.text = [*args.text, *extra]  # texts after options: `predict ALIAS --level sentence "text"`
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)

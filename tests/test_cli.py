@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -35,15 +36,51 @@ def test_predict_writes_files_with_every_row(tiny_bert_dir, tmp_path, capsys, is
     np.testing.assert_allclose(vector, expected, atol=1e-6)
 
 
-def test_predict_reads_stdin_and_files(tiny_bert_dir, tmp_path, isolated_cache):
+def test_predict_reads_stdin_and_files_one_row_per_line(tiny_bert_dir, tmp_path, isolated_cache):
+    """A blank line keeps its row (no vector), so origin_index is the line number (issue 23: they were dropped)."""
     texts = tmp_path / "in.txt"
     texts.write_text("first line.\n\nsecond line.\n")
-    for args, stdin in ((["--file", str(texts)], None), ([], "first line.\nsecond line.\n")):
+    for args, stdin in ((["--file", str(texts)], None), ([], "first line.\n\nsecond line.\n")):
         out = tmp_path / "o.parquet"
         subprocess.run([sys.executable, "-m", "nlu_lite.cli", "predict", str(tiny_bert_dir), *args,
                         "--level", "document", "--out", str(out)], input=stdin, text=True, check=True,
                        capture_output=True)
-        assert pd.read_parquet(out).document.tolist() == ["first line.", "second line."]
+        df = pd.read_parquet(out)
+        assert df.document.tolist() == ["first line.", "", "second line."] and df.origin_index.tolist() == [0, 1, 2]
+
+
+def test_texts_may_follow_the_options(tiny_bert_dir, capsys, isolated_cache):
+    assert main(["predict", str(tiny_bert_dir), "--level", "sentence", "the dog runs.", "--no-progress",
+                 "Paris is big.", "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["sentence"] for r in rows] == ["the dog runs.", "Paris is big."]
+    with pytest.raises(SystemExit) as info:  # a stray option is still argparse's error, exit status 2
+        main(["predict", str(tiny_bert_dir), "x", "--no-such-flag"])
+    assert info.value.code == 2 and "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
+
+
+def test_stdout_formats_for_pipes_carry_every_row_and_full_vectors(tiny_bert_dir, capsys, isolated_cache):
+    texts = [f"text number {i}." for i in range(70)]  # more rows than pandas' printed table shows
+    assert main(["predict", str(tiny_bert_dir), *texts, "--level", "document", "--format", "csv"]) == 0
+    import io
+
+    df = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    column = next(c for c in df.columns if c.endswith("_embeddings"))
+    assert len(df) == 70 and df.document.tolist() == texts
+    want = nlu_lite.to_matrix(nlu_lite.load(path=tiny_bert_dir).predict(texts, output_level="document"))
+    got = np.array([[float(x) for x in cell.split()] for cell in df[column]], np.float32)
+    np.testing.assert_array_equal(got, want)  # repr() round-trips float32 exactly
+    assert main(["predict", str(tiny_bert_dir), *texts[:3], "--level", "document", "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    np.testing.assert_allclose(np.array([r[column] for r in rows], np.float32), want[:3], rtol=0, atol=0)
+
+
+def test_a_missing_file_and_version(tiny_bert_dir, tmp_path, capsys, isolated_cache):
+    assert main(["predict", str(tiny_bert_dir), "--file", str(tmp_path / "nope.txt")]) == 2
+    assert capsys.readouterr().err.startswith(f"nlu-lite: error: --file {tmp_path / 'nope.txt'}: no such file")
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.strip() == f"nlu-lite {nlu_lite.__version__}"
 
 
 def test_errors_are_one_line_with_exit_2(capsys, isolated_cache):
