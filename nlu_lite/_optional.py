@@ -14,6 +14,7 @@ def require(module: str, extra: str, package: str | None = None) -> ModuleType:
     except ImportError as exc:
         name = package or module.split(".")[0]
         raise MissingDependencyError(
-            f"{name} is needed for this feature but is not installed. "
-            f"Install it with: pip install 'nlu-lite[{extra}]'"
+            f"{name} is needed for this feature but is not installed. Install it with: pip install {name} "
+            f"(or the whole extra: pip install 'nlu-lite[{extra}]', or from a clone of nlu-lite: "
+            f"pip install -e '.[{extra}]')"
         ) from exc

@@ -176,3 +176,16 @@ def test_large_frames_are_sampled_once_for_every_view():
     assert "random sample of 100 of 600 rows" in ex.status.value
     assert sorted(np.concatenate([t.customdata for t in _traces(ex)]).tolist()) == ex.positions.tolist()
     assert {t["type"] for t in point_traces(ex.figure)} == {"scatter"}
+
+
+def test_umap_without_umap_learn_is_a_clear_error_naming_the_install():
+    """Issue 23: explore(df, method='umap') without umap-learn was a raw TraitError from the dropdown."""
+    from nlu_lite.errors import MissingDependencyError
+    from nlu_lite.viz.reduce import umap_available
+
+    if umap_available():
+        pytest.skip("umap-learn is installed here: the method is in the menu")
+    df = sentence_frame(clusters=2, per_cluster=5)
+    with pytest.raises(MissingDependencyError, match="umap-learn is needed") as info:
+        explore(df, method="umap", background=False)
+    assert "pip install 'nlu-lite[viz]'" in str(info.value) and "pip install -e '.[viz]'" in str(info.value)

@@ -411,7 +411,7 @@ def _tsne(x: np.ndarray, dimensions: int, params: dict[str, Any]):
 
 
 def _umap(x: np.ndarray, dimensions: int, params: dict[str, Any]):
-    umap = require("umap", "umap", package="umap-learn")
+    umap = require("umap", "viz", package="umap-learn")
     _fewer_neighbours(params, len(x))
     reducer = umap.UMAP(
         n_components=dimensions, n_neighbors=params["n_neighbors"], min_dist=params["min_dist"],
@@ -470,7 +470,7 @@ _FITS = {
 def umap_available() -> bool:
     """Whether the optional ``umap-learn`` package can be imported."""
     try:
-        require("umap", "umap", package="umap-learn")
+        require("umap", "viz", package="umap-learn")
     except ImportError:
         return False
     return True

@@ -137,6 +137,8 @@ class Explorer:
     def _build(self, method, dimensions, color, symbol, height) -> None:
         w = _widgets()
         methods = [(label, key) for key, label in METHODS.items() if key != "umap" or umap_available()]
+        if normalize_method(method) == "umap" and not umap_available():  # a clear error, not the dropdown's TraitError
+            require("umap", "viz", package="umap-learn")
         columns = [NONE] + [str(c) for c in label_columns(self.df)]
         for name, value in (("color", color), ("symbol", symbol)):
             if value is not None and value not in columns:
