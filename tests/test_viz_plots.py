@@ -340,3 +340,26 @@ def test_frames_without_a_text_column_are_refused_with_the_fix():
         plot_embeddings(df)
     with pytest.raises(InputError, match="not a column"):
         plot_embeddings(sentence_frame(), color="nope")
+
+
+def test_a_frame_of_several_models_is_plotted_and_searched_by_column():
+    """Issue 23: a two-model frame (load('A B')) could not be plotted or searched: the error said column=, which
+    none of the functions took."""
+    one = sentence_frame(clusters=3, per_cluster=8, seed=1)
+    other = sentence_frame(clusters=3, per_cluster=8, seed=2)
+    second = "en_embed_sentence_other_embeddings"
+    both = one.copy()
+    both[second] = other[EMBEDDING].to_numpy()
+    with pytest.raises(InputError, match="pass column="):
+        plot_embeddings(both)
+    alone = one.drop(columns=[EMBEDDING]).assign(**{second: other[EMBEDDING].to_numpy()})
+    np.testing.assert_array_equal(plotted(plot_embeddings(both, column=second)), plotted(plot_embeddings(alone)))
+    got, want = nearest_neighbours(both, 0, 5, column=second), nearest_neighbours(alone, 0, 5)
+    assert got["position"].tolist() == want["position"].tolist()
+    np.testing.assert_allclose(got["similarity"], want["similarity"])
+    assert nearest_neighbours(both, 0, 5, column=EMBEDDING)["position"].tolist() == \
+        nearest_neighbours(one, 0, 5)["position"].tolist()
+    plot_similarity(both, column=second)
+    plot_neighbours(both, 0, 3, column=second)
+    with pytest.raises(InputError, match="column='nope' is not an embedding column"):
+        plot_embeddings(both, column="nope")

@@ -189,3 +189,14 @@ def test_umap_without_umap_learn_is_a_clear_error_naming_the_install():
     with pytest.raises(MissingDependencyError, match="umap-learn is needed") as info:
         explore(df, method="umap", background=False)
     assert "pip install 'nlu-lite[viz]'" in str(info.value) and "pip install -e '.[viz]'" in str(info.value)
+
+
+def test_a_frame_of_several_models_is_explored_by_column():
+    """Issue 23: explore() of a two-model frame failed saying column=, which it did not take."""
+    df = sentence_frame(clusters=2, per_cluster=6)
+    embedding = [c for c in df.columns if c.endswith("_embeddings")][0]
+    both = df.assign(other_model_embeddings=df[embedding].map(lambda v: -v))
+    with pytest.raises(InputError, match="pass column="):
+        explore(both, background=False)
+    ex = explore(both, column="other_model_embeddings", background=False)
+    np.testing.assert_array_equal(ex._matrix, -to_matrix(df))

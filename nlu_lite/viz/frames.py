@@ -19,6 +19,19 @@ from ..frame import EMBEDDING_SUFFIX
 LEVEL_COLUMNS = ("token", "chunk", "sentence", "document")
 
 
+def one_column(df: pd.DataFrame, column: str | None) -> pd.DataFrame:
+    """``df`` with ``column`` its one embedding column (a frame of several models, ``load('a b')``, holds one
+    per model: the others are dropped); ``column=None`` leaves the frame as it is."""
+    if column is None:
+        return df
+    columns = [c for c in df.columns if isinstance(c, str) and c.endswith(EMBEDDING_SUFFIX)]
+    if column not in columns:
+        raise InputError(f"column={column!r} is not an embedding column of this frame; it has {columns}")
+    kept = df.drop(columns=[c for c in columns if c != column])
+    kept.attrs = dict(df.attrs)
+    return kept
+
+
 def frame_level(df: pd.DataFrame) -> str:
     """``"token"``, ``"chunk"``, ``"sentence"`` or ``"document"``: the finest text column the frame holds."""
     for level in LEVEL_COLUMNS:

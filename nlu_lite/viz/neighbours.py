@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..frame import embedding_column, to_matrix
-from .frames import frame_level, match_texts
+from .frames import frame_level, match_texts, one_column
 
 METRICS = ("cosine", "euclidean")
 
@@ -81,6 +81,7 @@ def nearest_neighbours(
     query: Any,
     k: int = 10,
     *,
+    column: str | None = None,
     metric: str = "cosine",
     pipe: Any = None,
     exclude_query: bool = True,
@@ -97,6 +98,7 @@ def nearest_neighbours(
     >>> df = nlu_lite.load('en.embed.minilm_l6').predict(['money in the bank', 'the river bank'])  # doctest: +SKIP
     >>> nearest_neighbours(df, 'money', k=3)  # doctest: +SKIP
     """
+    df = one_column(df, column)  # a frame of several models: the one to use
     if k < 1:
         raise InputError(f"k must be at least 1, got {k}")
     matrix = to_matrix(df)

@@ -22,6 +22,7 @@ from .frames import (
     frame_level,
     hover_texts,
     label_columns,
+    one_column,
     row_texts,
     sample_positions,
     select_rows,
@@ -271,6 +272,7 @@ def plot_embeddings(
     method: str = "pca",
     dimensions: int = 2,
     *,
+    column: str | None = None,
     color: Any = None,
     symbol: Any = None,
     highlight: Any = None,
@@ -314,6 +316,7 @@ def plot_embeddings(
     >>> fig = plot_embeddings(df, 'pca', color='origin_index')  # doctest: +SKIP
     >>> fig = plot_embeddings(df, 'isomap', n_neighbors=10)  # doctest: +SKIP
     """
+    df = one_column(df, column)  # a frame of several models: the one to use
     points = prepare_points(
         df, method, dimensions, max_points=max_points, sample_seed=sample_seed, keep=_all_highlighted(df, highlight),
         perplexity=perplexity, learning_rate=learning_rate, max_iter=max_iter, random_state=random_state,
@@ -330,6 +333,7 @@ def plot_neighbours(
     query: Any,
     k: int = 10,
     *,
+    column: str | None = None,
     metric: str = "cosine",
     pipe: Any = None,
     **plot_kwargs: Any,
@@ -339,6 +343,7 @@ def plot_neighbours(
     Neighbours are found in the original embedding space (see
     :func:`~nlu_lite.viz.nearest_neighbours`), not in the 2D/3D projection.
     """
+    df = one_column(df, column)  # a frame of several models: the one to use
     table = nearest_neighbours(df, query, k, metric=metric, pipe=pipe)
     _, own = query_vector(df, query, pipe=pipe)
     highlight = {f"{len(table)} nearest ({metric})": table["position"].to_numpy()}
@@ -360,6 +365,7 @@ def plot_similarity(
     df: pd.DataFrame,
     rows: Any = None,
     *,
+    column: str | None = None,
     metric: str = "cosine",
     labels: str | None = None,
     max_rows: int = 100,
@@ -373,6 +379,7 @@ def plot_similarity(
 
     >>> fig = plot_similarity(df, ['bank', 'river', 'money'])  # doctest: +SKIP
     """
+    df = one_column(df, column)  # a frame of several models: the one to use
     go = _go()
     positions = select_rows(df, rows, max_rows=max_rows)
     if len(positions) == 0:

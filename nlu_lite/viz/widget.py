@@ -27,6 +27,7 @@ from .frames import (
     hover_texts,
     label_columns,
     match_texts,
+    one_column,
     sample_positions,
     select_rows,
 )
@@ -509,5 +510,7 @@ def explore(df: pd.DataFrame, **kwargs: Any) -> Explorer:
     >>> pipe = nlu_lite.load('en.embed_sentence.minilm_l6')  # doctest: +SKIP
     >>> df = pipe.predict(nlu_lite.viz.load_corpus().text)  # doctest: +SKIP
     >>> explore(df, color='origin_index')  # doctest: +SKIP
+
+    ``column``: which embedding column to explore in a frame of several models (``load('a b')``).
     """
-    return Explorer(df, **kwargs)
+    return Explorer(one_column(df, kwargs.pop("column", None)), **kwargs)
