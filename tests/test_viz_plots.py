@@ -363,3 +363,27 @@ def test_a_frame_of_several_models_is_plotted_and_searched_by_column():
     plot_neighbours(both, 0, 3, column=second)
     with pytest.raises(InputError, match="column='nope' is not an embedding column"):
         plot_embeddings(both, column="nope")
+
+
+def test_a_matrix_with_its_labels_plots_as_its_frame_would():
+    """Issue 23: pipe.embed()'s matrix could not be plotted (an AttributeError); any (n, dim) matrix with a label
+    frame (or texts) is taken, its texts naming the points and its columns colouring them."""
+    import pandas as pd
+
+    df = sentence_frame(clusters=3, per_cluster=8)
+    matrix = to_matrix(df)
+    labels = pd.DataFrame({"text": df["sentence"].tolist(), "topic": df["topic"].tolist()})
+    from_matrix = plotted(plot_embeddings(matrix, labels=labels, color="topic"))
+    from_frame = plotted(plot_embeddings(df, color="topic"))
+    np.testing.assert_array_equal(from_matrix[["x", "y"]].to_numpy(), from_frame[["x", "y"]].to_numpy())
+    assert sorted(set(from_matrix["trace"])) == sorted(set(from_frame["trace"]))  # one trace per topic
+    got = nearest_neighbours(matrix, 0, 4, labels=df["sentence"].tolist())
+    assert got["position"].tolist() == nearest_neighbours(df, 0, 4)["position"].tolist()
+    assert got["document"].tolist() == df["sentence"].iloc[got["position"]].tolist()
+    plot_neighbours(matrix, 2, 3)  # row numbers name the points
+    with pytest.raises(InputError, match="labels has 5 rows but the matrix 24"):
+        plot_embeddings(matrix, labels=labels.iloc[:5])
+    with pytest.raises(InputError, match="2-D and numeric"):
+        plot_embeddings(matrix[0])
+    with pytest.raises(InputError, match="labels= goes with a matrix"):
+        plot_embeddings(df, labels=labels)

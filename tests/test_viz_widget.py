@@ -200,3 +200,10 @@ def test_a_frame_of_several_models_is_explored_by_column():
         explore(both, background=False)
     ex = explore(both, column="other_model_embeddings", background=False)
     np.testing.assert_array_equal(ex._matrix, -to_matrix(df))
+
+
+def test_a_matrix_with_labels_is_explored():
+    df = sentence_frame(clusters=2, per_cluster=6)
+    ex = explore(to_matrix(df), labels=df["sentence"].tolist(), background=False)
+    np.testing.assert_array_equal(ex._matrix, to_matrix(df))
+    assert ex.df["document"].tolist() == df["sentence"].tolist()

@@ -19,6 +19,52 @@ from ..frame import EMBEDDING_SUFFIX
 LEVEL_COLUMNS = ("token", "chunk", "sentence", "document")
 
 
+MATRIX_COLUMN = "matrix_embeddings"
+
+
+def frame_from_matrix(matrix: Any, labels: Any = None) -> pd.DataFrame:
+    """A document-level frame of an ``(n, dim)`` matrix (``pipe.embed(...)``'s, or any), so every plot and the
+    explorer take it: ``labels`` is a DataFrame of ``n`` rows (its ``text`` column, else its first text column,
+    names the points; its other columns colour them), a list or Series of ``n`` texts, or None (row numbers)."""
+    from ..frame import build_frame
+
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or not np.issubdtype(matrix.dtype, np.number) or np.issubdtype(matrix.dtype, np.bool_):
+        raise InputError(f"a matrix to plot is 2-D and numeric (n points x dim); got {matrix.dtype} {matrix.shape}")
+    n = len(matrix)
+    frame = labels if isinstance(labels, pd.DataFrame) else None
+    if labels is not None and len(labels) != n:
+        raise InputError(f"labels has {len(labels)} rows but the matrix {n}: one label row per matrix row")
+    if frame is not None:
+        texts_column = "text" if "text" in frame.columns else next(
+            (c for c in frame.columns if frame[c].map(lambda v: isinstance(v, str)).all()), None)
+        texts = frame[texts_column].astype(str).tolist() if texts_column is not None else [str(i) for i in range(n)]
+    elif labels is not None:
+        texts = [str(t) for t in labels]
+    else:
+        texts = [str(i) for i in range(n)]
+    df = build_frame({"origin_index": np.arange(n), "document": texts, "windowed": False},
+                     np.ascontiguousarray(matrix, dtype=np.float32), MATRIX_COLUMN)
+    if frame is not None:
+        for column in frame.columns:
+            if column not in df.columns and column != "text":
+                df[column] = frame[column].to_numpy()
+    return df
+
+
+def viz_frame(data: Any, column: str | None = None, labels: Any = None) -> pd.DataFrame:
+    """What every plot and the explorer read: a predict() frame (with ``column``, one model of several), or
+    an ``(n, dim)`` matrix with its ``labels`` (:func:`frame_from_matrix`)."""
+    if not isinstance(data, pd.DataFrame):
+        if column is not None:
+            raise InputError("column= names an embedding column of a frame; a matrix has one (drop column=)")
+        return frame_from_matrix(data, labels)
+    if labels is not None:
+        raise InputError("labels= goes with a matrix; a predict() frame carries its own texts and columns "
+                         "(predict(..., keep_columns=True) keeps yours)")
+    return one_column(data, column)
+
+
 def one_column(df: pd.DataFrame, column: str | None) -> pd.DataFrame:
     """``df`` with ``column`` its one embedding column (a frame of several models, ``load('a b')``, holds one
     per model: the others are dropped); ``column=None`` leaves the frame as it is."""

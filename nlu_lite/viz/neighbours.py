@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..frame import embedding_column, to_matrix
-from .frames import frame_level, match_texts, one_column
+from .frames import frame_level, match_texts, viz_frame
 
 METRICS = ("cosine", "euclidean")
 
@@ -82,6 +82,7 @@ def nearest_neighbours(
     k: int = 10,
     *,
     column: str | None = None,
+    labels: Any = None,
     metric: str = "cosine",
     pipe: Any = None,
     exclude_query: bool = True,
@@ -98,7 +99,7 @@ def nearest_neighbours(
     >>> df = nlu_lite.load('en.embed.minilm_l6').predict(['money in the bank', 'the river bank'])  # doctest: +SKIP
     >>> nearest_neighbours(df, 'money', k=3)  # doctest: +SKIP
     """
-    df = one_column(df, column)  # a frame of several models: the one to use
+    df = viz_frame(df, column, labels)  # one model of several; or a matrix with its labels
     if k < 1:
         raise InputError(f"k must be at least 1, got {k}")
     matrix = to_matrix(df)

@@ -22,10 +22,10 @@ from .frames import (
     frame_level,
     hover_texts,
     label_columns,
-    one_column,
     row_texts,
     sample_positions,
     select_rows,
+    viz_frame,
 )
 from .neighbours import nearest_neighbours, pairwise, query_vector
 from .reduce import Projection, project
@@ -273,6 +273,7 @@ def plot_embeddings(
     dimensions: int = 2,
     *,
     column: str | None = None,
+    labels: Any = None,
     color: Any = None,
     symbol: Any = None,
     highlight: Any = None,
@@ -316,7 +317,7 @@ def plot_embeddings(
     >>> fig = plot_embeddings(df, 'pca', color='origin_index')  # doctest: +SKIP
     >>> fig = plot_embeddings(df, 'isomap', n_neighbors=10)  # doctest: +SKIP
     """
-    df = one_column(df, column)  # a frame of several models: the one to use
+    df = viz_frame(df, column, labels)  # one model of several; or a matrix with its labels
     points = prepare_points(
         df, method, dimensions, max_points=max_points, sample_seed=sample_seed, keep=_all_highlighted(df, highlight),
         perplexity=perplexity, learning_rate=learning_rate, max_iter=max_iter, random_state=random_state,
@@ -334,6 +335,7 @@ def plot_neighbours(
     k: int = 10,
     *,
     column: str | None = None,
+    labels: Any = None,
     metric: str = "cosine",
     pipe: Any = None,
     **plot_kwargs: Any,
@@ -343,7 +345,7 @@ def plot_neighbours(
     Neighbours are found in the original embedding space (see
     :func:`~nlu_lite.viz.nearest_neighbours`), not in the 2D/3D projection.
     """
-    df = one_column(df, column)  # a frame of several models: the one to use
+    df = viz_frame(df, column, labels)  # one model of several; or a matrix with its labels
     table = nearest_neighbours(df, query, k, metric=metric, pipe=pipe)
     _, own = query_vector(df, query, pipe=pipe)
     highlight = {f"{len(table)} nearest ({metric})": table["position"].to_numpy()}
@@ -379,7 +381,7 @@ def plot_similarity(
 
     >>> fig = plot_similarity(df, ['bank', 'river', 'money'])  # doctest: +SKIP
     """
-    df = one_column(df, column)  # a frame of several models: the one to use
+    df = viz_frame(df, column)  # one model of several; or a matrix (points named by row number)
     go = _go()
     positions = select_rows(df, rows, max_rows=max_rows)
     if len(positions) == 0:

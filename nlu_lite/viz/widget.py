@@ -27,9 +27,9 @@ from .frames import (
     hover_texts,
     label_columns,
     match_texts,
-    one_column,
     sample_positions,
     select_rows,
+    viz_frame,
 )
 from .neighbours import METRICS, nearest_neighbours, query_vector
 from .plots import MAX_POINTS, ROLE_POINTS, Points, figure_from_points
@@ -511,6 +511,7 @@ def explore(df: pd.DataFrame, **kwargs: Any) -> Explorer:
     >>> df = pipe.predict(nlu_lite.viz.load_corpus().text)  # doctest: +SKIP
     >>> explore(df, color='origin_index')  # doctest: +SKIP
 
-    ``column``: which embedding column to explore in a frame of several models (``load('a b')``).
+    ``column``: which embedding column to explore in a frame of several models (``load('a b')``); ``df``
+    may also be an ``(n, dim)`` matrix (``pipe.embed(...)``) with ``labels`` (a frame or texts).
     """
-    return Explorer(one_column(df, kwargs.pop("column", None)), **kwargs)
+    return Explorer(viz_frame(df, kwargs.pop("column", None), kwargs.pop("labels", None)), **kwargs)
