@@ -41,6 +41,7 @@ def load(
     progress: bool | None = None,
     gpu: bool = False,
     verbose: bool = False,
+    engine: str | None = None,
 ) -> Pipeline | PipelineGroup:
     """Load a model by NLU alias (or a local checkpoint folder) and return its :class:`Pipeline`.
 
@@ -60,6 +61,10 @@ def load(
     onnxruntime lacks is an error. ``graph``: the converter's graph variant, ``'fused'``
     (onnxruntime's fused kernels, the default) or ``'standard'`` (plain ONNX ops; a bundle has its own).
 
+    ``engine``: ``'onnxruntime'`` (default) or ``'openvino'`` (``pip install openvino``; imported only then);
+    ``precision='bf16'`` is OpenVINO's bf16 inference on a CPU with AVX512_BF16 or AMX (it picks the engine),
+    ``'int8'`` onnxruntime's. Every engine and precision keeps a text's vectors independent of its batch.
+
     NLU's ``gpu=True`` means onnxruntime's CUDA provider (then the CPU for what CUDA lacks); an
     onnxruntime without it is an error naming ``onnxruntime-gpu``. NLU's ``verbose=True`` logs
     nlu_lite's steps (INFO) to stderr.
@@ -76,7 +81,7 @@ def load(
     if verbose:
         _log_to_stderr()
     options = LoadOptions.resolve(precision=precision, graph=graph, threads=threads, providers=providers, gpu=gpu,
-                                  offline=offline, progress=progress)
+                                  offline=offline, progress=progress, engine=engine)
     return _load(alias, path, options)
 
 

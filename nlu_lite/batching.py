@@ -98,8 +98,17 @@ def pad_batch(pieces: Pieces, seqs: Sequences, framing: Framing, seq: np.ndarray
 
 
 def iter_batches(pieces: Pieces, seqs: Sequences, framing: Framing, *, batch_size: int,
-                 max_batch_tokens: int) -> Iterator[Batch]:
-    """Every sequence once, in length-sorted batches (see :func:`split_batches`)."""
+                 max_batch_tokens: int, equal_lengths: bool = False) -> Iterator[Batch]:
+    """Every sequence once, in length-sorted batches (see :func:`split_batches`). ``equal_lengths``: a
+    batch holds sequences of one length only, so nothing is padded (for an engine whose results depend on
+    padding: OpenVINO's)."""
     order = np.argsort(seqs.lengths, kind="stable")
-    for seq in split_batches(order, seqs.lengths + framing.overhead, batch_size, max_batch_tokens):
-        yield pad_batch(pieces, seqs, framing, seq)
+    if not equal_lengths:
+        for seq in split_batches(order, seqs.lengths + framing.overhead, batch_size, max_batch_tokens):
+            yield pad_batch(pieces, seqs, framing, seq)
+        return
+    lengths = seqs.lengths[order]
+    cuts = np.flatnonzero(np.diff(lengths)) + 1
+    for group in np.split(order, cuts):
+        for seq in split_batches(group, seqs.lengths + framing.overhead, batch_size, max_batch_tokens):
+            yield pad_batch(pieces, seqs, framing, seq)

@@ -20,7 +20,10 @@ OUTPUT_LEVELS: tuple[str, ...] = ("token", "sentence", "document")
 PREDICT_LEVELS: tuple[str, ...] = OUTPUT_LEVELS + ("chunk",)
 CHUNK_POOLINGS: tuple[str, ...] = ("mean", "first", "last")
 TASKS: tuple[str, ...] = ("token", "sentence")
-PRECISIONS: tuple[str, ...] = ("fp32", "int8")
+PRECISIONS: tuple[str, ...] = ("fp32", "int8")  # what the converter writes
+# what load() takes: bf16 is an inference setting of the OpenVINO engine on an fp32 graph
+LOAD_PRECISIONS: tuple[str, ...] = PRECISIONS + ("bf16",)
+ENGINES: tuple[str, ...] = ("onnxruntime", "openvino")
 # a word's vector from its word pieces; 'first_last' concatenates the two (2 x dim, as flair)
 SUBTOKEN_POOLINGS: tuple[str, ...] = ("first", "last", "mean", "first_last")
 # a sentence's or document's vector from its positions; 'pooler' is BERT's pooled [CLS] output;

@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 from .choices import (
+    ENGINES,
     GRAPH_VARIANTS,
+    LOAD_PRECISIONS,
     OUTPUT_LEVELS,
     PRECISIONS,
     SENTENCE_POOLINGS,
@@ -62,7 +64,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                "subtoken_pooling": args.subtoken_pooling, "pooling": args.pooling, "normalize": args.normalize}
     _check_before_loading(args.alias, args.level, options)
     texts = _read_texts(args)
-    pipe = load(args.alias, offline=args.offline or None, precision=args.precision, threads=args.threads)
+    pipe = load(args.alias, offline=args.offline or None, precision=args.precision, threads=args.threads,
+                engine=args.engine)
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix == ".parquet":
         from .stream import predict_to_parquet
@@ -219,8 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sentence/document level: pooling (default: the model's)")
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
                    help="L2-normalise the vectors (default: the model's, for sentences and documents)")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: one per core)")
+    p.add_argument("--precision", choices=LOAD_PRECISIONS, default=None,
+                   help="fp32 (default), int8 (onnxruntime) or bf16 (OpenVINO, on CPUs with AVX512_BF16 or AMX)")
+    p.add_argument("--engine", choices=ENGINES, default=None, help="onnxruntime (default) or openvino")
+    p.add_argument("--threads", type=int, default=None, help="engine threads (default: one per core)")
     p.add_argument("--offline", action="store_true", help="never touch the network")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_predict)
@@ -249,9 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from . import __version__
-
-    return __version__
+    return sys.modules[__package__].__version__  # the package, imported before any of its modules
 
 
 def main(argv: list[str] | None = None) -> int:

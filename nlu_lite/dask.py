@@ -26,8 +26,18 @@ from ._optional import require
 from .errors import InputError
 from .frame import arrow_vectors, to_matrix
 from .pipeline import Pipeline
-from .runners import (DEFAULT_BATCH_ROWS, ID_COLUMN, as_pipeline, bundle_for, bundle_id, check_runner_options,
-                      check_threads, predict_frame, worker_pipeline)
+from .runners import (
+    DEFAULT_BATCH_ROWS,
+    ID_COLUMN,
+    as_pipeline,
+    bundle_for,
+    bundle_id,
+    check_runner_options,
+    check_threads,
+    predict_frame,
+    runtime_of,
+    worker_pipeline,
+)
 
 PLUGIN_NAME = "nlu_lite-preload"
 
@@ -54,9 +64,10 @@ def meta(alias_or_pipe: str | Pipeline, output_level: str | None = None, *, inde
 
 
 def _partition(pdf: pd.DataFrame, bundle: str, expected: str, threads: int | None, level: str, text_col: str,
-               kept: list[str], id_col: str | None, options: dict[str, Any], start: int | None) -> pd.DataFrame:
+               kept: list[str], id_col: str | None, options: dict[str, Any], start: int | None,
+               runtime: str = "onnxruntime") -> pd.DataFrame:
     """One partition through predict(), ``DEFAULT_BATCH_ROWS`` rows at a time, indexed by origin label."""
-    pipe = worker_pipeline(bundle, threads, expected)
+    pipe = worker_pipeline(bundle, threads, expected, runtime)
     if id_col is not None:
         ids = pdf[id_col].to_numpy()
     elif start is not None:
@@ -96,7 +107,8 @@ def predict(ddf, alias_or_pipe: str | Pipeline, output_level: str | None = None,
         raise InputError(f"unknown column(s) {unknown}; the Dask DataFrame has {list(ddf.columns)}")
     bundle = str(bundle_for(pipe))
     expected = bundle_id(bundle)
-    _preload_on_workers(bundle, threads)
+    runtime = runtime_of(pipe)
+    _preload_on_workers(bundle, threads, runtime)
     n = ddf.npartitions
     starts: list[int | None] = [None] * n
     divisions: Any = None
@@ -112,8 +124,8 @@ def predict(ddf, alias_or_pipe: str | Pipeline, output_level: str | None = None,
             divisions = tuple(offsets[:-1]) + (offsets[-1] - 1,)
     empty = meta(pipe, level, index_dtype=index_dtype, kept={c: ddf[c].dtype for c in kept}, **predict_options)
     options = dict(predict_options)
-    parts = [delayed(_partition)(part, bundle, expected, threads, level, text_col, kept, id_col, options, start)
-             for part, start in zip(ddf.to_delayed(), starts)]
+    parts = [delayed(_partition)(part, bundle, expected, threads, level, text_col, kept, id_col, options, start,
+                                 runtime) for part, start in zip(ddf.to_delayed(), starts)]
     return dd.from_delayed(parts, meta=empty, divisions=divisions, verify_meta=False)
 
 
@@ -128,14 +140,14 @@ class Preload(_PluginBase):
 
     idempotent = True
 
-    def __init__(self, bundle: str, threads: int | None) -> None:
-        self.bundle, self.threads = bundle, threads
+    def __init__(self, bundle: str, threads: int | None, runtime: str = "onnxruntime") -> None:
+        self.bundle, self.threads, self.runtime = bundle, threads, runtime
 
     def setup(self, worker) -> None:
-        worker_pipeline(self.bundle, self.threads)
+        worker_pipeline(self.bundle, self.threads, runtime=self.runtime)
 
 
-def _preload_on_workers(bundle: str, threads: int | None) -> None:
+def _preload_on_workers(bundle: str, threads: int | None, runtime: str = "onnxruntime") -> None:
     """With a distributed client running, every worker loads the bundle now, once."""
     try:
         from distributed import default_client
@@ -145,4 +157,5 @@ def _preload_on_workers(bundle: str, threads: int | None) -> None:
         client = default_client()
     except ValueError:  # no distributed client: each process loads on its first task
         return
-    client.register_plugin(Preload(bundle, threads), name=f"{PLUGIN_NAME}-{Path(bundle).name}-{threads}")
+    client.register_plugin(Preload(bundle, threads, runtime),
+                           name=f"{PLUGIN_NAME}-{Path(bundle).name}-{threads}-{runtime.replace('/', '-')}")

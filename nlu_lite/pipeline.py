@@ -74,17 +74,12 @@ class LoadRecipe:
     offline: bool | None = None
     bundle: str | None = None  # a bundle folder (pipe.save): loaded from it, with no network and no writes
     bundle_manifest: str | None = None  # that bundle's manifest sha256 when loaded: unpickled, the same one or an error
+    engine: str = "onnxruntime"  # or "openvino" (precision 'fp32' or 'bf16')
 
 
 def _describe_runtime(encoder: Any) -> str:
-    session = getattr(encoder, "session", None)
-    if session is None:
-        return type(encoder).__name__
-    import onnxruntime as ort
-
-    threads = session.get_session_options().intra_op_num_threads
-    providers = ", ".join(p.replace("ExecutionProvider", "") for p in session.get_providers())
-    return f"onnxruntime {ort.__version__} ({providers}, {threads or 'all'} threads)"
+    description = getattr(type(encoder), "description", None)
+    return encoder.description if description is not None else type(encoder).__name__
 
 
 # Pipelines loaded in this process, by recipe, so that unpickling one that is already loaded here
@@ -105,11 +100,15 @@ def _restore(recipe: LoadRecipe) -> Pipeline:
         pipe = _LIVE.get(key)
         if pipe is None and recipe.bundle is not None:
             _check_same_bundle(recipe)
-            pipe = Pipeline.from_bundle(recipe.bundle, threads=recipe.threads, providers=recipe.providers)
+            from .runtime import LoadOptions
+
+            options = LoadOptions.resolve(threads=recipe.threads, providers=recipe.providers, engine=recipe.engine,
+                                          precision=recipe.precision if recipe.engine == "openvino" else None)
+            pipe = Pipeline.from_bundle(recipe.bundle, options=options)
         elif pipe is None:
             pipe = Pipeline.from_spec(recipe.spec, precision=recipe.precision, threads=recipe.threads,
                                       providers=recipe.providers, graph=recipe.graph, offline=recipe.offline,
-                                      progress=False)
+                                      progress=False, engine=recipe.engine)
         _KEPT[key] = pipe
         _KEPT.move_to_end(key)
         while len(_KEPT) > KEEP_UNPICKLED:
@@ -211,12 +210,13 @@ class Pipeline:
     @classmethod
     def from_spec(cls, spec: ModelSpec, *, precision: str = "fp32", threads: int | None = None,
                   providers: Any = None, graph: str = "fused", offline: bool | None = None,
-                  progress: bool | None = None) -> Pipeline:
+                  progress: bool | None = None, engine: str | None = None) -> Pipeline:
         """:meth:`load` with :func:`nlu_lite.load`'s settings as keywords (checked here, once)."""
         from .runtime import LoadOptions
 
         return cls.load(spec, LoadOptions.resolve(precision=precision, graph=graph, threads=threads,
-                                                  providers=providers, offline=offline, progress=progress))
+                                                  providers=providers, offline=offline, progress=progress,
+                                                  engine=engine))
 
     @classmethod
     def load(cls, spec: ModelSpec, options: Any) -> Pipeline:
@@ -236,17 +236,22 @@ class Pipeline:
         spec = artifacts.apply_folder_settings(spec, folder)  # a sentence-transformers folder's own settings
         head = artifacts.read_dense_layers(folder) if spec.task == "sentence" else ()  # its Dense layers, if any
         precision, graph = options.precision or "fp32", options.graph or "fused"
-        onnx_path = ensure_onnx(folder, precision=precision, graph=graph)
-        return cls._assemble(LoadRecipe(spec, precision, options.threads, options.providers, graph, options.offline),
-                             folder, onnx_path, source=str(folder), head=head)
+        onnx_path = ensure_onnx(folder, precision="fp32" if precision == "bf16" else precision, graph=graph)
+        return cls._assemble(LoadRecipe(spec, precision, options.threads, options.providers, graph, options.offline,
+                                        engine=options.engine), folder, onnx_path, source=str(folder), head=head)
 
     @classmethod
     def _assemble(cls, recipe: LoadRecipe, folder: Path, model_path: Path, *, source: str,
                   head: tuple = ()) -> Pipeline:
         """Open the session and the tokenizer, check they agree, and remember the pipeline in this process."""
-        from .runtime import OnnxEncoder
+        if recipe.engine == "openvino":
+            from .openvino_engine import OpenVinoEncoder
 
-        encoder = OnnxEncoder.from_path(model_path, threads=recipe.threads, providers=recipe.providers)
+            encoder = OpenVinoEncoder.from_path(model_path, threads=recipe.threads, precision=recipe.precision)
+        else:
+            from .runtime import OnnxEncoder
+
+            encoder = OnnxEncoder.from_path(model_path, threads=recipe.threads, providers=recipe.providers)
         tokenizer = PieceTokenizer.from_folder(folder, lowercase=not recipe.spec.case_sensitive,
                                                bare=getattr(_family(recipe.spec), "bare_framing", False))
         _check_parts(recipe.spec, encoder, tokenizer, folder, head)
@@ -269,11 +274,12 @@ class Pipeline:
         options = options or LoadOptions.resolve(threads=threads, providers=providers)
         bundle = read_bundle(folder, verify=verify)
         for name, asked, has in (("precision", options.precision, bundle.precision), ("graph", options.graph, bundle.graph)):
-            if asked is not None and asked != has:
+            if asked is not None and asked != has and not (name == "precision" and asked == "bf16" and has == "fp32"):
                 raise InputError(f"the bundle {folder} holds a {has!r} model; drop {name}={asked!r}, or save a "
                                  f"bundle from load(..., {name}={asked!r})")
-        recipe = LoadRecipe(bundle.spec, bundle.precision, options.threads, options.providers, bundle.graph, True,
-                            str(bundle.folder.resolve()), _manifest_digest(bundle.folder))
+        precision = "bf16" if options.precision == "bf16" else bundle.precision  # bf16: OpenVINO's, on the fp32 graph
+        recipe = LoadRecipe(bundle.spec, precision, options.threads, options.providers, bundle.graph, True,
+                            str(bundle.folder.resolve()), _manifest_digest(bundle.folder), options.engine)
         return cls._assemble(recipe, bundle.folder, bundle.model_path, source=f"bundle {bundle.folder}",
                              head=bundle.head)
 
@@ -288,8 +294,9 @@ class Pipeline:
         from .bundle import write_bundle
 
         graph = self.recipe.graph if self.recipe is not None else "fused"
+        graph_precision = "fp32" if self.precision == "bf16" else self.precision  # bf16 is OpenVINO's, at load
         return write_bundle(folder, spec=self.spec, model_path=self.model_path, tokenizer=self.tokenizer._tok,
-                            precision=self.precision, graph=graph, head=self.head)
+                            precision=graph_precision, graph=graph, head=self.head)
 
     def __getattr__(self, name: str) -> Any:
         if name in _MOVED:
@@ -351,7 +358,7 @@ class Pipeline:
                             + (f" ({self.spec.description})" if self.spec.description else ""))
         recipe = self.recipe
         lines.append(">>> nlu_lite.load(...) settings of this pipeline:")
-        for name in ("precision", "threads", "providers", "graph", "offline"):
+        for name in ("engine", "precision", "threads", "providers", "graph", "offline"):
             lines.append(f"    {name}={getattr(recipe, name, None) if recipe else None!r}")
         print("\n".join(lines))
 
@@ -439,7 +446,8 @@ class Pipeline:
         seqs = plan_sequences(pieces, opts.max_length - framing.overhead, opts.window_overlap,
                               truncate=opts.truncation)
         batches = iter_batches(pieces, seqs, framing, batch_size=opts.batch_size,
-                               max_batch_tokens=opts.max_batch_tokens)
+                               max_batch_tokens=opts.max_batch_tokens,
+                               equal_lengths=not getattr(self.encoder, "exact_with_padding", True))
         reused = 0 if distinct is None else len(units) - (len(pieces.text_piece_start) - 1)
         desc = f"nlu_lite {self.spec.alias}" + (f" ({reused:,} repeats embedded once)" if reused else "")
         encoded = encode_batches(self.encoder, batches, n_sequences=len(seqs), layers=opts.layers,

@@ -81,21 +81,36 @@ def bundle_id(folder: str | os.PathLike) -> str:
     return sha256_file(Path(folder) / MANIFEST)
 
 
-def worker_pipeline(bundle: str | os.PathLike, threads: int | None, expected: str | None = None) -> Pipeline:
+def runtime_of(pipe: Pipeline) -> str:
+    """How the driver's pipeline runs, for its workers to run the same: ``'onnxruntime'``, or
+    ``'openvino/fp32'`` / ``'openvino/bf16'``."""
+    recipe = pipe.recipe
+    if recipe is None or recipe.engine == "onnxruntime":
+        return "onnxruntime"
+    return f"{recipe.engine}/{recipe.precision}"
+
+
+def worker_pipeline(bundle: str | os.PathLike, threads: int | None, expected: str | None = None,
+                    runtime: str = "onnxruntime") -> Pipeline:
     """The pipeline of ``bundle`` in this process, loaded on first use and kept (one load per worker).
 
     Keyed by the manifest's sha256 too, so a bundle saved again at the same path is loaded anew;
     ``expected`` (the driver's :func:`bundle_id`) refuses a stale copy instead of embedding with it.
+    ``runtime``: the driver's engine and precision (:func:`runtime_of`).
     """
     manifest = bundle_id(bundle)
     if expected is not None and manifest != expected:
         raise InputError(f"the bundle at {bundle} is not the one the driver shipped (saved again or replaced "
                          "meanwhile); save a changed model to a new path")
-    key = (os.getpid(), str(bundle), manifest, threads)
+    key = (os.getpid(), str(bundle), manifest, threads, runtime)
     with _WORKER_LOCK:
         pipe = _WORKER_PIPES.get(key)
         if pipe is None:
-            pipe = Pipeline.from_bundle(bundle, threads=threads)
+            from .runtime import LoadOptions
+
+            engine, _, precision = runtime.partition("/")
+            options = LoadOptions.resolve(threads=threads, engine=engine, precision=precision or None)
+            pipe = Pipeline.from_bundle(bundle, options=options)
             _WORKER_PIPES[key] = pipe
             LOADS["count"] += 1
         return pipe

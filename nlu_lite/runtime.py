@@ -75,6 +75,8 @@ class OnnxEncoder:
     ``attention_mask`` and returns the requested outputs by name.
     """
 
+    exact_with_padding = True  # a sequence's states are the same bits alone or padded in a batch (tested)
+
     def __init__(self, session: Any, *, path: Path | None = None) -> None:
         self.session = session
         self.path = path
@@ -135,6 +137,14 @@ class OnnxEncoder:
             ) from exc
         logger.debug("opened %s with providers %s", path, session.get_providers())
         return cls(session, path=path)
+
+    @property
+    def description(self) -> str:
+        import onnxruntime as ort
+
+        threads = self.session.get_session_options().intra_op_num_threads
+        providers = ", ".join(p.replace("ExecutionProvider", "") for p in self.session.get_providers())
+        return f"onnxruntime {ort.__version__} ({providers}, {threads or 'all'} threads)"
 
     def __repr__(self) -> str:
         return (f"OnnxEncoder(path={str(self.path)!r}, hidden_size={self.hidden_size}, "
@@ -276,20 +286,34 @@ class LoadOptions:
     providers: tuple[Any, ...] | None = None
     offline: bool | None = None
     progress: bool | None = None
+    engine: str = "onnxruntime"
 
     @classmethod
     def resolve(cls, *, precision: str | None = None, graph: str | None = None, threads: Any = None,
                 providers: Any = None, gpu: bool = False, offline: bool | None = None,
-                progress: bool | None = None) -> LoadOptions:
-        """Check every setting (``gpu=True`` is NLU's spelling of the CUDA provider, then the CPU)."""
-        from .choices import GRAPH_VARIANTS, PRECISIONS, check_choice
+                progress: bool | None = None, engine: str | None = None) -> LoadOptions:
+        """Check every setting (``gpu=True`` is NLU's spelling of the CUDA provider, then the CPU).
+        ``engine``: ``'onnxruntime'`` (default) or ``'openvino'``; ``precision='bf16'`` is OpenVINO's
+        (it picks the engine when none is named), ``'int8'`` onnxruntime's."""
+        from .choices import ENGINES, GRAPH_VARIANTS, LOAD_PRECISIONS, check_choice
 
         if gpu:
             if providers is not None:
                 raise InputError("pass gpu=True or providers=[...], not both")
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         if precision is not None:
-            check_choice(precision, PRECISIONS, "precision", InputError)
+            check_choice(precision, LOAD_PRECISIONS, "precision", InputError)
+        if engine is not None:
+            check_choice(engine, ENGINES, "engine", InputError)
+        engine = engine or ("openvino" if precision == "bf16" else "onnxruntime")
+        if engine == "openvino" and precision == "int8":
+            raise InputError("precision='int8' runs on onnxruntime (its int8 graph uses onnxruntime's integer ops); "
+                             "with engine='openvino' use precision='fp32' or 'bf16'")
+        if engine == "onnxruntime" and precision == "bf16":
+            raise InputError("precision='bf16' runs on OpenVINO: pass engine='openvino' (pip install openvino), or "
+                             "use precision='fp32' or 'int8' on onnxruntime")
+        if engine == "openvino" and (providers is not None):
+            raise InputError("providers= and gpu= are onnxruntime's; engine='openvino' runs on the CPU")
         if graph is not None:
             check_choice(graph, GRAPH_VARIANTS, "graph", InputError)
         if threads is not None:
@@ -297,4 +321,4 @@ class LoadOptions:
                 raise InputError(f"threads must be a positive integer, or None for one per physical core; got {threads!r}")
             threads = int(threads)
         chosen = None if providers is None else check_providers(providers)
-        return cls(precision, graph, threads, chosen, offline, progress)
+        return cls(precision, graph, threads, chosen, offline, progress, engine)

@@ -24,8 +24,18 @@ from ._optional import require
 from .errors import InputError
 from .frame import to_matrix
 from .pipeline import Pipeline
-from .runners import (DEFAULT_BATCH_ROWS, ID_COLUMN, as_pipeline, bundle_for, bundle_id, check_runner_options,
-                      check_threads, predict_frame, worker_pipeline)
+from .runners import (
+    DEFAULT_BATCH_ROWS,
+    ID_COLUMN,
+    as_pipeline,
+    bundle_for,
+    bundle_id,
+    check_runner_options,
+    check_threads,
+    predict_frame,
+    runtime_of,
+    worker_pipeline,
+)
 
 
 def _spark_type(dtype: Any):
@@ -93,7 +103,7 @@ def predict(sdf, alias_or_pipe: str | Pipeline, output_level: str | None = None,
     out_schema = schema(pipe, level, id_type=sdf.schema[id_source].dataType,
                         kept=[sdf.schema[c] for c in kept], **predict_options)
     bundle = bundle_for(pipe)
-    name, expected = _ship(session, bundle), bundle_id(bundle)
+    name, expected, runtime = _ship(session, bundle), bundle_id(bundle), runtime_of(pipe)
     options = dict(predict_options)
     arrow_schema = require("pyspark.sql.pandas.types", "spark", package="pyspark").to_arrow_schema(out_schema)
     column = pipe.spec.embedding_column
@@ -103,7 +113,7 @@ def predict(sdf, alias_or_pipe: str | Pipeline, output_level: str | None = None,
         # not converted row by row from numpy objects as mapInPandas would
         from pyspark import SparkFiles
 
-        worker = worker_pipeline(SparkFiles.get(name), threads, expected)
+        worker = worker_pipeline(SparkFiles.get(name), threads, expected, runtime)
         for batch in batches:
             pdf = batch.to_pandas()
             for start in range(0, len(pdf), batch_rows):

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).parents[1] / "nlu_lite"
 # left to right, as docs/DESIGN.md draws it; shared leaves first
 FLOW = [
     "errors", "choices", "_env", "_optional", "_arrays", "cache",
-    "convert", "registry", "artifacts", "specs", "runtime", "bundle",
+    "convert", "registry", "artifacts", "specs", "runtime", "openvino_engine", "bundle",
     "options", "inputs", "sentences", "units", "spm", "tokenize", "windows", "batching", "encode", "pooling", "frame",
     "chunks", "pipeline", "stream", "group", "api", "runners", "spark", "dask", "viz", "cli",
 ]

@@ -1,0 +1,126 @@
+"""OpenVINO as the engine that runs nlu_lite's ONNX graphs: ``load(..., engine='openvino')``.
+
+The same converted graph onnxruntime runs (OpenVINO reads ONNX, com.microsoft's fused ops included),
+compiled for the CPU with ``INFERENCE_PRECISION_HINT`` ``f32`` (``precision='fp32'``: set explicitly,
+since OpenVINO picks bf16 by itself on CPUs with AMX) or ``bf16`` (``precision='bf16'``: on CPUs whose
+OpenVINO reports ``BF16`` among its optimisation capabilities, AVX512_BF16 or AMX; elsewhere an error
+naming what the CPU lacks). The package is imported only here, when the engine is asked for.
+
+OpenVINO's results may depend on padding (measured: a sequence alone vs inside a padded batch, f32 4e-6
+off, bf16 0.014), so :attr:`OpenVinoEncoder.exact_with_padding` is False and the pipeline batches only
+sequences of one length with it: nothing is padded, and a text's vectors are the same bits whatever else
+is in the call (``tests/test_engine_openvino.py``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._optional import require
+from .errors import ArtifactNotFoundError, InferenceError, InputError
+from .runtime import _HIDDEN, INPUT_NAMES, OnnxEncoder
+
+logger = logging.getLogger(__name__)
+
+HINTS = {"fp32": "f32", "bf16": "bf16"}
+
+
+def bf16_supported() -> bool:
+    """Whether OpenVINO runs bf16 on this CPU (it says ``BF16`` among its optimisation capabilities)."""
+    ov = require("openvino", "openvino")
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def _metadata(path: Path) -> dict[str, Any]:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    props = {p.key: p.value for p in model.metadata_props}
+    return json.loads(props["nlu_lite"]) if "nlu_lite" in props else {}
+
+
+class OpenVinoEncoder(OnnxEncoder):
+    """An nlu_lite ONNX graph compiled by OpenVINO for the CPU; the interface of :class:`OnnxEncoder`."""
+
+    exact_with_padding = False  # the pipeline batches sequences of one length only (see the module docstring)
+
+    def __init__(self, compiled: Any, *, path: Path, precision: str, threads: int | None) -> None:
+        self.compiled = compiled
+        self.path = path
+        self.precision = precision
+        self.threads = threads
+        self.output_names = tuple(o.get_any_name() for o in compiled.outputs)
+        inputs = tuple(i.get_any_name() for i in compiled.inputs)
+        if set(inputs) != set(INPUT_NAMES) or "last_hidden_state" not in self.output_names:
+            from .errors import ModelFormatError
+
+            raise ModelFormatError(f"{path} does not have nlu_lite's interface (inputs {list(INPUT_NAMES)}, "
+                                   f"output 'last_hidden_state'); it has inputs {list(inputs)}")
+        self.metadata = _metadata(path)
+        layers = sorted(int(m.group(1)) for n in self.output_names if (m := _HIDDEN.match(n)))
+        self.num_layers = layers[-1] if layers else int(self.metadata.get("num_layers", 0))
+        self.hidden_size = int(self.metadata["hidden_size"])
+        self.has_pooler = "pooler_output" in self.output_names
+        self.max_positions = self.metadata.get("max_position_embeddings")
+        self.vocab_size = self.metadata.get("vocab_size")
+        self._outputs = {o.get_any_name(): o for o in compiled.outputs}
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike, *, threads: int | None = None, precision: str = "fp32",
+                  **_: Any) -> OpenVinoEncoder:
+        """Compile ``path`` (a graph written by nlu_lite.convert) for the CPU at ``precision``."""
+        ov = require("openvino", "openvino")
+        path = Path(path)
+        if not path.is_file():
+            raise ArtifactNotFoundError(f"no ONNX model at {path}; create it with nlu_lite.convert.ensure_onnx(folder)")
+        if precision not in HINTS:
+            raise InputError(f"engine='openvino' runs precision 'fp32' or 'bf16'; got {precision!r} (int8 graphs run "
+                             "on onnxruntime: engine='onnxruntime')")
+        core = ov.Core()
+        if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            raise InputError(
+                "precision='bf16' needs a CPU with bf16 instructions (AVX512_BF16 or AMX); OpenVINO reports none on "
+                f"this one ({', '.join(core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES'))}). Use "
+                "precision='fp32', or precision='int8' on onnxruntime (engine='onnxruntime')"
+            )
+        config = {"INFERENCE_PRECISION_HINT": HINTS[precision], "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        try:
+            compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        except Exception as exc:  # OpenVINO's own exception types
+            raise InferenceError(f"OpenVINO could not compile {path} ({type(exc).__name__}: {str(exc)[:300]})") \
+                from exc
+        logger.debug("compiled %s with OpenVINO at %s", path, precision)
+        return cls(compiled, path=path, precision=precision, threads=threads)
+
+    @property
+    def description(self) -> str:
+        import openvino as ov
+
+        return f"OpenVINO {ov.__version__.split('-')[0]} (CPU, {self.precision}, {self.threads or 'all'} threads)"
+
+    def __repr__(self) -> str:
+        return (f"OpenVinoEncoder(path={str(self.path)!r}, precision={self.precision!r}, "
+                f"hidden_size={self.hidden_size}, num_layers={self.num_layers})")
+
+    def run(self, input_ids: Any, attention_mask: Any,
+            outputs: Sequence[str] = ("last_hidden_state",)) -> dict[str, np.ndarray]:
+        if isinstance(outputs, str):
+            outputs = (outputs,)
+        unknown = [o for o in outputs if o not in self.output_names]
+        if unknown or not outputs:
+            raise InputError(f"unknown output(s) {unknown or list(outputs)}; this model has {list(self.output_names)}")
+        ids, mask = self._check_batch(input_ids, attention_mask)
+        try:
+            result = self.compiled({"input_ids": ids, "attention_mask": mask})
+        except Exception as exc:  # OpenVINO's own exception types
+            raise InferenceError(f"OpenVINO failed running {self.path} on a batch of shape {tuple(ids.shape)}: "
+                                 f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+        return {name: np.asarray(result[self._outputs[name]], dtype=np.float32) for name in outputs}
