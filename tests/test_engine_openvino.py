@@ -12,7 +12,7 @@ from nlu_lite.errors import InputError
 
 ov = pytest.importorskip("openvino")
 
-from nlu_lite.openvino_engine import OpenVinoEncoder, bf16_supported  # noqa: E402
+from nlu_lite.openvino_engine import OpenVinoEncoder, bf16_supported
 
 TEXTS = ["I love NLP.", "Paris is a big city in France, and the dog runs to the river bank.", "x",
          "The committee postponed its decision on the new railway line until next spring.", "a cat", "a cat"]
@@ -85,7 +85,7 @@ def test_engine_and_precision_are_checked_before_any_work():
 
 def test_bf16_on_a_cpu_without_it_says_what_it_lacks(pipes, monkeypatch):
     class NoBf16(ov.Core):
-        def get_property(self, device, name):  # noqa: ARG002 - the capability list of a CPU without bf16
+        def get_property(self, device, name):  # the capability list of a CPU without bf16
             return ["FP32", "INT8"] if name == "OPTIMIZATION_CAPABILITIES" else super().get_property(device, name)
 
     monkeypatch.setattr(ov, "Core", NoBf16)
