@@ -194,16 +194,35 @@ def register_model(
     return spec
 
 
-def list_models(*, task: str | None = None) -> pd.DataFrame:
+def list_models(*, task: str | None = None, language: str | None = None, architecture: str | None = None,
+                search: str | None = None, catalogue: bool = False) -> pd.DataFrame:
     """The registry as a DataFrame: alias, name, task, architecture, language, dim, layers, size, license,
-    source, cached."""
+    source, cached, spark_nlp_model.
+
+    Filters: ``task`` (``'token'``/``'sentence'``), ``language`` (NLU's code: ``'en'``, ``'xx'``),
+    ``architecture`` (config.json's ``model_type``), ``search`` (case-insensitive text in the alias, the
+    other references, the name, the Spark NLP model or the description). ``catalogue=True`` adds NLU's
+    references that load through the generated catalogue (``status='hub'``: the repo their model card states;
+    their sizes are known once loaded, so those columns are empty there).
+
+    >>> nlu_lite.list_models(language='en', search='legal', catalogue=True)  # doctest: +SKIP
+    """
     import pandas as pd
 
     from . import artifacts
 
+    needle = search.lower() if isinstance(search, str) else None
+    if search is not None and not isinstance(search, str):
+        raise InputError(f"search= takes a text; got {type(search).__name__}")
     rows = []
     for spec in default_registry():
         if task is not None and spec.task != task:
+            continue
+        if (language is not None and spec.language != language) or (
+                architecture is not None and spec.architecture != architecture):
+            continue
+        if needle is not None and needle not in " ".join(
+                (*spec.aliases, spec.name, spec.spark_nlp_model, spec.description)).lower():
             continue
         first = spec.sources[0]
         source = {"hf": lambda s: f"hf:{s.repo}", "pypi": lambda s: f"pypi:{s.requirement}",
@@ -216,7 +235,25 @@ def list_models(*, task: str | None = None) -> pd.DataFrame:
             "spark_nlp_model": spec.spark_nlp_model,
             "cached": artifacts.is_cached(spec),
         })
-    return pd.DataFrame(rows)
+    if catalogue:
+        from .registry import catalogue as nlu_catalogue
+
+        for row in nlu_catalogue().values():
+            if row.status != "hub" or (task is not None and row.task != task) or (
+                    language is not None and row.language != language) or architecture is not None:
+                continue  # a catalogue row's architecture is its repo's config.json: known once loaded
+            if needle is not None and needle not in " ".join((row.nlu_reference, row.spark_nlp_model,
+                                                               row.hf_repo)).lower():
+                continue
+            rows.append({"alias": row.nlu_reference, "name": row.spark_nlp_model, "task": row.task,
+                         "architecture": None, "language": row.language, "dim": None, "layers": None, "heads": None,
+                         "case_sensitive": None, "size_mb": None, "license": "unknown", "source": f"hf:{row.hf_repo}",
+                         "other_aliases": "", "spark_nlp_model": row.spark_nlp_model, "cached": None})
+    return pd.DataFrame(rows, columns=_MODEL_COLUMNS)
+
+
+_MODEL_COLUMNS = ["alias", "name", "task", "architecture", "language", "dim", "layers", "heads", "case_sensitive",
+                  "size_mb", "license", "source", "other_aliases", "spark_nlp_model", "cached"]
 
 
 def print_components(lang: str = "", action: str = "", *, task: str | None = None) -> None:

@@ -167,3 +167,22 @@ def test_a_catalogue_reference_loads_its_cards_repo_through_the_hub(row, tmp_pat
     assert len(frame) == (2 if row.task == "sentence" else 9) and frame[s.embedding_column].map(len).eq(
         model.config.hidden_size).all()
     assert pipe._summary()["NLU model"] == f"Spark NLP {row.spark_nlp_model}"
+
+
+def test_list_models_filters_and_shows_the_catalogue():
+    """Issue 20: list_models() filters by language, task, architecture and text, and can list the catalogue's
+    loadable references beside the registry (each naming the Spark NLP model NLU means)."""
+    table = nlu_lite.list_models()
+    assert list(table.columns)[-2:] == ["spark_nlp_model", "cached"]
+    assert set(nlu_lite.list_models(language="xx").language) == {"xx"}
+    assert set(nlu_lite.list_models(architecture="mpnet").architecture) == {"mpnet"}
+    legal = nlu_lite.list_models(search="LEGAL", catalogue=True)
+    assert len(legal) and legal.apply(lambda r: "legal" in " ".join(map(str, r.values)).lower(), axis=1).all()
+    with_catalogue = nlu_lite.list_models(catalogue=True)
+    hub = [row for row in catalogue().values() if row.status == "hub"]
+    assert len(with_catalogue) == len(table) + len(hub)
+    added = with_catalogue.iloc[len(table):]
+    assert set(added.alias) == {row.nlu_reference for row in hub} and (added.source.str.startswith("hf:")).all()
+    assert not set(added.alias) & set(table.alias)  # hand-written entries are not listed twice
+    assert len(nlu_lite.list_models(language="zz")) == 0 and list(nlu_lite.list_models(language="zz").columns) == \
+        list(table.columns)

@@ -218,8 +218,9 @@ def test_failed_write_leaves_no_file(tmp_path, tiny_bert_dir, monkeypatch):
 
     monkeypatch.setattr(Path, "write_bytes", broken_write)
     out = tmp_path / "out" / "model.onnx"
-    with pytest.raises(OSError, match="disk full"):
-        convert_checkpoint(tiny_bert_dir, out)
+    with pytest.raises(ConversionError, match=f"could not write the converted model to {out.parent} .disk full") as info:
+        convert_checkpoint(tiny_bert_dir, out)  # the folder named (issue 24), the OSError kept as its cause
+    assert isinstance(info.value.__cause__, OSError)
     assert list(out.parent.iterdir()) == []  # neither file, nor a temporary one
 
 

@@ -291,3 +291,24 @@ def test_a_group_keeps_every_row_and_each_models_flags(pair, level, truncation, 
     for pipe in pair.pipelines:
         column = pipe.spec.embedding_column
         assert f"{column}_windowed" in df.columns and (f"{column}_truncated" in df.columns) == truncation
+
+
+def test_a_full_disk_while_converting_names_the_folder(tiny_bert_dir, tmp_path, monkeypatch):
+    """Cause 14: a disk-full error named no path."""
+    import builtins
+    import errno
+
+    from nlu_lite.convert import convert_checkpoint
+
+    real_open = builtins.open
+
+    def full(file, mode="r", *args, **kwargs):
+        if "w" in mode and str(tmp_path / "out") in str(file):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", full)
+    with pytest.raises(ConversionError, match="No space left on device") as info:
+        convert_checkpoint(tiny_bert_dir, tmp_path / "out" / "model.onnx")
+    assert str(tmp_path / "out") in str(info.value) and "NLU_LITE_CACHE" in str(info.value)
+    assert not list((tmp_path / "out").glob("model.onnx*"))  # nothing half-written left behind

@@ -70,11 +70,20 @@ def save_model(model, out_path: str | os.PathLike) -> Path:
 
     The data file is renamed into place before the graph that points at it; on any error
     neither target is touched. ``model``'s large initializers are moved out of the proto
-    (it is consumed).
+    (it is consumed). An ``OSError`` (a full disk) is a :class:`ConversionError` naming the folder.
     """
+    out_path = Path(out_path)
+    try:
+        return _save_model(model, out_path)
+    except OSError as exc:  # a full disk, a read-only folder: say where, and what it needed
+        raise ConversionError(f"could not write the converted model to {out_path.parent} ({exc.strerror or exc}); "
+                              "free space there or point NLU_LITE_CACHE at a folder with room (a base-size model "
+                              "needs about twice its weights' size while it is written)") from exc
+
+
+def _save_model(model, out_path: Path) -> Path:
     from onnx import TensorProto
 
-    out_path = Path(out_path)
     data_path = data_path_for(out_path)
     with atomic_path(out_path) as tmp_model, atomic_path(data_path) as tmp_data:  # data renamed first
         offset = 0
