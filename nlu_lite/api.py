@@ -242,8 +242,7 @@ def list_models(*, task: str | None = None, language: str | None = None, archite
             if row.status != "hub" or (task is not None and row.task != task) or (
                     language is not None and row.language != language) or architecture is not None:
                 continue  # a catalogue row's architecture is its repo's config.json: known once loaded
-            if needle is not None and needle not in " ".join((row.nlu_reference, row.spark_nlp_model,
-                                                               row.hf_repo)).lower():
+            if needle is not None and needle not in f"{row.nlu_reference} {row.spark_nlp_model} {row.hf_repo}".lower():
                 continue
             rows.append({"alias": row.nlu_reference, "name": row.spark_nlp_model, "task": row.task,
                          "architecture": None, "language": row.language, "dim": None, "layers": None, "heads": None,
