@@ -41,6 +41,10 @@ _SINGLE = {
 }
 
 
+class GroupAttributeError(InputError, AttributeError):
+    """What belongs to one model, asked of several."""
+
+
 class PipelineGroup:
     """Pipelines predicted together into one frame; build it with ``nlu_lite.load('alias1 alias2')``."""
 
@@ -54,9 +58,9 @@ class PipelineGroup:
         return f"PipelineGroup({[p.spec.alias for p in self.pipelines]})"
 
     def __getattr__(self, name: str) -> Any:
-        if name in _SINGLE:
-            raise InputError(f"{name} belongs to one model, and this request loaded several "
-                             f"({[p.spec.alias for p in self.pipelines]}); use {_SINGLE[name]}")
+        if name in _SINGLE:  # an AttributeError too: hasattr() and getattr(group, name, None) answer as usual
+            raise GroupAttributeError(f"{name} belongs to one model, and this request loaded several "
+                                      f"({[p.spec.alias for p in self.pipelines]}); use {_SINGLE[name]}")
         raise AttributeError(f"'PipelineGroup' object has no attribute {name!r}")
 
     def print_info(self) -> None:
@@ -84,9 +88,15 @@ class PipelineGroup:
                 hasattr(data, "__iter__") and not hasattr(data, "__len__"):
             data = list(data)  # a generator or iterator: read once, then every model sees the same rows
         labels, positional = _positional(data)
+        if level == "chunk" and labels is not None and isinstance(options.get("chunks"), pd.DataFrame):
+            options = {**options, "chunks": _chunks_by_position(options["chunks"], labels)}
         order = sorted(self.pipelines, key=lambda p: (level == "token") == (p.spec.task != "token"))
         base = order[0]
         frame = base.predict(positional, level, **options)
+        if options.get("get_embeddings") is False:  # tokens or sentences only: the same rows for every model
+            if labels is not None:
+                frame["origin_index"] = labels.take(frame["origin_index"].to_numpy())
+            return frame
         flags = [f for f in FLAGS if f in frame.columns]
         frame = frame.rename(columns={f: f"{base.spec.embedding_column}_{f}" for f in flags})
         others = {k: v for k, v in options.items() if k not in ("keep_columns", "keep_stranger_features")}
@@ -117,6 +127,20 @@ class PipelineGroup:
 
     def __reduce__(self):
         return PipelineGroup, (self.pipelines,)
+
+
+def _chunks_by_position(chunks: pd.DataFrame, labels: pd.Index) -> pd.DataFrame:
+    """A chunks= frame's ``origin_index`` labels as row positions (the group predicts the rows by position)."""
+    if "origin_index" not in chunks.columns:
+        return chunks  # chunks.parse_chunks says what is missing
+    if not labels.is_unique:
+        raise InputError("chunks= as a DataFrame names rows by index label, but the input's index repeats labels; "
+                         "give chunks= as one list of spans per row instead")
+    position = labels.get_indexer(pd.Index(chunks["origin_index"]))
+    if (position < 0).any():
+        unknown = chunks["origin_index"].to_numpy()[position < 0]
+        raise InputError(f"chunks= names origin_index {unknown[0]!r}, which is not a label of the input's rows")
+    return chunks.assign(origin_index=position)
 
 
 def _positional(data: object) -> tuple[pd.Index | None, object]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,7 @@ class OpenVinoEncoder(OnnxEncoder):
         self.max_positions = self.metadata.get("max_position_embeddings")
         self.vocab_size = self.metadata.get("vocab_size")
         self._outputs = {o.get_any_name(): o for o in compiled.outputs}
+        self._local = threading.local()  # one infer request per thread: a request serves one call at a time
 
     @classmethod
     def from_path(cls, path: str | os.PathLike, *, threads: int | None = None, precision: str = "fp32",
@@ -118,9 +120,13 @@ class OpenVinoEncoder(OnnxEncoder):
         if unknown or not outputs:
             raise InputError(f"unknown output(s) {unknown or list(outputs)}; this model has {list(self.output_names)}")
         ids, mask = self._check_batch(input_ids, attention_mask)
+        request = getattr(self._local, "request", None)
+        if request is None:  # the compiled model's own call shares one request: threads (Dask's) would collide
+            request = self._local.request = self.compiled.create_infer_request()
         try:
-            result = self.compiled({"input_ids": ids, "attention_mask": mask})
+            result = request.infer({"input_ids": ids, "attention_mask": mask})
+            # copied: the request's output memory is written again by this thread's next call
+            return {name: np.array(result[self._outputs[name]], dtype=np.float32, copy=True) for name in outputs}
         except Exception as exc:  # OpenVINO's own exception types
             raise InferenceError(f"OpenVINO failed running {self.path} on a batch of shape {tuple(ids.shape)}: "
                                  f"{type(exc).__name__}: {str(exc)[:300]}") from exc
-        return {name: np.asarray(result[self._outputs[name]], dtype=np.float32) for name in outputs}

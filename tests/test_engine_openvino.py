@@ -114,3 +114,17 @@ def test_pickles_bundles_and_workers_keep_the_engine(pipes, tmp_path):
     worker = worker_pipeline(bundle, 1, runtime="openvino/fp32")
     assert isinstance(worker.encoder, OpenVinoEncoder)
     np.testing.assert_array_equal(worker.embed(TEXTS), want)
+
+
+def test_threads_sharing_one_openvino_pipeline_get_their_own_results(pipes):
+    """Dask's threaded scheduler runs one worker pipeline from several threads: one shared infer request made
+    calls fail ('Infer Request is busy') or return another call's output."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pipe = pipes["fp32"]
+    texts = [f"{t} {i}" for i in range(6) for t in TEXTS]
+    want = {t: pipe.embed([t])[0] for t in texts}
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda t: pipe.embed([t])[0], texts * 4))
+    for text, vector in zip(texts * 4, got):
+        np.testing.assert_array_equal(vector, want[text])

@@ -134,9 +134,10 @@ def test_sentence_and_document_vectors_are_the_average_of_their_tokens(tables, i
 
 def test_lookup_rules(tables, isolated_cache):
     matrix, paths = tables
-    vocabulary = lookup_vocabulary(WORDS, case_sensitive=False)
+    vocabulary, unreachable = lookup_vocabulary(WORDS, case_sensitive=False)
     assert vocabulary["apple"] == WORDS.index("apple") and vocabulary["paris"] == WORDS.index("Paris")
-    assert "Apple" not in vocabulary and len(vocabulary) == len(WORDS) - 2  # Apple and APPLE answer as apple
+    assert unreachable == 1 and "3.14" not in vocabulary  # the splitter cuts it: no text reaches that row
+    assert "Apple" not in vocabulary and len(vocabulary) == len(WORDS) - 3  # Apple and APPLE answer as apple
     cased = nlu_lite.register_model("en.embed.static_cased_test", path=paths["glove"], case_sensitive=True,
                                     replace=True)
     assert cased.case_sensitive
@@ -208,7 +209,7 @@ def test_other_damaged_tables_are_refused(tmp_path):
     words, matrix = ["a", "b", "c"], _matrix(3, 4)
     cut = write_word2vec_binary(tmp_path / "cut.bin", words, matrix)
     cut.write_bytes(cut.read_bytes()[:-9])
-    with pytest.raises(ConversionError, match="row 3 of 3 is cut short"):
+    with pytest.raises(ConversionError, match="cut short|cannot hold"):
         read_table(cut)
     folder = write_npy(tmp_path / "npy", words[:2] + ["c", "d"], matrix)
     with pytest.raises(ConversionError, match="lists 4 words but .* has 3 rows"):
@@ -273,3 +274,41 @@ def test_glove_6b_50d_from_its_wheel_gives_its_raw_rows(glove, isolated_cache):
                                    rtol=0, atol=1e-6)
     info = json.loads((Path(pipe.source) / "config.json").read_text())
     assert info == {"model_type": "static-vectors", "vocab_size": 400_001, "hidden_size": 50, "case_sensitive": False}
+
+
+def test_keys_are_what_the_tokenizer_makes_of_a_text():
+    """A key lowercased by str.lower would miss what tokenizers' normaliser gives a text: Greek's word-final sigma."""
+    vocabulary, unreachable = lookup_vocabulary(["ΟΔΟΣ", "e.g.", "中国", "new_york", "ok"], case_sensitive=False)
+    assert "οδοσ" in vocabulary and "οδος" not in vocabulary and unreachable == 3
+
+
+def test_damaged_or_unusual_text_tables(tmp_path):
+    bom = tmp_path / "bom.vec"
+    bom.write_bytes("\ufeff2 3\nthe 0.1 0.2 0.3\ncat 0.4 0.5 0.6\n".encode("utf-8"))
+    words, matrix = read_table(bom)
+    assert words == ["the", "cat"] and matrix.shape == (2, 3)  # the BOM is no word, the header is read
+    extra = tmp_path / "extra.txt"
+    extra.write_text("the 0.1 0.2 0.3\ncat 0.4 0.5 0.6 0.7\n", encoding="utf-8")
+    with pytest.raises(ConversionError, match="line 2: 4 values where the table has 3"):
+        read_table(extra)
+    spaced = tmp_path / "spaced.txt"
+    spaced.write_text("the 0.1 0.2 0.3\n. . . 0.4 0.5 0.6\n", encoding="utf-8")  # GloVe 840B's words with spaces
+    assert read_table(spaced)[0] == ["the", ". . ."]
+    lying = tmp_path / "lying.bin"
+    lying.write_bytes(b"999999999999 300\nthe " + b"\0" * 1200 + b"\n")
+    with pytest.raises(ConversionError, match="which 1,2.. bytes cannot hold"):
+        read_table(lying)
+
+
+def test_what_is_not_a_table_is_not_taken_for_one(tmp_path):
+    folder = tmp_path / "vectors"
+    folder.mkdir()
+    write_glove(folder / "glove.txt", WORDS, _matrix())
+    (folder / "README.txt").write_text("GloVe, see the paper")
+    (folder / "LICENSE.txt").write_text("PDDL")
+    assert find_table(folder) == folder / "glove.txt"
+    broken = tmp_path / "broken_checkpoint"
+    broken.mkdir()
+    (broken / "pytorch_model.bin").write_bytes(b"x")
+    (broken / "merges.txt").write_text("#version: 0.2")
+    assert find_table(broken) is None  # a checkpoint without its config: the checkpoint error, not a table's

@@ -121,3 +121,22 @@ def test_the_runners_refuse_a_group_clearly(group):
         as_pipeline(group)
     with pytest.raises(InputError, match="run one model"):
         as_pipeline("en.embed.group_tok en.embed_sentence.group_sent")
+
+
+def test_a_group_maps_a_chunks_frames_labels_to_its_rows(group):
+    """A chunks= frame names rows by index label; the group predicts by position, so the labels are mapped."""
+    data = pd.Series(["Hello world", "Hi there"], index=[1, 0])
+    chunks = pd.DataFrame({"origin_index": [0], "begin": [0], "end": [2]})
+    df = group.predict(data, "chunk", chunks=chunks)
+    alone = group.pipelines[0].predict(data, "chunk", chunks=chunks)
+    assert df["chunk"].tolist() == alone["chunk"].tolist() == ["Hi"] and df["origin_index"].tolist() == [0]
+    with pytest.raises(InputError, match="not a label of the input's rows"):
+        group.predict(data, "chunk", chunks=chunks.assign(origin_index=[7]))
+
+
+def test_a_group_without_embeddings_and_hasattr(group):
+    df = group.predict(DATA, "sentence", get_embeddings=False)  # the sentences only: the same for every model
+    alone = group.pipelines[1].predict(DATA, "sentence", get_embeddings=False)
+    assert not [c for c in df.columns if c.endswith("_embeddings")]
+    pd.testing.assert_frame_equal(df.reset_index(drop=True), alone.reset_index(drop=True))
+    assert not hasattr(group, "embed") and getattr(group, "spec", None) is None  # an AttributeError too

@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 MODEL_TYPE = "static-vectors"
 OOV = "[OOV]"  # the out-of-vocabulary row's piece: the word splitter cuts "[" off, so no text reaches it
 TABLE = "embeddings.word_embeddings.weight"
-IMPORT_VERSION = "1"  # bump when an import of the same table would change
+IMPORT_VERSION = "2"  # bump when an import of the same table would change (2: keys as tokenizers normalises)
 MAX_POSITIONS = 1 << 20  # a static table has no position limit: a whole document is one sequence
 TEXT_SUFFIXES = (".txt", ".vec")
 TABLE_SUFFIXES = (*TEXT_SUFFIXES, ".bin", ".npy")
@@ -128,16 +128,28 @@ FAMILY = Family(
 # --- reading tables --------------------------------------------------------------------------
 
 
+# files of a checkpoint (a folder holding one is no table, even without config.json) and files beside a table
+CHECKPOINT_NAMES = ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json", "merges.txt")
+NOT_TABLES = ("merges.txt", "requirements.txt", "training_args.bin", "optimizer.bin")
+
+
+def _is_candidate(path: Path) -> bool:
+    name = path.name
+    return (path.suffix in TABLE_SUFFIXES and name not in VOCABULARY_NAMES and name not in NOT_TABLES
+            and not name.startswith(".") and not name.endswith("_model.bin")
+            and not name.upper().startswith(("README", "LICENSE", "NOTICE", "CHANGELOG")))
+
+
 def find_table(path: str | os.PathLike) -> Path | None:
-    """The vectors file ``path`` is, or the one the folder ``path`` holds (a folder with ``config.json``
-    is a checkpoint, not a table); ``None`` when there is none. Several candidates are an error."""
+    """The vectors file ``path`` is, or the one the folder ``path`` holds (a folder with any checkpoint
+    file is a checkpoint, not a table; READMEs, licences and ``merges.txt`` are not tables); ``None`` when
+    there is none. Several candidates are an error."""
     path = Path(path).expanduser()
     if path.is_file():
-        return path if path.suffix in TABLE_SUFFIXES and path.name not in VOCABULARY_NAMES else None
-    if not path.is_dir() or (path / "config.json").is_file():
+        return path if _is_candidate(path) else None
+    if not path.is_dir() or any((path / name).is_file() for name in CHECKPOINT_NAMES):
         return None
-    found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in TABLE_SUFFIXES
-                   and p.name not in VOCABULARY_NAMES and not p.name.startswith("."))
+    found = sorted(p for p in path.iterdir() if p.is_file() and _is_candidate(p))
     if len(found) > 1:
         raise ConversionError(f"{path} holds several vector tables ({', '.join(p.name for p in found)}); "
                               "pass the one to load: load(path='.../file')")
@@ -205,12 +217,23 @@ def _parse_row(parts: list[str], width: int, where: str) -> np.ndarray:
     return row
 
 
+def _numbers(fields: list[str]) -> bool:
+    """Whether any of ``fields`` (what would join the word) reads as a number: a row with extra values."""
+    for field in fields:
+        try:
+            float(field)
+            return True
+        except ValueError:
+            continue
+    return False
+
+
 def _read_text(table: Path) -> tuple[list[str], np.ndarray]:
     """GloVe text, or word2vec / fastText text with its ``rows dims`` header."""
     words: list[str] = []
     rows: list[np.ndarray] = []
     width = declared = None
-    with open(table, encoding="utf-8", errors="strict", newline="\n") as fh:
+    with open(table, encoding="utf-8-sig", errors="strict", newline="\n") as fh:  # -sig: a leading BOM is no word
         try:
             for number, line in enumerate(fh, 1):
                 parts = line.rstrip("\n").rstrip("\r").rstrip(" ").split(" ")
@@ -223,10 +246,10 @@ def _read_text(table: Path) -> tuple[list[str], np.ndarray]:
                     width = len(parts) - 1
                     if width < 1:
                         raise ConversionError(f"{table}, line {number}: no vector after the word")
-                if len(parts) < width + 1:
+                if len(parts) < width + 1 or _numbers(parts[1:len(parts) - width]):
                     raise ConversionError(f"{table}, line {number}: {len(parts) - 1} values where the table has "
                                           f"{width}; the file is damaged or not a vectors table")
-                words.append(" ".join(parts[:-width]))  # GloVe 840B has words with spaces
+                words.append(" ".join(parts[:-width]))  # GloVe 840B has words with spaces (". . ."), not numbers
                 rows.append(_parse_row(parts[-width:], width, f"{table}, line {number}"))
         except UnicodeDecodeError as exc:
             raise ConversionError(f"{table} is not UTF-8 text ({exc}); a binary word2vec table is read from a .bin "
@@ -249,6 +272,9 @@ def _read_word2vec_binary(table: Path) -> tuple[list[str], np.ndarray]:
     count, width = int(header[0]), int(header[1])
     if not 1 <= width <= 1 << 16:
         raise ConversionError(f"{table}: its header declares {width} dimensions")
+    if count < 1 or count * (4 * width + 2) > len(data) - end:  # each row: its vector and at least a word and a space
+        raise ConversionError(f"{table}: its header declares {count:,} rows of {width} values, which "
+                              f"{len(data):,} bytes cannot hold; the file is truncated or damaged")
     size = 4 * width
     words, matrix, pos = [], np.empty((count, width), np.float32), end + 1
     for row in range(count):
@@ -283,26 +309,43 @@ def read_table(table: str | os.PathLike) -> tuple[list[str], np.ndarray]:
     return words, matrix
 
 
-def lookup_vocabulary(words: list[str], case_sensitive: bool) -> dict[str, int]:
-    """The tokenizer's vocabulary: each lookup key -> its row. Case-insensitive: keys are lowercase, a
-    word's own lowercase row wins over its other casings, else the first of them; a repeated word keeps
-    its first row (as the tables' readers do)."""
+def _normalizer(case_sensitive: bool):
+    from tokenizers import normalizers
+
+    return normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False,
+                                      lowercase=not case_sensitive)
+
+
+def lookup_vocabulary(words: list[str], case_sensitive: bool) -> tuple[dict[str, int], int]:
+    """The tokenizer's vocabulary (each lookup key -> its row) and how many rows no text can reach.
+
+    A key is the word as the tokenizer normalises a text (case-insensitive: lowercased character by character,
+    as tokenizers does, not ``str.lower``'s word-final sigma); a word's own lowercase row wins over its other
+    casings, else the first of them; a repeated word keeps its first row (as the tables' readers do). A word
+    the shared splitter cuts in pieces (``n't``, ``e.g.``, ``中国``, ``new_york``) is a row no text reaches: counted."""
+    from tokenizers import pre_tokenizers
+
+    normalizer, split = _normalizer(case_sensitive), pre_tokenizers.BertPreTokenizer()
     vocabulary: dict[str, int] = {}
+    unreachable = 0
     for row, word in enumerate(words):
-        key = word if case_sensitive else word.lower()
+        pieces = split.pre_tokenize_str(normalizer.normalize_str(word))  # a CJK character comes back spaced
+        if len(pieces) != 1:
+            unreachable += 1
+            continue
+        key = pieces[0][0]
         held = vocabulary.get(key)
         if held is None or (not case_sensitive and word == key and words[held] != key):
             vocabulary[key] = row
     vocabulary.pop(OOV, None)  # unreachable from any text; its key names the zero row below
-    return vocabulary
+    return vocabulary, unreachable
 
 
 def _tokenizer_json(vocabulary: dict[str, int], oov: int, case_sensitive: bool) -> str:
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from tokenizers import Tokenizer, models, pre_tokenizers
 
     tok = Tokenizer(models.WordLevel({**vocabulary, OOV: oov}, unk_token=OOV))
-    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False,
-                                                lowercase=not case_sensitive)
+    tok.normalizer = _normalizer(case_sensitive)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     return tok.to_str()
 
@@ -313,7 +356,7 @@ def write_checkpoint(table: Path, folder: Path, *, case_sensitive: bool) -> dict
 
     words, matrix = read_table(table)
     rows, width = matrix.shape
-    vocabulary = lookup_vocabulary(words, case_sensitive)
+    vocabulary, unreachable = lookup_vocabulary(words, case_sensitive)
     full = np.ascontiguousarray(np.concatenate([matrix, np.zeros((1, width), np.float32)]))  # row `rows`: OOV
     folder.mkdir(parents=True, exist_ok=True)
     config = {"model_type": MODEL_TYPE, "vocab_size": rows + 1, "hidden_size": width, "case_sensitive": case_sensitive}
@@ -321,11 +364,14 @@ def write_checkpoint(table: Path, folder: Path, *, case_sensitive: bool) -> dict
     save_file({TABLE: full}, str(folder / "model.safetensors"))
     (folder / "tokenizer.json").write_text(_tokenizer_json(vocabulary, rows, case_sensitive), encoding="utf-8")
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    shadowed = rows - len(vocabulary)
+    shadowed = rows - len(vocabulary) - unreachable
     if shadowed:
         logger.info("%s: %d of %d rows share a lookup key with an earlier or lowercase row (repeats or other "
                     "casings) and are never returned", table, shadowed, rows)
-    return {"rows": rows, "width": width, "keys": len(vocabulary), "shadowed": shadowed}
+    if unreachable:
+        logger.warning("%s: %d of %d rows are words the shared word splitter cuts in pieces (punctuation inside, "
+                       "CJK characters, underscores): no text reaches them", table, unreachable, rows)
+    return {"rows": rows, "width": width, "keys": len(vocabulary), "shadowed": shadowed, "unreachable": unreachable}
 
 
 def checkpoint_key(table: Path, case_sensitive: bool, memo: Path | None = None) -> str:
