@@ -42,6 +42,7 @@ def load(
     gpu: bool = False,
     verbose: bool = False,
     engine: str | None = None,
+    column_names: str = "nlu_lite",
 ) -> Pipeline | PipelineGroup:
     """Load a model by NLU alias (or a local checkpoint folder) and return its :class:`Pipeline`.
 
@@ -65,6 +66,11 @@ def load(
     ``precision='bf16'`` is OpenVINO's bf16 inference on a CPU with AVX512_BF16 or AMX (it picks the engine),
     ``'int8'`` onnxruntime's. Every engine and precision keeps a text's vectors independent of its batch.
 
+    ``column_names``: ``'nlu_lite'`` (default: the reference you asked for, dots as underscores, plus
+    ``_embeddings``, as NLU's docs and model cards name it) or ``'nlu5'``: NLU 5's own names,
+    ``word_embedding_<name>`` / ``sentence_embedding_<name>`` (:func:`nlu_lite.registry.nlu5_columns`), for
+    NLU notebooks whose cells use them.
+
     NLU's ``gpu=True`` means onnxruntime's CUDA provider (then the CPU for what CUDA lacks); an
     onnxruntime without it is an error naming ``onnxruntime-gpu``. NLU's ``verbose=True`` logs
     nlu_lite's steps (INFO) to stderr.
@@ -82,7 +88,23 @@ def load(
         _log_to_stderr()
     options = LoadOptions.resolve(precision=precision, graph=graph, threads=threads, providers=providers, gpu=gpu,
                                   offline=offline, progress=progress, engine=engine)
-    return _load(alias, path, options)
+    if column_names not in ("nlu_lite", "nlu5"):
+        raise InputError(f"column_names must be 'nlu_lite' or 'nlu5'; got {column_names!r}")
+    loaded = _load(alias, path, options)
+    return _nlu5_named(loaded) if column_names == "nlu5" else loaded
+
+
+def _nlu5_named(loaded: Pipeline | PipelineGroup) -> Pipeline | PipelineGroup:
+    """``loaded`` with NLU 5's column names, decided over every model of the request (pickles carry them)."""
+    from .group import PipelineGroup
+    from .registry import nlu5_columns
+
+    pipes = loaded.pipelines if isinstance(loaded, PipelineGroup) else [loaded]
+    for pipe, name in zip(pipes, nlu5_columns([p.spec for p in pipes])):
+        pipe.spec = dataclasses.replace(pipe.spec, column=name)
+        if pipe.recipe is not None:
+            pipe.recipe = dataclasses.replace(pipe.recipe, spec=pipe.spec)
+    return PipelineGroup(pipes) if isinstance(loaded, PipelineGroup) else loaded
 
 
 def _load(alias: str | None, path: str | os.PathLike | None, options: Any) -> Pipeline | PipelineGroup:

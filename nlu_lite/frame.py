@@ -23,6 +23,13 @@ from .tokenize import Pieces
 from .units import Units
 
 EMBEDDING_SUFFIX = "_embeddings"
+NLU5_PREFIXES = ("word_embedding_", "sentence_embedding_")  # load(column_names='nlu5'): NLU 5's own names
+
+
+def is_embedding_name(name: object) -> bool:
+    """Whether a column name is an embedding column's: ``<reference>_embeddings``, or NLU 5's
+    ``word_embedding_<name>`` / ``sentence_embedding_<name>``."""
+    return isinstance(name, str) and (name.endswith(EMBEDDING_SUFFIX) or name.startswith(NLU5_PREFIXES))
 ATTRS_KEY = "nlu_lite"  # df.attrs[ATTRS_KEY] = {"embedding_column": name, "dim": width}
 
 # text columns take the installed pandas' default string dtype ('str' from pandas 3, object before)
@@ -56,7 +63,7 @@ def output_columns(level: str, embedding_name: str, *, index_dtype: Any = "int64
 
 def check_kept_columns(names: list, level: str) -> None:
     """Kept input columns must not repeat predict()'s own: nothing is overwritten or doubled silently."""
-    clash = [n for n in names if n in LEVEL_COLUMNS[level] or (isinstance(n, str) and n.endswith(EMBEDDING_SUFFIX))]
+    clash = [n for n in names if n in LEVEL_COLUMNS[level] or is_embedding_name(n)]
     if clash:
         raise InputError(
             f"keep_columns would repeat predict()'s own column(s) {clash} at output_level={level!r} (and a "
@@ -83,7 +90,7 @@ def embedding_cells(matrix: np.ndarray, rows: np.ndarray | None = None) -> np.nd
 
 def embedding_column(df: pd.DataFrame) -> str:
     """The one column whose name ends in ``_embeddings``."""
-    cols = [c for c in df.columns if isinstance(c, str) and c.endswith(EMBEDDING_SUFFIX)]
+    cols = [c for c in df.columns if is_embedding_name(c)]
     if len(cols) != 1:
         raise InputError(
             f"expected exactly one column ending in {EMBEDDING_SUFFIX!r}, found {cols}; "

@@ -11,7 +11,7 @@ import functools
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -122,6 +122,7 @@ class ModelSpec:
     default_prompt_name: str | None = None
     include_prompt: bool = True
     spark_nlp_model: str = ""
+    column: str = ""  # the output column's name when not the alias's (load(column_names='nlu5'))
 
     def __post_init__(self) -> None:
         if not self.language:  # derived once, so a replace() of the aliases keeps what the entry said
@@ -134,8 +135,9 @@ class ModelSpec:
 
     @property
     def embedding_column(self) -> str:
-        """NLU's column name: the alias with dots (and a Hub id's ``/``) as underscores, plus ``_embeddings``."""
-        return self.alias.replace(".", "_").replace("/", "_") + "_embeddings"
+        """NLU's column name: the alias with dots (and a Hub id's ``/``) as underscores, plus ``_embeddings``
+        (``column`` when set: NLU 5's ``word_embedding_<name>``, see :func:`nlu5_columns`)."""
+        return self.column or self.alias.replace(".", "_").replace("/", "_") + "_embeddings"
 
     @property
     def prompt_texts(self) -> dict[str, str]:
@@ -174,7 +176,7 @@ def _tuples(data: Mapping[str, Any]) -> dict[str, Any]:
 
 # what each text-like field must be; the rest (ints, bools, sources) are checked where they are parsed
 _STRINGS = {"name", "task", "architecture", "pooling", "subtoken_pooling", "license", "description", "repo",
-            "requirement", "path", "url", "language", "spark_nlp_model"}
+            "requirement", "path", "url", "language", "spark_nlp_model", "column"}
 _OPTIONAL_STRINGS = {"revision", "sha256", "default_prompt_name"}
 _STRING_LISTS = {"aliases", "files", "weights", "optional"}
 
@@ -491,6 +493,54 @@ def unavailable(row: CatalogueRow) -> UnavailableModelError:
         f"{row.language}){card}; nlu_lite cannot load it: {why or kind}. A checkpoint of your own loads with "
         "nlu_lite.load(path=...) or a Hub id"
     )
+
+
+# NLU 5's column names (nlu/pipe/col_substitution, read from NLU 5.4.1's source): an embedding annotator's column is
+# word_embedding_<name> or sentence_embedding_<name>, <name> its reference without language and action, first part
+# (more parts while another model of the same kind in the request has the same one)
+_NLU_CLEANABLE = ("ner_converter", "spell", "ner_to_chunk_converter", "train", "classify", "ner", "med_ner", "dl",
+                  "match", "clean", "sentiment", "embed", "embed_sentence", "embed_chunk", "explain", "pos",
+                  "resolve_chunk", "resolve")  # ColSubstitutionUtils.cleanable_splits
+_NLU_ALWAYS_NAMED = {"BertEmbeddings", "AlbertEmbeddings", "XlnetEmbeddings", "WordEmbeddingsModel", "ElmoEmbeddings",
+                     "E5Embeddings", "BGEEmbeddings", "OpenAIEmbeddings", "BertSentenceEmbeddings",
+                     "RoBertaSentenceEmbeddings", "InstructorEmbeddings", "UniversalSentenceEncoder",
+                     "SentenceEmbeddings", "MPNetEmbeddings"}  # always_name_deductable_OS (embeddings)
+
+
+def _nlu_name(reference: str, depth: int, languages: set[str]) -> str:
+    """ColSubstitutionUtils.deduct_name_from_nlu_ref_at_depth."""
+    splits = reference.split(".")
+    while len(splits) > 1 and (splits[0] in languages or splits[0] in _NLU_CLEANABLE):
+        splits.pop(0)
+    return "_".join(splits[:depth])
+
+
+def nlu5_columns(specs: Sequence[ModelSpec]) -> list[str]:
+    """The column NLU 5 gives each model of one request: ``word_embedding_<name>`` for word embeddings,
+    ``sentence_embedding_<name>`` for sentence embeddings (ColSubstitutionUtils.deduct_component_names).
+
+    An annotator NLU always names (BERT, ALBERT, XLNet, GloVe, MPNet, E5, BGE, BERT sentence embeddings, ...)
+    gets its name; the others (DistilBERT, RoBERTa, XLM-R, Longformer, DeBERTa, CamemBERT) only when another
+    model of the same kind is in the request, and ``UNIQUE`` when alone, as NLU 5 writes them. A model that
+    stands for no NLU model (nlu_lite's own entries, a Hub id, a folder) is named like an always-named one.
+    """
+    languages = {row.language for row in catalogue().values()} | {"xx"}
+    annotator = {row.spark_nlp_model: row.annotator for row in catalogue().values()}
+    kinds = ["word" if s.task == "token" else "sentence" for s in specs]
+    out = []
+    for i, spec in enumerate(specs):
+        others = [s for j, s in enumerate(specs) if j != i and kinds[j] == kinds[i]]
+        always = not spec.spark_nlp_model or annotator.get(spec.spark_nlp_model) in _NLU_ALWAYS_NAMED
+        if not others and not always:
+            out.append(f"{kinds[i]}_embedding_UNIQUE")
+            continue
+        depth = 1
+        name = _nlu_name(spec.alias, depth, languages)
+        while name in [_nlu_name(o.alias, depth, languages) for o in others] and depth < 10:
+            depth += 1
+            name = _nlu_name(spec.alias, depth, languages)
+        out.append(f"{kinds[i]}_embedding_{name}")
+    return out
 
 
 @functools.lru_cache(maxsize=1)

@@ -186,3 +186,42 @@ def test_list_models_filters_and_shows_the_catalogue():
     assert not set(added.alias) & set(table.alias)  # hand-written entries are not listed twice
     assert len(nlu_lite.list_models(language="zz")) == 0 and list(nlu_lite.list_models(language="zz").columns) == \
         list(table.columns)
+
+
+def test_nlu5_column_names_follow_nlus_own_rule():
+    """NLU 5 names an embedding column word_embedding_<name> / sentence_embedding_<name> (nlu/pipe/col_substitution):
+    the reference without language and action, more of it when two models of a kind would collide, and UNIQUE for
+    the annotators it names only beside another of their kind."""
+    import dataclasses
+
+    from nlu_lite.registry import nlu5_columns
+
+    def specs(*refs):
+        registry = default_registry()
+        return [dataclasses.replace(registry.resolve(r), aliases=(r,)) for r in refs]
+
+    assert nlu5_columns(specs("en.embed.bert.small_L4_512")) == ["word_embedding_bert"]
+    assert nlu5_columns(specs("en.embed_sentence.small_bert_L4_512")) == ["sentence_embedding_small_bert_L4_512"]
+    assert nlu5_columns(specs("bert", "en.embed.bert.base_uncased")) == ["word_embedding_bert",
+                                                                         "word_embedding_bert_base_uncased"]
+    assert nlu5_columns(specs("en.embed.roberta.base")) == ["word_embedding_UNIQUE"]  # RoBertaEmbeddings alone
+    assert nlu5_columns(specs("en.embed.roberta.base", "en.embed.bert")) == ["word_embedding_roberta",
+                                                                             "word_embedding_bert"]
+    assert nlu5_columns(specs("en.embed.bert", "en.embed_sentence.small_bert_L4_512")) == [
+        "word_embedding_bert", "sentence_embedding_small_bert_L4_512"]  # another kind: no collision
+
+
+def test_load_with_nlu5_column_names(tiny_bert_dir, isolated_cache):
+    import pickle
+
+    nlu_lite.register_model("en.embed.bert.nlu5_test", path=tiny_bert_dir, replace=True)
+    nlu_lite.register_model("en.embed_sentence.nlu5_test", path=tiny_bert_dir, task="sentence", replace=True)
+    pipe = nlu_lite.load("en.embed.bert.nlu5_test", column_names="nlu5")
+    df = pipe.predict("I love NLP")
+    assert "word_embedding_bert" in df.columns and nlu_lite.to_matrix(df).shape[0] == 3  # to_matrix finds it
+    assert pickle.loads(pickle.dumps(pipe)).spec.embedding_column == "word_embedding_bert"
+    group = nlu_lite.load("en.embed.bert.nlu5_test en.embed_sentence.nlu5_test", column_names="nlu5")
+    assert group.embedding_columns == ["word_embedding_bert", "sentence_embedding_nlu5_test"]
+    assert {"word_embedding_bert", "sentence_embedding_nlu5_test"} <= set(group.predict("I love NLP").columns)
+    with pytest.raises(nlu_lite.InputError, match="column_names must be 'nlu_lite' or 'nlu5'"):
+        nlu_lite.load("en.embed.bert.nlu5_test", column_names="nlu4")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..frame import EMBEDDING_SUFFIX
+from ..frame import is_embedding_name
 
 # checked in this order: token frames also hold "sentence"; chunk frames hold "chunk" only
 LEVEL_COLUMNS = ("token", "chunk", "sentence", "document")
@@ -70,7 +70,7 @@ def one_column(df: pd.DataFrame, column: str | None) -> pd.DataFrame:
     per model: the others are dropped); ``column=None`` leaves the frame as it is."""
     if column is None:
         return df
-    columns = [c for c in df.columns if isinstance(c, str) and c.endswith(EMBEDDING_SUFFIX)]
+    columns = [c for c in df.columns if is_embedding_name(c)]
     if column not in columns:
         raise InputError(f"column={column!r} is not an embedding column of this frame; it has {columns}")
     kept = df.drop(columns=[c for c in columns if c != column])
@@ -96,7 +96,7 @@ def row_texts(df: pd.DataFrame) -> np.ndarray:
 
 def label_columns(df: pd.DataFrame) -> list[str]:
     """Columns one can colour or group by: all but the embedding column."""
-    return [c for c in df.columns if not (isinstance(c, str) and c.endswith(EMBEDDING_SUFFIX))]
+    return [c for c in df.columns if not is_embedding_name(c)]
 
 
 def _shorten(text: str, limit: int) -> str:
