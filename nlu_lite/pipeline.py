@@ -231,7 +231,8 @@ class Pipeline:
         from .convert import ensure_onnx, static
 
         folder = artifacts.fetch(spec, offline=options.offline, progress=options.progress)
-        if not (folder / "config.json").is_file() and static.find_table(folder) is not None:
+        if static.is_model2vec(folder) or (not (folder / "config.json").is_file()
+                                           and static.find_table(folder) is not None):
             folder = static.ensure_checkpoint(folder, case_sensitive=spec.case_sensitive)  # a table: imported once
         spec = artifacts.apply_folder_settings(spec, folder)  # a sentence-transformers folder's own settings
         head = artifacts.read_dense_layers(folder) if spec.task == "sentence" else ()  # its Dense layers, if any
@@ -465,9 +466,11 @@ class Pipeline:
             vectors = tokens.result()
         else:
             skip = 0 if self.spec.include_prompt else self._prompt_positions(opts.prompt)
+            without = self.tokenizer.unk_id if getattr(self.encoder, "metadata", {}).get("mean_without_unknown") \
+                else None  # model2vec: a mean of the known pieces only
             pooler = SequencePooler(len(pieces.text_piece_start) - 1, width, opts.pooling,
                                     class_token_last=getattr(_family(self.spec), "class_token_last", False),
-                                    skip=skip)
+                                    skip=skip, without=without)
             for item in encoded:
                 pooler.add_batch(seqs.unit[item.batch.seq], item.batch, item.states, item.pooled,
                                   seqs.window[item.batch.seq])

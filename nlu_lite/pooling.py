@@ -87,15 +87,18 @@ class SequencePooler:
     the one position that has seen the whole text) is the last real position of the unit's last
     window (one window: sentence-transformers' last-token pooling), whatever order batches come in.
     ``skip``: ``mean`` and ``max`` leave out the first ``skip`` positions of each unit's first window, as
-    sentence-transformers' ``include_prompt=False`` masks the prompt (see :meth:`Pipeline._prompt_positions`).
+    sentence-transformers' ``include_prompt=False`` masks the prompt (see :meth:`Pipeline._prompt_positions`);
+    ``without``: they leave out positions holding that id (model2vec averages its known pieces only).
     """
 
     def __init__(self, n_units: int, width: int, mode: str, *, class_token_last: bool = False,
-                 skip: int = 0) -> None:
+                 skip: int = 0, without: int | None = None) -> None:
         check_choice(mode, SENTENCE_POOLINGS, "pooling", InputError)
         self.mode = mode
         self.class_token_last = class_token_last  # cls: the last real position (XLNet's <cls>), else the first
         self.skip = skip  # mean/max: leading positions of a unit's first window left out (include_prompt=False)
+        self.without = without  # mean/max: positions holding this id left out (model2vec's unknown piece)
+        self.seen = np.zeros(n_units, dtype=bool)  # units with a sequence: all-unknown ones get zeros, not NaN
         fill = -np.inf if mode == "max" else 0.0
         self.acc = np.full((n_units, width), fill, dtype=np.float64)
         self.count = np.zeros(n_units, dtype=np.int64)
@@ -115,6 +118,9 @@ class SequencePooler:
             own = batch.own_mask()
             if self.skip:  # the prompt's positions at the start of each unit's first window: not pooled
                 own[slice(None) if window is None else window == 0, :self.skip] = False
+            if self.without is not None:
+                own &= batch.input_ids != self.without
+                self.seen[unit] = True
         self.add(unit, states, own, pooled, last if self.class_token_last else None)
 
     def add_last(self, unit: np.ndarray, vectors: np.ndarray, window: np.ndarray) -> None:
@@ -151,6 +157,7 @@ class SequencePooler:
         if self.mode in ("mean", "cls", "pooler"):
             out /= np.where(empty, 1, self.count)[:, None]
         out[empty] = np.nan
+        out[empty & self.seen] = 0.0  # only unknown pieces (model2vec): zeros, as model2vec gives them
         return out.astype(np.float32)
 
 

@@ -110,6 +110,18 @@ def spec_from_folder(path: str | os.PathLike, *, alias: str | None = None, task:
     from .convert import static
 
     folder = Path(path).expanduser()
+    if static.is_model2vec(folder):  # MinishLab's static sentence models: mean of their pieces' rows
+        found = static.model2vec_settings(folder)
+        checkpoint = static.ensure_checkpoint(folder)
+        spec = _spec_from_checkpoint(
+            checkpoint, name=alias or folder.resolve().name, aliases=(alias,) if alias else (),
+            task=task or "sentence", pooling=pooling,
+            normalize=found["normalize"] if normalize is None else bool(normalize),
+            sources=(LocalSource(path=str(checkpoint)),), description=f"model2vec static model {folder}")
+        if found["max_length"]:  # model2vec keeps this many pieces: truncation=True cuts there, as it does
+            spec = dataclasses.replace(spec, max_length=found["max_length"])
+        check_choice(spec.task, TASKS, "task", InputError)
+        return spec
     table = static.find_table(folder)
     if table is not None:
         if case_sensitive is not None and not isinstance(case_sensitive, bool):

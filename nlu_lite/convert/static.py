@@ -67,6 +67,7 @@ class StaticConfig:
     vocab_size: int
     hidden_size: int
     case_sensitive: bool = False
+    mean_without_unknown: bool = False  # model2vec: a text's mean leaves out its unknown pieces
     num_layers: int = 1  # hidden_state_0 and _1 are both the lookup: layers=(-1,) as for any model
     num_heads: int = 1
     max_position_embeddings: int = MAX_POSITIONS
@@ -84,7 +85,11 @@ class StaticConfig:
         def size(field: str) -> int:
             return size_field(data, field, where, model="static-vectors", base=_BASE, defaults={})
 
-        return cls(vocab_size=size("vocab_size"), hidden_size=size("hidden_size"), case_sensitive=case)
+        without = data.get("mean_without_unknown", False)
+        if not isinstance(without, bool):
+            raise ConversionError(f"{where}: mean_without_unknown should be true or false, got {without!r}")
+        return cls(vocab_size=size("vocab_size"), hidden_size=size("hidden_size"), case_sensitive=case,
+                   mean_without_unknown=without)
 
 
 def rename(name: str) -> str | None:
@@ -374,11 +379,77 @@ def write_checkpoint(table: Path, folder: Path, *, case_sensitive: bool) -> dict
     return {"rows": rows, "width": width, "keys": len(vocabulary), "shadowed": shadowed, "unreachable": unreachable}
 
 
+MODEL2VEC_FILES = ("config.json", "model.safetensors", "tokenizer.json")
+
+
+def is_model2vec(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a model2vec folder (MinishLab's static models: ``config.json`` of model_type
+    ``model2vec``, ``model.safetensors`` holding ``embeddings``, the model's own ``tokenizer.json``)."""
+    folder = Path(path).expanduser()
+    if not all((folder / name).is_file() for name in MODEL2VEC_FILES):
+        return False
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(config, dict) and (config.get("model_type") == "model2vec"
+                                         or "StaticModel" in (config.get("architectures") or ()))
+
+
+def model2vec_settings(folder: Path) -> dict[str, Any]:
+    """What a model2vec folder's config says about its sentence vectors: ``normalize`` (default False) and
+    ``max_length``, the pieces model2vec keeps (default 512; None: all)."""
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    normalize, length = config.get("normalize", False), config.get("max_length", 512)
+    if not isinstance(normalize, bool) or not (length is None or (type(length) is int and length > 0)):
+        raise ConversionError(f"{folder / 'config.json'}: normalize should be true or false and max_length a positive "
+                              f"whole number or null; got {normalize!r} and {length!r}")
+    return {"normalize": normalize, "max_length": length}
+
+
+def write_model2vec_checkpoint(source: Path, folder: Path) -> dict[str, Any]:
+    """Import a model2vec folder: its table as the checkpoint's, its tokenizer without framing (model2vec
+    tokenises with no special tokens), and the rule that a mean leaves out the unknown pieces (model2vec
+    drops them before averaging)."""
+    from safetensors import safe_open
+
+    from .weights import open_safetensors
+
+    header = open_safetensors(source / "model.safetensors")
+    names = set(header.shapes)
+    if {"weights", "mapping"} & names:
+        raise ConversionError(f"{source / 'model.safetensors'} holds per-token weights or a vocabulary mapping "
+                              "(a weighted or vocabulary-quantised model2vec model), which nlu_lite does not apply yet")
+    if "embeddings" not in names or len(header.shapes["embeddings"]) != 2:
+        raise ConversionError(f"{source / 'model.safetensors'} has no 2-D 'embeddings' tensor; it holds {sorted(names)}")
+    if header.dtypes["embeddings"] not in ("float16", "bfloat16", "float32", "float64"):
+        raise ConversionError(f"{source / 'model.safetensors'}: embeddings are {header.dtypes['embeddings']} (a "
+                              "quantised model2vec model); nlu_lite reads float tables")
+    with safe_open(str(source / "model.safetensors"), framework="numpy") as fh:
+        table = np.ascontiguousarray(fh.get_tensor("embeddings"), dtype=np.float32)
+    if not np.isfinite(table).all():
+        raise ConversionError(f"{source / 'model.safetensors'}: the embeddings hold NaN or infinite values")
+    tokenizer = json.loads((source / "tokenizer.json").read_text(encoding="utf-8"))
+    tokenizer.update({"post_processor": None, "truncation": None, "padding": None})  # no framing, no cut
+    rows, width = table.shape
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"model_type": MODEL_TYPE, "vocab_size": rows, "hidden_size": width, "case_sensitive": True,
+              "mean_without_unknown": True}
+    StaticConfig.from_dict(config, str(source / "config.json"))
+    from safetensors.numpy import save_file
+
+    save_file({TABLE: table}, str(folder / "model.safetensors"))
+    (folder / "tokenizer.json").write_text(json.dumps(tokenizer), encoding="utf-8")
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return {"rows": rows, "width": width, "model2vec": True}
+
+
 def checkpoint_key(table: Path, case_sensitive: bool, memo: Path | None = None) -> str:
     """The import's cache key: the table files' sha256, the case rule and the import version."""
     from ..cache import file_digest
 
-    parts = [IMPORT_VERSION, str(case_sensitive)] + [f"{p.name}:{file_digest(p, memo=memo)}" for p in table_files(table)]
+    files = [table / n for n in MODEL2VEC_FILES] if table.is_dir() else table_files(table)
+    parts = [IMPORT_VERSION, str(case_sensitive)] + [f"{p.name}:{file_digest(p, memo=memo)}" for p in files]
     return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:32]
 
 
@@ -388,10 +459,10 @@ def ensure_checkpoint(path: str | os.PathLike, *, case_sensitive: bool = False,
     the first time into ``<cache>/static/<key>/``; two processes asking at once import once."""
     from ..cache import cache_root, lock_for
 
-    table = find_table(path)
+    table = Path(path).expanduser() if is_model2vec(path) else find_table(path)  # a model2vec folder, or a table
     if table is None:
         raise ConversionError(f"{path} is not a vectors table nlu_lite reads ({', '.join(TABLE_SUFFIXES)}; a .npy "
-                              "with its vocabulary beside it)")
+                              "with its vocabulary beside it; a model2vec folder)")
     base = Path(cache_dir) if cache_dir is not None else cache_root() / "static"
     folder = base / checkpoint_key(table, case_sensitive)
     done = folder / "nlu_lite_static.json"
@@ -406,7 +477,8 @@ def ensure_checkpoint(path: str | os.PathLike, *, case_sensitive: bool = False,
             import shutil
 
             shutil.rmtree(scratch)
-        found = write_checkpoint(table, scratch, case_sensitive=case_sensitive)
+        found = (write_model2vec_checkpoint(table, scratch) if table.is_dir()
+                 else write_checkpoint(table, scratch, case_sensitive=case_sensitive))
         (scratch / done.name).write_text(json.dumps({"source": str(table.resolve()), "case_sensitive": case_sensitive,
                                                      "import_version": IMPORT_VERSION, **found}, indent=2) + "\n",
                                          encoding="utf-8")
