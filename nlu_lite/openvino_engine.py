@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ import numpy as np
 
 from ._optional import require
 from .errors import ArtifactNotFoundError, InferenceError, InputError
-from .runtime import _HIDDEN, INPUT_NAMES, OnnxEncoder
+from .runtime import OnnxEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -53,23 +52,10 @@ class OpenVinoEncoder(OnnxEncoder):
 
     def __init__(self, compiled: Any, *, path: Path, precision: str, threads: int | None) -> None:
         self.compiled = compiled
-        self.path = path
         self.precision = precision
         self.threads = threads
-        self.output_names = tuple(o.get_any_name() for o in compiled.outputs)
-        inputs = tuple(i.get_any_name() for i in compiled.inputs)
-        if set(inputs) != set(INPUT_NAMES) or "last_hidden_state" not in self.output_names:
-            from .errors import ModelFormatError
-
-            raise ModelFormatError(f"{path} does not have nlu_lite's interface (inputs {list(INPUT_NAMES)}, "
-                                   f"output 'last_hidden_state'); it has inputs {list(inputs)}")
-        self.metadata = _metadata(path)
-        layers = sorted(int(m.group(1)) for n in self.output_names if (m := _HIDDEN.match(n)))
-        self.num_layers = layers[-1] if layers else int(self.metadata.get("num_layers", 0))
-        self.hidden_size = int(self.metadata["hidden_size"])
-        self.has_pooler = "pooler_output" in self.output_names
-        self.max_positions = self.metadata.get("max_position_embeddings")
-        self.vocab_size = self.metadata.get("vocab_size")
+        self._read_interface(path, tuple(i.get_any_name() for i in compiled.inputs),
+                             tuple(o.get_any_name() for o in compiled.outputs), _metadata(path))
         self._outputs = {o.get_any_name(): o for o in compiled.outputs}
         self._local = threading.local()  # one infer request per thread: a request serves one call at a time
 
@@ -112,14 +98,7 @@ class OpenVinoEncoder(OnnxEncoder):
         return (f"OpenVinoEncoder(path={str(self.path)!r}, precision={self.precision!r}, "
                 f"hidden_size={self.hidden_size}, num_layers={self.num_layers})")
 
-    def run(self, input_ids: Any, attention_mask: Any,
-            outputs: Sequence[str] = ("last_hidden_state",)) -> dict[str, np.ndarray]:
-        if isinstance(outputs, str):
-            outputs = (outputs,)
-        unknown = [o for o in outputs if o not in self.output_names]
-        if unknown or not outputs:
-            raise InputError(f"unknown output(s) {unknown or list(outputs)}; this model has {list(self.output_names)}")
-        ids, mask = self._check_batch(input_ids, attention_mask)
+    def _run(self, ids: np.ndarray, mask: np.ndarray, outputs: tuple[str, ...]) -> dict[str, np.ndarray]:
         request = getattr(self._local, "request", None)
         if request is None:  # the compiled model's own call shares one request: threads (Dask's) would collide
             request = self._local.request = self.compiled.create_infer_request()

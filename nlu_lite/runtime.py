@@ -79,24 +79,30 @@ class OnnxEncoder:
 
     def __init__(self, session: Any, *, path: Path | None = None) -> None:
         self.session = session
+        meta = session.get_modelmeta().custom_metadata_map.get("nlu_lite")
+        width = next((o.shape[-1] for o in session.get_outputs() if o.name == "last_hidden_state"), None)
+        self._read_interface(path, tuple(i.name for i in session.get_inputs()),
+                             tuple(o.name for o in session.get_outputs()), json.loads(meta) if meta else {},
+                             width if isinstance(width, int) else None)
+
+    def _read_interface(self, path: Path | None, inputs: tuple[str, ...], outputs: tuple[str, ...],
+                        metadata: dict[str, Any], hidden_size: int | None = None) -> None:
+        """Check the graph has nlu_lite's interface and read what the pipeline needs of it (every engine's)."""
         self.path = path
-        self.output_names: tuple[str, ...] = tuple(o.name for o in session.get_outputs())
-        inputs = tuple(i.name for i in session.get_inputs())
-        if set(inputs) != set(INPUT_NAMES) or "last_hidden_state" not in self.output_names:
+        self.output_names: tuple[str, ...] = outputs
+        if set(inputs) != set(INPUT_NAMES) or "last_hidden_state" not in outputs:
             raise ModelFormatError(
                 f"{path or 'the model'} does not have nlu_lite's interface (inputs {list(INPUT_NAMES)}, "
                 f"output 'last_hidden_state'); it has inputs {list(inputs)}. Convert the checkpoint with "
                 "nlu_lite.convert.convert_checkpoint."
             )
-        meta = session.get_modelmeta().custom_metadata_map.get("nlu_lite")
-        self.metadata: dict[str, Any] = json.loads(meta) if meta else {}
-        layers = sorted(int(m.group(1)) for n in self.output_names if (m := _HIDDEN.match(n)))
-        self.num_layers: int = layers[-1] if layers else int(self.metadata.get("num_layers", 0))
-        shape = next(o.shape for o in session.get_outputs() if o.name == "last_hidden_state")
-        self.hidden_size: int = int(shape[-1]) if isinstance(shape[-1], int) else int(self.metadata["hidden_size"])
-        self.has_pooler: bool = "pooler_output" in self.output_names
-        self.max_positions: int | None = self.metadata.get("max_position_embeddings")
-        self.vocab_size: int | None = self.metadata.get("vocab_size")
+        self.metadata: dict[str, Any] = metadata
+        layers = sorted(int(m.group(1)) for n in outputs if (m := _HIDDEN.match(n)))
+        self.num_layers: int = layers[-1] if layers else int(metadata.get("num_layers", 0))
+        self.hidden_size: int = hidden_size if hidden_size is not None else int(metadata["hidden_size"])
+        self.has_pooler: bool = "pooler_output" in outputs
+        self.max_positions: int | None = metadata.get("max_position_embeddings")
+        self.vocab_size: int | None = metadata.get("vocab_size")
 
     @classmethod
     def from_path(cls, path: str | os.PathLike, *, threads: int | None = None, providers: Sequence[Any] | None = None,
@@ -199,6 +205,10 @@ class OnnxEncoder:
         if unknown or not outputs:
             raise InputError(f"unknown output(s) {unknown or list(outputs)}; this model has {list(self.output_names)}")
         ids, mask = self._check_batch(input_ids, attention_mask)
+        return self._run(ids, mask, tuple(outputs))
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray, outputs: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """The engine's own call on a checked batch (:meth:`run` checks the outputs and the batch)."""
         try:
             values = self.session.run(list(outputs), {"input_ids": ids, "attention_mask": mask})
         except Exception as exc:  # onnxruntime's own exception types
