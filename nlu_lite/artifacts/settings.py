@@ -266,16 +266,22 @@ def _max_length(folder: Path, config: Mapping[str, Any], where: Path) -> tuple[A
     return length, folder / TOKENIZER_CONFIG
 
 
-def _pooling(folder: Path, module: Module) -> tuple[str, bool, int | None]:
-    """``(pooling, include_prompt, dimension)`` from the Pooling module's config."""
-    if not module.path:  # the folder's own config.json is the transformer's, never the Pooling module's
-        raise ConversionError(f"{folder / MODULES}: the Pooling module has no folder of its own (path ''); "
+def _module_config(folder: Path, module: Module, kind: str, says: str) -> tuple[Path, dict]:
+    """The path and contents of a module's own ``config.json`` (the Pooling or a Dense module), which
+    ``says`` what nlu_lite needs of it; a module without a folder or its config is an error naming it."""
+    if not module.path:  # the folder's own config.json is the transformer's, never the module's
+        raise ConversionError(f"{folder / MODULES}: the {kind} module has no folder of its own (path ''); "
                               "download the model again")
     path = folder / module.path / "config.json"
     if not path.is_file():
-        raise ConversionError(f"{path} is missing: {folder / MODULES} names a Pooling module there, and its config "
-                              "says how to pool; download the model again")
-    config = read_json(path)
+        raise ConversionError(f"{path} is missing: {folder / MODULES} names a {kind} module there, and its config "
+                              f"{says}; download the model again")
+    return path, read_json(path)
+
+
+def _pooling(folder: Path, module: Module) -> tuple[str, bool, int | None]:
+    """``(pooling, include_prompt, dimension)`` from the Pooling module's config."""
+    path, config = _module_config(folder, module, "Pooling", "says how to pool")
     if "pooling_mode" in config:
         mode = config["pooling_mode"]
         modes = [mode] if isinstance(mode, str) else mode
@@ -312,14 +318,7 @@ def _normalize(folder: Path, module: Module | None) -> bool:
 def _dense(folder: Path, module: Module) -> DenseConfig:
     """A Dense module's config, checked: what sentence-transformers' ``Dense`` reads, and nothing it
     would apply that nlu_lite does not."""
-    if not module.path:
-        raise ConversionError(f"{folder / MODULES}: the Dense module has no folder of its own (path ''); "
-                              "download the model again")
-    path = folder / module.path / "config.json"
-    if not path.is_file():
-        raise ConversionError(f"{path} is missing: {folder / MODULES} names a Dense module there, and its config "
-                              "gives the layer's shape and activation; download the model again")
-    config = read_json(path)
+    path, config = _module_config(folder, module, "Dense", "gives the layer's shape and activation")
     sizes = {}
     for key in ("in_features", "out_features"):
         value = config.get(key)
