@@ -89,18 +89,24 @@ def parse_chunks(chunks: Any, rows: Rows) -> Chunks:
     return _checked(Chunks(np.array(row, np.int64), np.array(begin, np.int64), np.array(end, np.int64), labels), rows)
 
 
+def label_positions(labels: pd.Series, index: pd.Index) -> np.ndarray:
+    """The row positions of a chunks= frame's ``origin_index`` labels in the input's ``index``."""
+    if not index.is_unique:
+        raise InputError("chunks= as a DataFrame names rows by index label, but the input's index repeats labels; "
+                         "give chunks= as one list of spans per row instead")
+    position = index.get_indexer(pd.Index(labels))
+    unknown = labels.to_numpy()[position < 0]
+    if len(unknown):
+        raise InputError(f"chunks= names origin_index {unknown[0]!r}, which is not a label of the input's rows")
+    return position
+
+
 def _from_frame(frame: pd.DataFrame, rows: Rows) -> Chunks:
     missing = [c for c in ("origin_index", "begin", "end") if c not in frame.columns]
     if missing:
         raise InputError(f"a chunks= DataFrame needs the columns origin_index (the input's index label), begin and "
                          f"end (and may have label); it lacks {missing}")
-    if not rows.index.is_unique:
-        raise InputError("chunks= as a DataFrame names rows by index label, but the input's index repeats labels; "
-                         "give chunks= as one list of spans per row instead")
-    position = rows.index.get_indexer(pd.Index(frame["origin_index"]))
-    unknown = frame["origin_index"].to_numpy()[position < 0]
-    if len(unknown):
-        raise InputError(f"chunks= names origin_index {unknown[0]!r}, which is not a label of the input's rows")
+    position = label_positions(frame["origin_index"], rows.index)
     spans = [_span((b, e), f"chunks row {i}") for i, b, e in zip(frame.index, frame["begin"], frame["end"])]
     labels = frame["label"].tolist() if "label" in frame.columns else None
     return _checked(Chunks(position.astype(np.int64), np.array([s[0] for s in spans], np.int64),

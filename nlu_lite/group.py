@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .chunks import label_positions
 from .errors import InputError
 from .frame import ATTRS_KEY, to_matrix
 from .pipeline import Pipeline
@@ -133,14 +134,7 @@ def _chunks_by_position(chunks: pd.DataFrame, labels: pd.Index) -> pd.DataFrame:
     """A chunks= frame's ``origin_index`` labels as row positions (the group predicts the rows by position)."""
     if "origin_index" not in chunks.columns:
         return chunks  # chunks.parse_chunks says what is missing
-    if not labels.is_unique:
-        raise InputError("chunks= as a DataFrame names rows by index label, but the input's index repeats labels; "
-                         "give chunks= as one list of spans per row instead")
-    position = labels.get_indexer(pd.Index(chunks["origin_index"]))
-    if (position < 0).any():
-        unknown = chunks["origin_index"].to_numpy()[position < 0]
-        raise InputError(f"chunks= names origin_index {unknown[0]!r}, which is not a label of the input's rows")
-    return chunks.assign(origin_index=position)
+    return chunks.assign(origin_index=label_positions(chunks["origin_index"], labels))
 
 
 def _positional(data: object) -> tuple[pd.Index | None, object]:
