@@ -78,8 +78,7 @@ class LoadRecipe:
 
 
 def _describe_runtime(encoder: Any) -> str:
-    description = getattr(type(encoder), "description", None)
-    return encoder.description if description is not None else type(encoder).__name__
+    return getattr(encoder, "description", type(encoder).__name__)
 
 
 # Pipelines loaded in this process, by recipe, so that unpickling one that is already loaded here
@@ -231,9 +230,8 @@ class Pipeline:
         from .convert import ensure_onnx, static
 
         folder = artifacts.fetch(spec, offline=options.offline, progress=options.progress)
-        if static.is_model2vec(folder) or (not (folder / "config.json").is_file()
-                                           and static.find_table(folder) is not None):
-            folder = static.ensure_checkpoint(folder, case_sensitive=spec.case_sensitive)  # a table: imported once
+        if static.importable(folder) is not None:  # a table or a model2vec folder: imported once
+            folder = static.ensure_checkpoint(folder, case_sensitive=spec.case_sensitive)
         spec = artifacts.apply_folder_settings(spec, folder)  # a sentence-transformers folder's own settings
         head = artifacts.read_dense_layers(folder) if spec.task == "sentence" else ()  # its Dense layers, if any
         precision, graph = options.precision or "fp32", options.graph or "fused"

@@ -35,6 +35,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -453,13 +454,19 @@ def checkpoint_key(table: Path, case_sensitive: bool, memo: Path | None = None) 
     return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:32]
 
 
+def importable(path: str | os.PathLike) -> Path | None:
+    """What :func:`ensure_checkpoint` would import from ``path``: a model2vec folder, or a vectors table
+    (the file, or the one a folder without checkpoint files holds); ``None`` for anything else."""
+    return Path(path).expanduser() if is_model2vec(path) else find_table(path)
+
+
 def ensure_checkpoint(path: str | os.PathLike, *, case_sensitive: bool = False,
                       cache_dir: str | os.PathLike | None = None) -> Path:
     """The checkpoint folder of the table at ``path`` (a vectors file, or a folder holding one), imported
     the first time into ``<cache>/static/<key>/``; two processes asking at once import once."""
     from ..cache import cache_root, lock_for
 
-    table = Path(path).expanduser() if is_model2vec(path) else find_table(path)  # a model2vec folder, or a table
+    table = importable(path)
     if table is None:
         raise ConversionError(f"{path} is not a vectors table nlu_lite reads ({', '.join(TABLE_SUFFIXES)}; a .npy "
                               "with its vocabulary beside it; a model2vec folder)")
@@ -474,8 +481,6 @@ def ensure_checkpoint(path: str | os.PathLike, *, case_sensitive: bool = False,
             return folder
         scratch = base / f".{folder.name}.tmp"
         if scratch.exists():
-            import shutil
-
             shutil.rmtree(scratch)
         found = (write_model2vec_checkpoint(table, scratch) if table.is_dir()
                  else write_checkpoint(table, scratch, case_sensitive=case_sensitive))
@@ -483,8 +488,6 @@ def ensure_checkpoint(path: str | os.PathLike, *, case_sensitive: bool = False,
                                                      "import_version": IMPORT_VERSION, **found}, indent=2) + "\n",
                                          encoding="utf-8")
         if folder.exists():
-            import shutil
-
             shutil.rmtree(folder)
         os.replace(scratch, folder)
     logger.info("imported %s (%d x %d) into %s", table, found["rows"], found["width"], folder)
