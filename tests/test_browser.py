@@ -9,6 +9,7 @@ test-artifacts/browser/. Needs ``playwright`` (pip) and Debian's ``/usr/bin/chro
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import signal
@@ -136,6 +137,26 @@ def _wait_plot(page, predicate: str, timeout_s: float):
     return page.evaluate(READ_PLOT)
 
 
+SELECTED_ROWS = (f"() => document.querySelector('{PLOT}').data.filter(t => t.meta === 'points')"
+                 ".flatMap(t => (t.selectedpoints || []).map(i => t.customdata[i])).sort((a, b) => a - b)")
+
+
+def _assert_selection_kept(page, marked: list[int], after: str) -> None:
+    """The lasso's rows are still selected in plotly.js's new traces and in the kernel's count."""
+    count = (f"document.querySelector('{PLOT}').data.filter(t => t.meta === 'points')"
+             ".reduce((n, t) => n + (t.selectedpoints ? t.selectedpoints.length : 0), 0)")
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:  # the selection is restyled into the new traces just after they are drawn
+        page.wait_for_function(f"() => {count} === {len(marked)}", timeout=10_000)
+    except PlaywrightTimeout:
+        logging.getLogger(__name__).warning("the selection was not drawn in 10 s (%s)", after)  # asserted below
+    drawn = page.evaluate(SELECTED_ROWS)
+    reported = page.locator(".nlu-lite-explorer .nlu-lite-selected").inner_text()
+    assert (len(drawn), reported) == (len(marked), f"{len(marked)} selected"), after
+    assert drawn == marked, after  # the same rows, wherever the new projection put them
+
+
 def test_explorer_renders_and_redraws_in_jupyterlab(browser, jupyter_lab):
     url, token, root = jupyter_lab
     _trimmed_explore_notebook(root / "explore.ipynb")
@@ -180,6 +201,8 @@ def test_explorer_renders_and_redraws_in_jupyterlab(browser, jupyter_lab):
         reported = page.locator(".nlu-lite-explorer .nlu-lite-selected").inner_text()
         assert reported == f"{marked} selected" and 10 < marked < 350, (reported, marked)
         page.screenshot(path=str(SHOTS / "explore_lasso_selection.png"), full_page=True)
+        lassoed = page.evaluate(SELECTED_ROWS)
+        assert len(lassoed) == marked
 
         page.locator(".nlu-lite-explorer .widget-dropdown", has_text="Colour").locator("select") \
             .select_option(label="keyword")
@@ -187,6 +210,7 @@ def test_explorer_renders_and_redraws_in_jupyterlab(browser, jupyter_lab):
         assert sorted(name for name, _, _ in recoloured[1]) == \
             ["(empty)", "apple", "bank", "bat", "cell", "chip", "cookie", "mouse", "python", "virus"]
         assert _points(recoloured) == pca  # same points, new colours
+        _assert_selection_kept(page, lassoed, "recolour")
 
         page.locator(".nlu-lite-explorer .widget-dropdown", has_text="Method").locator("select") \
             .select_option(label="t-SNE")
@@ -198,6 +222,7 @@ def test_explorer_renders_and_redraws_in_jupyterlab(browser, jupyter_lab):
         assert sorted(moved) == list(range(360))
         assert sum(abs(moved[p] - pca[p]) > 1e-6 for p in pca) > 300  # the points really moved
         assert "t-SNE of 360 points" in page.locator(".nlu-lite-explorer .nlu-lite-done").inner_text()
+        _assert_selection_kept(page, lassoed, "method switch")
         page.locator(PLOT).scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / "explore_tsne_by_keyword.png"), full_page=True)
         assert not errors, errors

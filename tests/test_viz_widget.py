@@ -11,13 +11,13 @@ pytest.importorskip("ipywidgets")
 pytest.importorskip("anywidget")
 pytest.importorskip("sklearn")
 
-from _viz_support import decode, plotted, point_traces, sentence_frame, token_frame  # noqa: E402
-from sklearn.decomposition import PCA  # noqa: E402
+from _viz_support import decode, plotted, point_traces, sentence_frame, token_frame
+from sklearn.decomposition import PCA
 
-import nlu_lite.viz.widget as widget_module  # noqa: E402
-from nlu_lite.errors import InputError  # noqa: E402
-from nlu_lite.frame import to_matrix  # noqa: E402
-from nlu_lite.viz import clear_cache, explore, nearest_neighbours, project  # noqa: E402
+import nlu_lite.viz.widget as widget_module
+from nlu_lite.errors import InputError
+from nlu_lite.frame import to_matrix
+from nlu_lite.viz import clear_cache, explore, nearest_neighbours, project
 
 
 @pytest.fixture(autouse=True)
@@ -105,12 +105,73 @@ def test_selection_from_the_browser_comes_back_as_rows():
     ex.plot._js2py_pointsCallback = {
         "event_type": "plotly_selected",
         "points": {"trace_indexes": [0, 0, 2], "point_indexes": [1, 4, 0], "xs": [0, 0, 0], "ys": [0, 0, 0]},
-        "selector": None,
+        "selector": {"type": "lasso", "selector_state": {"xs": [0, 1, 1], "ys": [0, 0, 1]}},
     }
     expected = sorted([traces[0].customdata[1], traces[0].customdata[4], traces[2].customdata[0]])
     assert ex.selected.index.tolist() == df.index[expected].tolist()
     assert "3 selected" in ex._selection_info.value
     assert ex.select([2, 5]).index.tolist() == [2, 5]
+
+
+def _lasso(ex, trace_indexes, point_indexes):
+    ex.plot._js2py_pointsCallback = {
+        "event_type": "plotly_selected",
+        "points": {"trace_indexes": trace_indexes, "point_indexes": point_indexes,
+                   "xs": [0] * len(point_indexes), "ys": [0] * len(point_indexes)},
+        "selector": {"type": "lasso", "selector_state": {"xs": [0, 1, 1], "ys": [0, 0, 1]}},
+    }
+
+
+def _marked(ex):
+    """The rows plotly.js is told to show selected, from every point trace's selectedpoints."""
+    rows = []
+    for trace in _traces(ex):
+        if trace.selectedpoints is not None:
+            rows += [int(trace.customdata[i]) for i in trace.selectedpoints]
+    return sorted(rows)
+
+
+def test_the_selection_survives_a_recolour_a_method_switch_and_3d():
+    df = sentence_frame(clusters=3, per_cluster=10)
+    df["half"] = np.where(np.arange(len(df)) < 15, "first", "second")
+    ex = explore(df, color="topic", background=False)
+    traces = _traces(ex)
+    _lasso(ex, [0, 0, 1, 2], [1, 4, 3, 0])
+    chosen = sorted([traces[0].customdata[1], traces[0].customdata[4], traces[1].customdata[3],
+                     traces[2].customdata[0]])
+    assert ex.selected.index.tolist() == df.index[chosen].tolist()
+    for change in ({"color": "half"}, {"method": "tsne", "perplexity": 5, "max_iter": 250}, {"dimensions": 3},
+                   {"color": None, "dimensions": 2, "method": "svd"}):
+        ex.set(**change)
+        assert ex.selected.index.tolist() == df.index[chosen].tolist(), change
+        if ex.dimensions.value == 2:  # plotly.js draws a selection in 2D only
+            assert _marked(ex) == chosen, change  # drawn as selected in the new traces
+        assert "4 selected" in ex._selection_info.value, change
+    # plotly.js's own re-selection after a relayout (no lasso / box behind it) changes nothing
+    ex.plot._js2py_pointsCallback = {"event_type": "plotly_selected", "points": {
+        "trace_indexes": [], "point_indexes": [], "xs": [], "ys": []}, "selector": None}
+    assert ex.selected.index.tolist() == df.index[chosen].tolist()
+    assert _marked(ex) == chosen  # plotly.py emptied every trace's selectedpoints: marked again
+    # a new lasso after the redraw replaces the carried selection, it does not add to it
+    now = _traces(ex)
+    _lasso(ex, [0], [2])
+    assert ex.selected.index.tolist() == [df.index[now[0].customdata[2]]]
+    # a double-click (deselect) clears it
+    ex.plot._js2py_pointsCallback = {"event_type": "plotly_deselect", "points": {
+        "trace_indexes": [], "point_indexes": [], "xs": [], "ys": []}, "selector": None}
+    assert ex.selected.empty
+    assert "no points selected" in ex._selection_info.value
+
+
+def test_a_selection_set_from_python_is_drawn_and_kept():
+    df = sentence_frame(clusters=3, per_cluster=10)
+    ex = explore(df, color="topic", background=False)
+    ex.select([7, 2, 2, 19])
+    assert _marked(ex) == [2, 7, 19]
+    ex.set(color=None)
+    assert _marked(ex) == [2, 7, 19] and ex.selected.index.tolist() == df.index[[2, 7, 19]].tolist()
+    ex.select([])
+    assert _marked(ex) == [] and ex.selected.empty
 
 
 def test_clicking_a_point_lists_its_neighbours_and_circles_them():
@@ -194,7 +255,7 @@ def test_umap_without_umap_learn_is_a_clear_error_naming_the_install():
 def test_a_frame_of_several_models_is_explored_by_column():
     """Issue 23: explore() of a two-model frame failed saying column=, which it did not take."""
     df = sentence_frame(clusters=2, per_cluster=6)
-    embedding = [c for c in df.columns if c.endswith("_embeddings")][0]
+    embedding = next(c for c in df.columns if c.endswith("_embeddings"))
     both = df.assign(other_model_embeddings=df[embedding].map(lambda v: -v))
     with pytest.raises(InputError, match="pass column="):
         explore(both, background=False)

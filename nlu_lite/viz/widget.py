@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 NONE = "(none)"
+KEPT = -1  # _selection's key for rows selected before a redraw or from Python
+SELECTABLE = ("scatter", "scattergl")  # plotly.js draws no selection in 3D
 TABLE_ROWS = 10
 
 
@@ -64,6 +66,18 @@ def _check_choices(controls: dict[str, Any]) -> None:
     for name, allowed in (("kernel", KERNELS), ("affinity", AFFINITIES)):
         if name in controls:
             controls[name] = check_choice(name, controls[name], allowed)
+
+
+def _mark_selected(traces: Any, positions: np.ndarray) -> None:
+    """Set each point trace's ``selectedpoints`` to the rows of ``positions`` it draws (None: no selection)."""
+    for trace in traces:
+        if trace.meta != ROLE_POINTS or trace.type not in SELECTABLE:
+            continue
+        if not len(positions):
+            trace.selectedpoints = None
+            continue
+        drawn = np.asarray(trace.customdata, dtype=np.int64).ravel()
+        trace.selectedpoints = np.flatnonzero(np.isin(drawn, positions)).tolist()
 
 
 def _figure_widget_class():
@@ -125,6 +139,7 @@ class Explorer:
         self._neighbour_rows = np.arange(0)
         self._query_rows = np.arange(0)
         self._generation = 0
+        self._lasso_drawn = False  # plotly.js holds a lasso / box shape
         self._thread: threading.Thread | None = None
         self._lock = threading.RLock()
         self._muted = False  # set() changes several controls, then refreshes once
@@ -348,19 +363,33 @@ class Explorer:
             fig = self._current_figure()
             fig.update_layout(height=self._height, dragmode="lasso" if self._points.projection.dimensions == 2
                               else "orbit")
+            # the selection is rows, not trace points: it outlives a recolour, a method switch and 2D/3D
+            kept = self._selected_positions()
+            self._selection = {KEPT: kept} if len(kept) else {}
             if self._static_output is not None:  # plotly's mimetype: JupyterLab renders it offline
+                _mark_selected(fig.data, kept)
                 renderer = require("plotly.io", "viz", package="plotly").renderers["plotly_mimetype"]
                 bundle = {**renderer.to_mimebundle(fig.to_dict()), "text/plain": repr(self)}
                 self._static_output.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
                 return
-            self._selection.clear()
             plot = self.plot
             plot.data = ()
             plot.add_traces(list(fig.data))  # one message with every trace
-            plot.layout = fig.layout  # last: a new title means the new traces have arrived
+            plot.layout = fig.layout  # a new title means the new traces have arrived
+            if self._lasso_drawn:
+                # plotly.js keeps the lasso as a shape and re-selects whatever lies under it in the new
+                # coordinates: remove the shape (plotly.py's own relayout message: its Python layout never held
+                # the shape, so a public relayout would send nothing); the empty re-selection it reports back
+                # has no selector and is ignored
+                self._lasso_drawn = False
+                plot._send_relayout_msg({"selections": []})
+            with plot.batch_update():  # then mark the kept rows in the new traces
+                _mark_selected(plot.data, kept)
             for trace in plot.data:
                 trace.on_selection(self._on_selection)
                 trace.on_click(self._on_click)
+            if plot.data:
+                plot.data[0].on_deselect(self._on_deselect)  # one call per event (plotly.py calls every trace)
 
     # ---- selection, search, neighbours ----------------------------------------------------
     def _trace_positions(self, trace: Any, point_inds: list[int]) -> np.ndarray:
@@ -368,8 +397,23 @@ class Explorer:
             return np.arange(0)
         return np.asarray(trace.customdata, dtype=np.int64)[list(point_inds)]
 
-    def _on_selection(self, trace: Any, points: Any, _selector: Any) -> None:
+    def _on_selection(self, trace: Any, points: Any, selector: Any) -> None:
+        if selector is None:  # plotly.js re-selecting after a relayout, not a lasso or box the user drew:
+            # plotly.py has set each trace's selectedpoints to it, trace by trace: once the last is done, mark
+            # the selected rows again
+            if points.trace_index == len(self.plot.data) - 1:
+                with self.plot.batch_update():
+                    _mark_selected(self.plot.data, self._selected_positions())
+            return
+        # plotly.js reports a new lasso trace by trace: it replaces the selection carried over a redraw
+        self._lasso_drawn = True
+        self._selection.pop(KEPT, None)
         self._selection[points.trace_index] = self._trace_positions(trace, points.point_inds)
+        self._show_selection()
+
+    def _on_deselect(self, _trace: Any, _points: Any) -> None:
+        self._lasso_drawn = False
+        self._selection = {}
         self._show_selection()
 
     def _on_click(self, trace: Any, points: Any, _state: Any) -> None:
@@ -379,8 +423,14 @@ class Explorer:
 
     def select(self, rows: Any) -> pd.DataFrame:
         """Set the selection from Python (positions, texts or a mask) and return the rows."""
-        self._selection = {-1: select_rows(self.df, rows)}
+        chosen = select_rows(self.df, rows)
+        self._selection = {KEPT: np.unique(chosen)} if len(chosen) else {}
         self._show_selection()
+        if self._static_output is None:
+            with self.plot.batch_update():
+                _mark_selected(self.plot.data, self._selected_positions())
+        else:
+            self._redraw()
         return self.selected
 
     def _selected_positions(self) -> np.ndarray:
