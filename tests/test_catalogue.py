@@ -70,8 +70,11 @@ def test_every_repo_is_stated_by_its_card_in_the_words_recorded(cards):
         else:  # "`<name>` is a ... model originally trained by `<owner>`"
             quoted = {q.strip() for q in re.findall(r"`([^`]+)`", evidence)}
             assert {name, owner} <= quoted, row
-        assert row.card and (record["card_path"] or record["download"]), row
-        assert row.card.startswith("docs/_posts/") or record["download"] in row.card
+        # where the card is: its path, else its download file, else its front matter's name and date
+        assert row.card and (record["card_path"] or record["download"] or record["card_date"]), row
+        assert row.card.startswith("docs/_posts/") or (record["download"] or record["card_date"]) in row.card
+        assert record["card_path"] or ((record["card_name"] or "").lower() == row.spark_nlp_model.lower()
+                                       and record["card_language"] == row.language), row
 
 
 def test_hand_written_entries_win_and_every_other_reference_is_hub_or_a_reason():
@@ -115,7 +118,9 @@ def test_an_unknown_reference_is_still_unknown_with_suggestions():
 ANNOTATOR_FAMILY = {"BertEmbeddings": "bert", "BertSentenceEmbeddings": "bert", "E5Embeddings": "bert",
                     "MPNetEmbeddings": "mpnet", "DistilBertEmbeddings": "distilbert", "RoBertaEmbeddings": "roberta",
                     "CamemBertEmbeddings": "camembert", "LongformerEmbeddings": "longformer",
-                    "DeBertaEmbeddings": "deberta-v2"}
+                    "DeBertaEmbeddings": "deberta-v2", "RoBertaSentenceEmbeddings": "roberta",
+                    "XlmRoBertaEmbeddings": "xlm-roberta", "XlmRoBertaSentenceEmbeddings": "xlm-roberta",
+                    "AlbertEmbeddings": "albert", "XlnetEmbeddings": "xlnet"}
 
 
 def _first_rows() -> list:
