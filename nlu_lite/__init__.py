@@ -44,6 +44,11 @@ _LAZY = {
     "predict_to_parquet": ("stream", "predict_to_parquet"),
     "read_parquet": ("stream", "read_parquet"),
     "explore": ("viz", "explore"),
+    "similar": ("viz", "similar"),
+    "senses": ("viz", "senses"),
+    "compare": ("viz", "compare"),
+    "semantic_axes": ("viz", "semantic_axes"),
+    "plot_axes": ("viz", "plot_axes"),
 }
 
 __all__ = [
@@ -64,9 +69,11 @@ __all__ = [
     "UnsafeArchiveError",
     "UnsafeCheckpointError",
     "__version__",
+    "compare",
     "explore",
     "list_models",
     "load",
+    "plot_axes",
     "predict_iter",
     "predict_to_parquet",
     "print_all_model_kinds_for_action",
@@ -74,6 +81,9 @@ __all__ = [
     "print_components",
     "read_parquet",
     "register_model",
+    "semantic_axes",
+    "senses",
+    "similar",
     "split_sentences",
     "to_matrix",
 ]

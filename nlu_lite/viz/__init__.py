@@ -5,21 +5,31 @@ anywidget); importing this package does not import them, calling a function does
 """
 from __future__ import annotations
 
+from .axes import plot_axes, semantic_axes
+from .compare import Comparison, compare
 from .corpus import load_corpus
-from .neighbours import nearest_neighbours
+from .neighbours import nearest_neighbours, similar
 from .plots import plot_embeddings, plot_neighbours, plot_similarity
 from .reduce import Projection, clear_cache, project
+from .senses import Senses, senses
 from .widget import Explorer, explore
 
 __all__ = [
+    "Comparison",
     "Explorer",
     "Projection",
+    "Senses",
     "clear_cache",
+    "compare",
     "explore",
     "load_corpus",
     "nearest_neighbours",
+    "plot_axes",
     "plot_embeddings",
     "plot_neighbours",
     "plot_similarity",
     "project",
+    "semantic_axes",
+    "senses",
+    "similar",
 ]

@@ -113,3 +113,34 @@ def nearest_neighbours(
     table.insert(0, "position", chosen)
     table.insert(0, "rank", np.arange(1, len(chosen) + 1))
     return table
+
+
+def similar(
+    df: pd.DataFrame,
+    query: Any,
+    k: int = 10,
+    *,
+    pipe: Any = None,
+    column: str | None = None,
+    labels: Any = None,
+    metric: str = "cosine",
+) -> pd.DataFrame:
+    """Semantic search over a frame: the ``k`` rows most like ``query``, best first.
+
+    ``query``: a text (embedded with ``pipe`` when given, as a search engine would; without ``pipe`` it must be
+    one of the frame's own texts), a row position or a vector. Unlike :func:`nearest_neighbours` the rows the
+    query came from are kept (a search for a sentence of the frame finds that sentence first). Returns the rows
+    without the vector column, with ``rank``, ``position`` (the ``iloc``) and ``similarity`` (or ``distance``).
+
+    >>> import nlu_lite
+    >>> pipe = nlu_lite.load('en.embed_sentence.minilm_l6')  # doctest: +SKIP
+    >>> df = pipe.predict(nlu_lite.viz.load_corpus().text)  # doctest: +SKIP
+    >>> nlu_lite.similar(df, 'where can I borrow money?', k=5, pipe=pipe)  # doctest: +SKIP
+    """
+    df = viz_frame(df, column, labels)
+    if isinstance(query, str) and pipe is not None:
+        if not query.strip():
+            raise InputError("the query is empty: pass a text to search for")
+        level = frame_level(df)  # embedded as the frame's rows were: a sentence for sentences, tokens for tokens
+        query = to_matrix(pipe.predict(query, output_level=level if level != "chunk" else "document")).mean(axis=0)
+    return nearest_neighbours(df, query, k, metric=metric, exclude_query=False)

@@ -120,13 +120,16 @@ class Projection:
     params: dict[str, Any] = field(default_factory=dict)
     explained_variance_ratio: tuple[float, ...] | None = None
     seconds: float = 0.0
+    titles: tuple[str, ...] | None = None  # axes a caller defined (semantic axes), not a method's
 
     @property
     def label(self) -> str:
         """The method's display name: ``"PCA"``, ``"t-SNE"``, ``"Isomap"``, ..."""
-        return METHODS[self.method]
+        return METHODS.get(self.method, self.method)
 
     def axis_titles(self) -> list[str]:
+        if self.titles is not None:
+            return list(self.titles)
         if self.explained_variance_ratio is not None:
             prefix = "PC" if self.method == "pca" else "SV"
             return [f"{prefix}{i + 1} ({r:.1%} of variance)" for i, r in enumerate(self.explained_variance_ratio)]
