@@ -14,7 +14,7 @@ FLOW = [
     "errors", "choices", "_env", "_optional", "_arrays", "cache",
     "convert", "registry", "artifacts", "specs", "runtime", "openvino_engine", "bundle",
     "options", "inputs", "sentences", "units", "spm", "tokenize", "windows", "batching", "encode", "pooling", "frame",
-    "chunks", "pipeline", "stream", "group", "api", "runners", "spark", "dask", "viz", "cli",
+    "chunks", "pipeline", "stream", "group", "api", "runners", "spark", "dask", "viz", "sklearn", "cli",
 ]
 
 

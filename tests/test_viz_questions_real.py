@@ -74,3 +74,16 @@ def test_semantic_search_finds_the_finance_sentences(pipes, corpus):
     hits = nlu_lite.similar(df, "Where can I get a loan for a house?", k=10, pipe=pipe)
     assert (hits.topic == "finance").mean() >= 0.8, hits[["sentence", "topic"]]
     assert np.all(np.diff(hits.similarity) <= 0)
+
+
+def test_a_scikit_learn_pipeline_on_minilm_vectors_classifies_the_topics(pipes, corpus, minilm_dir):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+
+    from nlu_lite.sklearn import Embedder, clear_cache
+
+    clf = make_pipeline(Embedder(model=None, path=str(minilm_dir)), LogisticRegression(max_iter=1000))
+    scores = cross_val_score(clf, corpus.text.tolist(), corpus.topic.tolist(), cv=3)
+    clear_cache()
+    assert scores.mean() >= 0.9, scores  # six topics: chance is 1/6
