@@ -11,19 +11,19 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from sklearn.base import clone  # noqa: E402
-from sklearn.compose import ColumnTransformer  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.utils import estimator_checks as checks  # noqa: E402
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.base import clone
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.utils import estimator_checks as checks
 
-import nlu_lite  # noqa: E402
-import nlu_lite.sklearn as face  # noqa: E402
-from nlu_lite.errors import InputError  # noqa: E402
-from nlu_lite.frame import to_matrix  # noqa: E402
+import nlu_lite
+import nlu_lite.sklearn as face
+from nlu_lite.errors import InputError
+from nlu_lite.frame import to_matrix
 
 TEXTS = ["the river bank was muddy", "money in the bank", "a cat sat", "stocks fell sharply today",
          "the heron waited by the water", "we paid the loan back", "fish swim upstream", "cash and cards"]

@@ -9,8 +9,8 @@ import pytest
 pytest.importorskip("sklearn")
 pytestmark = pytest.mark.slow
 
-import nlu_lite  # noqa: E402
-from nlu_lite.viz import load_corpus  # noqa: E402
+import nlu_lite
+from nlu_lite.viz import load_corpus
 
 
 @pytest.fixture(scope="module")
