@@ -280,3 +280,37 @@ plot_embeddings(df, color="group")
     finally:
         page.close()
     assert not [u for u in blocked if "plot.ly" in u]  # plotly.js came from the page, not a CDN
+
+
+def test_the_question_figures_draw_in_a_browser(browser, tmp_path, minilm_dir, monkeypatch):
+    """Issue 23's figures from the real MiniLM, drawn by plotly.js in Chromium: a semantic-axes plot of the 360
+    corpus sentences, the senses of 'bank', fp32 vs int8 side by side (screenshots for a person to look at)."""
+    import nlu_lite
+    from nlu_lite.viz import load_corpus
+
+    monkeypatch.setenv("NLU_LITE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("NLU_LITE_PROGRESS", "0")
+    corpus = load_corpus()
+    pipe = nlu_lite.load(path=minilm_dir)
+    sentences = pipe.predict(corpus.text).join(corpus[["topic"]], on="origin_index")
+    tokens = pipe.predict(corpus.text, output_level="token")
+    int8 = nlu_lite.load(path=minilm_dir, precision="int8").predict(corpus.text)
+    figures = {
+        "semantic_axes": (nlu_lite.plot_axes(sentences, ("money", "river"), ("sport", "food"), pipe=pipe,
+                                             color="topic"), 360),
+        "senses_bank": (nlu_lite.senses(tokens, "bank").figure(), 10),
+        "compare_fp32_int8": (nlu_lite.compare(sentences, int8, names=("fp32", "int8")).figure(), 720),
+    }
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page()
+    try:
+        for name, (fig, expected) in figures.items():
+            path = tmp_path / f"{name}.html"
+            fig.write_html(path, include_plotlyjs=True, full_html=True)
+            page.goto(path.as_uri())
+            page.wait_for_selector(".js-plotly-plot .scatterlayer .point", timeout=60_000)
+            drawn = page.evaluate("() => document.querySelectorAll('.js-plotly-plot .scatterlayer .point').length")
+            assert drawn == expected, name  # every point drawn as an SVG marker
+            page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    finally:
+        page.close()

@@ -91,3 +91,38 @@ def test_long_corpus_runs(kernel_env, tmp_path):
     sampled = [f for f in _outputs(nb, PLOTLY) if "random sample of 1,000" in f["layout"]["title"]["text"]]
     assert len(sampled) == 1 and _points(sampled[0]) == 1000
     assert not list(tmp_path.glob("*.parquet"))  # the notebook writes to its own temp folder
+
+
+def _text(nb) -> str:
+    return json.dumps([c.get("outputs", []) for c in nb.cells])
+
+
+def test_semantic_axes_runs(kernel_env, tmp_path):
+    nb = _execute("semantic_axes.ipynb", tmp_path)
+    figures = _outputs(nb, PLOTLY)
+    assert len(figures) == 2 and all(_points(f) == 360 for f in figures)
+    assert figures[0]["layout"]["xaxis"]["title"]["text"] == "money ↔ river"
+    assert figures[1]["layout"]["title"]["text"] == "money bank ↔ river bank"
+
+
+def test_word_senses_runs(kernel_env, tmp_path):
+    nb = _execute("word_senses.ipynb", tmp_path)
+    (figure,) = _outputs(nb, PLOTLY)
+    assert _points(figure) == 10 and "2 senses" in figure["layout"]["title"]["text"]
+    table = _outputs(nb, "text/html")[-1]
+    assert "ARI vs labels" in table and table.count("<tr>") == 9  # one row per polysemous word
+
+
+def test_compare_models_runs(kernel_env, tmp_path):
+    nb = _execute("compare_models.ipynb", tmp_path)
+    text = _text(nb)
+    assert "fp32</b> vs <b>int8</b> on 360 rows" in text and "1.0" in str(_outputs(nb, "text/plain")[-1])
+    (figure,) = _outputs(nb, PLOTLY)
+    assert _points(figure) == 720  # every sentence in each panel
+
+
+def test_sklearn_pipeline_runs(kernel_env, tmp_path):
+    nb = _execute("sklearn_pipeline.ipynb", tmp_path)
+    predicted = [str(o) for o in _outputs(nb, "text/plain") if "array(" in str(o)]
+    assert predicted and "finance" in predicted[0] and "cooking" in predicted[0]
+    assert "mean_test_score" in _text(nb)

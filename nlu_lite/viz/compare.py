@@ -158,6 +158,11 @@ class Comparison:
                 fig.add_trace(trace, row=1, col=col)
         if left.layout.coloraxis and left.layout.coloraxis.colorscale:
             fig.update_layout(coloraxis=left.layout.coloraxis)
+        for col, panel in ((1, left), (2, right)):
+            fig.update_xaxes(title_text=panel.layout.xaxis.title.text, row=1, col=col)
+            fig.update_yaxes(title_text=panel.layout.yaxis.title.text, row=1, col=col)
+        legend = f"overlap@{self.k}" if "overlap" in extra else (color if isinstance(color, str) else "")
+        fig.update_layout(legend={"title": {"text": legend}, "itemsizing": "constant"})
         fig.update_layout(template="plotly_white", hovermode="closest", dragmode="lasso", title={"text": (
             f"{len(self.rows):,} rows under two models: neighbour overlap@{self.k} {self.overlap:.3f}, "
             f"rank correlation {self.rank_correlation:.3f}")})
