@@ -321,3 +321,20 @@ def test_the_explorer_refuses_more_points_than_a_method_takes_naming_max_points(
         ex.set(method="mds")
     sampled = _explorer(df, max_points=30, background=False).set(method="MDS")
     assert sampled.points.projection.method == "mds" and len(sampled.points.positions) == 30
+
+
+@pytest.mark.parametrize("method", ["pca", "svd", "kernel_pca", "isomap", "lle", "tsne", "mds", "spectral"])
+def test_a_projection_places_new_rows_where_its_method_can(method):
+    """PCA, SVD, Kernel PCA, Isomap, LLE (and UMAP) keep their fitted reducer: new rows (a typed query, rows
+    outside a sample) get coordinates; t-SNE, MDS and spectral embedding fit their own points only."""
+    from nlu_lite.viz.reduce import PLACEABLE, project
+
+    x = np.random.default_rng(3).normal(size=(60, 6)).astype(np.float32)
+    result = project(x, method, 2, cache=False, n_neighbors=8)
+    placed = result.place(x[:5])
+    if method not in PLACEABLE:
+        assert placed is None
+        return
+    assert placed.shape == (5, 2)
+    if method in ("pca", "svd", "kernel_pca"):  # linear in the fitted space: the fitted rows land where they were
+        np.testing.assert_allclose(placed, result.coords[:5], atol=1e-4)

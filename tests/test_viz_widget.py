@@ -268,3 +268,46 @@ def test_a_matrix_with_labels_is_explored():
     ex = explore(to_matrix(df), labels=df["sentence"].tolist(), background=False)
     np.testing.assert_array_equal(ex._matrix, to_matrix(df))
     assert ex.df["document"].tolist() == df["sentence"].tolist()
+
+
+class _FakePipe:
+    def __init__(self, vector):
+        self.vector = np.asarray(vector, dtype=np.float32)
+
+    def predict(self, text, output_level=None):
+        from _viz_support import EMBEDDING
+
+        from nlu_lite.frame import build_frame
+
+        return build_frame({"origin_index": [0], "sentence_index": [0], "sentence": [text], "begin": [0],
+                            "end": [len(text)], "windowed": [False]}, self.vector[None, :], EMBEDDING)
+
+
+def test_neighbours_outside_the_sample_and_a_typed_query_are_drawn_where_the_method_can_place_them():
+    """Issue 23: 9 of 10 neighbours were outside the sample and nothing said so; a typed query was never drawn."""
+    df = sentence_frame(clusters=3, per_cluster=40)
+    m = to_matrix(df)
+    query = m[5] + 0.05
+    ex = explore(df, max_points=30, background=False, pipe=_FakePipe(query))
+    table = ex.find_neighbours("a text that is not in the frame", k=10)
+    rows = table.position.to_numpy()
+    assert not np.isin(rows, ex.positions).all()  # some neighbours are outside the 30 plotted rows
+    (near,) = _traces(ex, "highlight")
+    assert sorted(near.customdata) == sorted(rows) and "drawn" not in near.name  # every one of them drawn
+    pca = PCA(n_components=2, random_state=0).fit(m[ex.positions])
+    placed = dict(zip(near.customdata, zip(near.x, near.y)))
+    for row in rows:
+        np.testing.assert_allclose(placed[row], pca.transform(m[[row]])[0], atol=1e-4)
+    (star,) = _traces(ex, "query")
+    np.testing.assert_allclose([star.x[0], star.y[0]], pca.transform(query[None, :])[0], atol=1e-4)
+    assert star.name == "query: a text that is not in the frame"
+    # t-SNE places only the rows it fitted: the plot and the panel say how many are drawn
+    ex.set(method="tsne", perplexity=5, max_iter=250)
+    (near,) = _traces(ex, "highlight")
+    inside = int(np.isin(rows, ex.positions).sum())
+    assert near.name.endswith(f"{inside} of 10 drawn (t-SNE places only the rows it fitted)")
+    assert len(near.customdata) == inside
+    (star,) = _traces(ex, "query")
+    assert "not drawn" in star.name and len(star.x) == 0
+    ex.find_neighbours("a text that is not in the frame", k=10)
+    assert f"{inside} of 10 drawn" in ex._neighbour_table.value

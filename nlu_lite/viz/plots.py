@@ -51,7 +51,7 @@ SYMBOLS_2D = (
     "circle", "square", "diamond", "cross", "x", "triangle-up", "triangle-down", "star", "pentagon", "hexagon",
 )
 SYMBOLS_3D = ("circle", "square", "diamond", "cross", "x", "circle-open", "square-open", "diamond-open")
-ROLE_POINTS, ROLE_HIGHLIGHT = "points", "highlight"
+ROLE_POINTS, ROLE_HIGHLIGHT, ROLE_QUERY = "points", "highlight", "query"
 
 
 def _go():
@@ -166,8 +166,14 @@ def figure_from_points(
     max_categories: int = MAX_CATEGORIES,
     marker_size: float | None = None,
     title: str | None = None,
+    queries: Mapping[str, np.ndarray] | None = None,
 ) -> go.Figure:
-    """The scatter figure of already projected ``points`` (no refit): colour, symbols, highlights."""
+    """The scatter figure of already projected ``points`` (no refit): colour, symbols, highlights.
+
+    Highlighted rows outside the plotted sample are placed by the fitted reducer where the method can (PCA,
+    SVD, Kernel PCA, UMAP, Isomap, LLE); elsewhere the trace's name says how many of them are drawn.
+    ``queries``: name → vector of texts that are no row (a typed query), drawn as a star where they can be placed.
+    """
     go = _go()
     proj, pos = points.projection, points.positions
     n, three_d = len(pos), proj.dimensions == 3
@@ -217,14 +223,41 @@ def figure_from_points(
                 customdata=pos[idx].tolist(), meta=ROLE_POINTS, showlegend=bool(colour_by or symbol_by),
             ))
     for hi, (name, chosen) in enumerate(_highlight_groups(df, highlight).items()):
+        chosen = np.unique(np.asarray(chosen, dtype=np.int64))
         idx = np.flatnonzero(np.isin(pos, chosen))
+        xyz = {axis: list(values) for axis, values in coords(idx).items()}
+        texts, rows = hover[idx].tolist(), pos[idx].tolist()
+        outside, placed = _place(df, proj, np.setdiff1d(chosen, pos))  # rows outside the plotted sample
+        if len(outside):
+            for axis, column in zip(("x", "y", "z"), placed.T):
+                xyz.setdefault(axis, []).extend(column.tolist())
+            texts += hover_texts(df.iloc[outside])
+            rows += outside.tolist()
+        drawn = len(rows)
+        if drawn < len(chosen):  # say what is missing rather than drop it silently
+            why = "rows without a vector" if proj.transform is not None else \
+                f"{proj.label} places only the rows it fitted"
+            name = f"{name}: {drawn} of {len(chosen)} drawn ({why})"
         colour, sym2d, sym3d = HIGHLIGHT_STYLES[hi % len(HIGHLIGHT_STYLES)]
         traces.append(trace_type(
-            **coords(idx), mode="markers", name=name, hovertext=hover[idx].tolist(),
-            hovertemplate="%{hovertext}<extra>%{fullData.name}</extra>", customdata=pos[idx].tolist(),
+            **xyz, mode="markers", name=name, hovertext=texts,
+            hovertemplate="%{hovertext}<extra>%{fullData.name}</extra>", customdata=rows,
             meta=ROLE_HIGHLIGHT, showlegend=True,
             marker={"size": size * 2 + 4, "symbol": sym3d if three_d else sym2d, "color": colour,
                     "line": {"width": 2, "color": colour}},
+        ))
+    for name, vector in (queries or {}).items():  # a typed query: a vector of no row
+        where = proj.place(np.asarray(vector, dtype=np.float32)[None, :])
+        if where is None:
+            traces.append(trace_type(**{a: [] for a in ("x", "y", "z")[:proj.dimensions]}, mode="markers",
+                                     name=f"{name}: not drawn ({proj.label} cannot place a new text)",
+                                     meta=ROLE_QUERY, showlegend=True))
+            continue
+        traces.append(trace_type(
+            **dict(zip(("x", "y", "z"), ([v] for v in where[0]))), mode="markers+text", name=name,
+            text=[name], textposition="top center", hovertext=[html.escape(name)],
+            hovertemplate="%{hovertext}<extra>query</extra>", meta=ROLE_QUERY, showlegend=True,
+            marker={"size": size * 2 + 8, "symbol": "diamond" if three_d else "star", "color": "#111111"},
         ))
     fig = go.Figure(traces)
     axes = proj.axis_titles()
@@ -240,6 +273,18 @@ def figure_from_points(
         template="plotly_white", hovermode="closest", margin={"l": 40, "r": 20, "t": 70, "b": 40},
     )
     return fig
+
+
+def _place(df: pd.DataFrame, projection: Projection, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows among ``positions`` the projection can place (it did not fit them), and their coordinates."""
+    if not len(positions) or projection.transform is None:
+        return np.arange(0), np.zeros((0, projection.dimensions))
+    vectors = to_matrix(df.iloc[positions])
+    finite = np.isfinite(vectors).all(axis=1)
+    positions, vectors = positions[finite], vectors[finite]
+    if not len(positions):
+        return positions, np.zeros((0, projection.dimensions))
+    return positions, projection.place(vectors)
 
 
 def _title(points: Points) -> str:

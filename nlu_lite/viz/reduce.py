@@ -39,6 +39,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,6 +122,16 @@ class Projection:
     explained_variance_ratio: tuple[float, ...] | None = None
     seconds: float = 0.0
     titles: tuple[str, ...] | None = None  # axes a caller defined (semantic axes), not a method's
+    # the fitted reducer's transform, for methods that can place new rows (PCA, SVD, Kernel PCA, UMAP, Isomap, LLE)
+    transform: Callable[[np.ndarray], np.ndarray] | None = field(default=None, compare=False, repr=False)
+
+    def place(self, vectors: np.ndarray) -> np.ndarray | None:
+        """Coordinates of rows that were not fitted (a typed query, rows outside a sample), or None where the
+        method cannot place new rows (t-SNE, MDS, spectral embedding fit their own points only)."""
+        if self.transform is None:
+            return None
+        x = np.asarray(vectors, dtype=np.float32).reshape(-1, np.shape(vectors)[-1])
+        return _padded(np.asarray(self.transform(x), dtype=np.float64), len(x), self.dimensions)
 
     @property
     def label(self) -> str:
@@ -311,10 +322,11 @@ def project(
                 _cache.move_to_end(key)
                 return _cache[key]
     started = time.perf_counter()
-    coords, used, ratio = _FITS[method](np.asarray(matrix, dtype=np.float32), dimensions, dict(params))
+    coords, used, ratio, fitted = _FITS[method](np.asarray(matrix, dtype=np.float32), dimensions, dict(params))
     result = Projection(
         coords=np.asarray(coords, dtype=np.float64), method=method, dimensions=dimensions, params=used,
         explained_variance_ratio=ratio, seconds=time.perf_counter() - started,
+        transform=getattr(fitted, "transform", None) if method in PLACEABLE else None,
     )
     logger.info("%s of %d x %d took %.2f s", result.label, *matrix.shape, result.seconds)
     if key is not None:
@@ -368,12 +380,12 @@ def _fewer_neighbours(params: dict[str, Any], n: int) -> None:
 
 def _pca(x: np.ndarray, dimensions: int, params: dict[str, Any]):
     if len(x) < 2:  # one point: nothing to spread
-        return np.zeros((len(x), dimensions)), params, tuple(0.0 for _ in range(dimensions))
+        return np.zeros((len(x), dimensions)), params, tuple(0.0 for _ in range(dimensions)), None
     k = min(dimensions, len(x), x.shape[1])
     pca = _sklearn("decomposition").PCA(n_components=k, random_state=params["random_state"])
     coords = pca.fit_transform(x)
     ratio = tuple(float(r) for r in pca.explained_variance_ratio_) + (0.0,) * (dimensions - k)
-    return _padded(coords, len(x), dimensions), params, ratio
+    return _padded(coords, len(x), dimensions), params, ratio, pca
 
 
 def _svd(x: np.ndarray, dimensions: int, params: dict[str, Any]):
@@ -384,7 +396,7 @@ def _svd(x: np.ndarray, dimensions: int, params: dict[str, Any]):
     svd = _sklearn("decomposition").TruncatedSVD(n_components=k, random_state=params["random_state"])
     coords = svd.fit_transform(x)
     ratio = tuple(float(r) for r in svd.explained_variance_ratio_) + (0.0,) * (dimensions - k)
-    return _padded(coords, len(x), dimensions), params, ratio
+    return _padded(coords, len(x), dimensions), params, ratio, svd
 
 
 def _kernel_pca(x: np.ndarray, dimensions: int, params: dict[str, Any]):
@@ -393,7 +405,7 @@ def _kernel_pca(x: np.ndarray, dimensions: int, params: dict[str, Any]):
         n_components=dimensions, kernel=params["kernel"], gamma=params.get("gamma"),
         random_state=params["random_state"],
     )
-    return _padded(kpca.fit_transform(x), len(x), dimensions), params, None
+    return _padded(kpca.fit_transform(x), len(x), dimensions), params, None, kpca
 
 
 def _tsne(x: np.ndarray, dimensions: int, params: dict[str, Any]):
@@ -410,7 +422,7 @@ def _tsne(x: np.ndarray, dimensions: int, params: dict[str, Any]):
         n_components=dimensions, perplexity=params["perplexity"], learning_rate=params["learning_rate"], init="pca",
         random_state=params["random_state"], metric=params["metric"], **{iterations: params["max_iter"]},
     )
-    return tsne.fit_transform(x), params, None
+    return tsne.fit_transform(x), params, None, None
 
 
 def _umap(x: np.ndarray, dimensions: int, params: dict[str, Any]):
@@ -420,14 +432,15 @@ def _umap(x: np.ndarray, dimensions: int, params: dict[str, Any]):
         n_components=dimensions, n_neighbors=params["n_neighbors"], min_dist=params["min_dist"],
         random_state=params["random_state"], metric=params["metric"],
     )
-    return reducer.fit_transform(x), params, None
+    return reducer.fit_transform(x), params, None, reducer
 
 
 def _isomap(x: np.ndarray, dimensions: int, params: dict[str, Any]):
     """Classical MDS of shortest-path distances in the k-neighbour graph (scikit-learn joins unconnected parts)."""
     _fewer_neighbours(params, len(x))
     isomap = _sklearn("manifold").Isomap(n_neighbors=params["n_neighbors"], n_components=dimensions)
-    return isomap.fit_transform(x.astype(np.float64)), params, None  # float32 ARPACK refits differ at 1e-5
+    coords = isomap.fit_transform(x.astype(np.float64))  # float32 ARPACK refits differ at 1e-5
+    return coords, params, None, _Float64(isomap)
 
 
 def _mds(x: np.ndarray, dimensions: int, params: dict[str, Any]):
@@ -439,7 +452,7 @@ def _mds(x: np.ndarray, dimensions: int, params: dict[str, Any]):
         n_components=dimensions, random_state=params["random_state"],
         **{name: value for name, value in options.items() if name in accepted},
     )
-    return mds.fit_transform(x.astype(np.float64)), params, None
+    return mds.fit_transform(x.astype(np.float64)), params, None, None
 
 
 def _spectral(x: np.ndarray, dimensions: int, params: dict[str, Any]):
@@ -452,7 +465,7 @@ def _spectral(x: np.ndarray, dimensions: int, params: dict[str, Any]):
         n_components=dimensions, affinity=params["affinity"], gamma=params.get("gamma"),
         random_state=params["random_state"], **neighbours,
     )
-    return spectral.fit_transform(x.astype(np.float64)), params, None
+    return spectral.fit_transform(x.astype(np.float64)), params, None, None
 
 
 def _lle(x: np.ndarray, dimensions: int, params: dict[str, Any]):
@@ -461,9 +474,20 @@ def _lle(x: np.ndarray, dimensions: int, params: dict[str, Any]):
     lle = _sklearn("manifold").LocallyLinearEmbedding(
         n_neighbors=params["n_neighbors"], n_components=dimensions, random_state=params["random_state"],
     )
-    return lle.fit_transform(x.astype(np.float64)), params, None
+    return lle.fit_transform(x.astype(np.float64)), params, None, _Float64(lle)
 
 
+class _Float64:
+    """A fitted reducer whose transform is called with float64 rows, as it was fitted."""
+
+    def __init__(self, fitted: Any) -> None:
+        self.fitted = fitted
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return self.fitted.transform(np.asarray(x, dtype=np.float64))
+
+
+PLACEABLE = ("pca", "svd", "kernel_pca", "umap", "isomap", "lle")  # methods whose fit can place new rows
 _FITS = {
     "pca": _pca, "svd": _svd, "kernel_pca": _kernel_pca, "tsne": _tsne, "umap": _umap, "isomap": _isomap,
     "mds": _mds, "spectral": _spectral, "lle": _lle,

@@ -138,6 +138,7 @@ class Explorer:
         self._neighbours = pd.DataFrame()
         self._neighbour_rows = np.arange(0)
         self._query_rows = np.arange(0)
+        self._query_vectors: dict[str, np.ndarray] = {}
         self._generation = 0
         self._lasso_drawn = False  # plotly.js holds a lasso / box shape
         self._thread: threading.Thread | None = None
@@ -344,6 +345,7 @@ class Explorer:
         return figure_from_points(
             self.df, self._points, color=None if self.color.value == NONE else self.color.value,
             symbol=None if self.symbol.value == NONE else self.symbol.value, highlight=self._highlights(),
+            queries=self._query_vectors,
         )
 
     @property
@@ -499,15 +501,30 @@ class Explorer:
         except InputError as exc:
             self._neighbour_table.value = f"<span class='nlu-lite-error'>{html.escape(str(exc))}</span>"
             return pd.DataFrame()
-        _, own = query_vector(self.df, query, pipe=self.pipe)
+        vector, own = query_vector(self.df, query, pipe=self.pipe)
         self._neighbours, self._neighbour_rows, self._query_rows = table, table["position"].to_numpy(), own
+        # a typed text that is no row of the frame: drawn as a star where the method can place it
+        self._query_vectors = {f"query: {query}": np.asarray(vector)} if isinstance(query, str) and not len(own) \
+            else {}
         about = html.escape(query if isinstance(query, str) else
                             f"row {query}: {self.df.iloc[int(query)][self.level]!s}" if np.ndim(query) == 0
                             else "a vector")
         self._neighbour_table.value = (f"<b>{len(table)} nearest to {about}</b> ({metric}, original space)"
-                                       f"{self._table_html(table)}")
+                                       f"{self._drawn_note(self._neighbour_rows)}{self._table_html(table)}")
         self._redraw()
         return table
+
+    def _drawn_note(self, rows: np.ndarray) -> str:
+        """How many of ``rows`` the plot shows, when not all: the sample left them out and the method cannot
+        place them."""
+        inside = int(np.isin(rows, self.positions).sum())
+        points = self._points
+        if inside == len(rows) or (points is not None and points.projection.transform is not None):
+            return ""
+        method = METHODS[self.method.value]
+        return (f" <span class='nlu-lite-drawn'>— {inside} of {len(rows)} drawn: the others are outside the "
+                f"plotted sample and {html.escape(method)} places only the rows it fitted (PCA, SVD or UMAP place "
+                "them all)</span>")
 
     @property
     def neighbours(self) -> pd.DataFrame:
