@@ -272,3 +272,51 @@ def test_rows_without_a_vector_are_left_out_and_counted():
     result = nlu_lite.compare(df, holed, k=3)
     assert len(result.rows) == 11 and result.rows.attrs["left_out"] == 1 and 5 not in result.rows.origin_index.values
     assert isinstance(result.rows, pd.DataFrame)
+
+
+# --- token mode that reads ----------------------------------------------------------------------------------
+
+def test_distinct_words_fold_a_token_frame_to_its_vocabulary():
+    from nlu_lite.viz import distinct_words
+
+    texts = ["The bank , the River .", "the bank of the river", "A loan ; a bank !"]  # whitespace tokens
+    df = token_frame(texts, dim=8)
+    m = to_matrix(df).astype(np.float64)
+    words = distinct_words(df)
+    lowered = df.token.str.lower()
+    expected_counts = lowered[lowered.str.contains(r"[^\W_]")].value_counts()
+    assert dict(zip(words.token.str.lower(), words["count"])) == expected_counts.to_dict()
+    assert words["count"].is_monotonic_decreasing  # most frequent first
+    for word, vector in zip(words.token, to_matrix(words)):
+        np.testing.assert_allclose(vector, m[(lowered == word.lower()).to_numpy()].mean(axis=0), atol=1e-6)
+    bank = words[words.token.str.lower() == "bank"].iloc[0]
+    assert bank.sentence == "The bank , the River ." and bank.origin_index == 0  # the first occurrence's context
+    no_stops = distinct_words(df, stop_words="english", min_count=2)
+    assert set(no_stops.token.str.lower()) == {"bank", "river"}
+    kept = distinct_words(df, punctuation=True, case_sensitive=True)
+    assert {"The", "the", ";"} <= set(kept.token)
+    with pytest.raises(InputError, match="output_level='token'"):
+        distinct_words(sentence_frame(2, 3))
+
+
+def test_dense_plots_fade_small_groups_are_drawn_on_top_and_small_plots_are_labelled():
+    from nlu_lite.viz import plot_embeddings
+
+    df = sentence_frame(clusters=3, per_cluster=30)
+    df["group"] = np.where(np.arange(len(df)) < 80, "zeta", np.where(np.arange(len(df)) < 88, "alpha", ""))
+    fig = plot_embeddings(df, color="group")
+    points = [t for t in fig.data if t.meta == "points"]
+    assert [t.name for t in points] == ["(empty)", "zeta", "alpha"]  # grey first, then the largest first
+    assert [t.name for t in sorted(points, key=lambda t: t.legendrank)] == ["(empty)", "alpha", "zeta"]  # legend
+    assert {t.marker.opacity for t in points} == {1.0}  # 90 points: opaque
+    assert all(t.mode == "markers" for t in points)  # more than 60 points: no labels by default
+    few = plot_embeddings(df.iloc[:20], point_labels="auto")
+    (trace,) = [t for t in few.data if t.meta == "points"]
+    assert trace.mode == "markers+text" and list(trace.text) == df.sentence.iloc[:20].map(
+        lambda t: t if len(t) <= 24 else t[:23] + "…").tolist()
+    faded = plot_embeddings(df, opacity=0.3)
+    assert {t.marker.opacity for t in faded.data if t.meta == "points"} == {0.3}
+    with pytest.raises(InputError, match="opacity="):
+        plot_embeddings(df, opacity=2)
+    many = sentence_frame(clusters=2, per_cluster=700)
+    assert {t.marker.opacity for t in plot_embeddings(many).data if t.meta == "points"} == {0.7}

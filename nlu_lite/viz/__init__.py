@@ -13,6 +13,7 @@ from .plots import plot_embeddings, plot_neighbours, plot_similarity
 from .reduce import Projection, clear_cache, project
 from .senses import Senses, senses
 from .widget import Explorer, explore
+from .words import distinct_words
 
 __all__ = [
     "Comparison",
@@ -21,6 +22,7 @@ __all__ = [
     "Senses",
     "clear_cache",
     "compare",
+    "distinct_words",
     "explore",
     "load_corpus",
     "nearest_neighbours",

@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 MAX_POINTS = 10_000
 WEBGL_THRESHOLD = 2_000
 MAX_CATEGORIES = 20
+LABEL_POINTS = 60  # point_labels='auto' writes texts beside at most this many points
+LABEL_HIGHLIGHTS = 30  # highlighted groups up to this size are labelled
 OTHER = "(other)"
 MISSING = "(missing)"
 EMPTY = "(empty)"
@@ -167,12 +169,18 @@ def figure_from_points(
     marker_size: float | None = None,
     title: str | None = None,
     queries: Mapping[str, np.ndarray] | None = None,
+    opacity: float | str = "auto",
+    point_labels: bool | str = "auto",
 ) -> go.Figure:
     """The scatter figure of already projected ``points`` (no refit): colour, symbols, highlights.
 
     Highlighted rows outside the plotted sample are placed by the fitted reducer where the method can (PCA,
     SVD, Kernel PCA, UMAP, Isomap, LLE); elsewhere the trace's name says how many of them are drawn.
     ``queries``: name → vector of texts that are no row (a typed query), drawn as a star where they can be placed.
+    ``opacity``: the points' (``"auto"``: 1 up to 1,000 points, 0.7 up to 10,000, 0.45 beyond, so dense token
+    plots show their density). ``point_labels``: write each point's text beside it (``"auto"``: up to 60
+    points; highlighted groups of up to 30 are always labelled). The largest colour group is drawn first and
+    grey ones ("(other)", "(empty)") under all, so small groups are never buried; the legend stays sorted.
     """
     go = _go()
     proj, pos = points.projection, points.positions
@@ -183,6 +191,9 @@ def figure_from_points(
     if three_d:
         size = max(2, size * 0.6)
     hover = np.array(points.hover, dtype=object)
+    alpha = _opacity(opacity, n)
+    show_labels = (n <= LABEL_POINTS) if point_labels == "auto" else bool(point_labels)
+    short = _short_texts(df, pos) if show_labels or highlight is not None else None
     colour_by = _values(df, color, "color")
     symbol_by = _values(df, symbol, "symbol")
     colour_values = colour_by[0].iloc[pos].reset_index(drop=True) if colour_by else None
@@ -211,17 +222,22 @@ def figure_from_points(
             idx = np.flatnonzero((colour_labels == c) & (symbol_labels == s))
             if idx.size == 0:
                 continue
-            marker: dict[str, Any] = {"size": size, "symbol": symbols[si % len(symbols)]}
+            marker: dict[str, Any] = {"size": size, "symbol": symbols[si % len(symbols)], "opacity": alpha}
             if continuous:
                 marker.update(color=colour_values.to_numpy(dtype=float)[idx], coloraxis="coloraxis")
             elif colour_by is not None:
                 marker["color"] = OTHER_COLOUR if c in (OTHER, MISSING, EMPTY) else palette[ci % len(palette)]
             name = ", ".join(part for part in (c, s) if part) or "points"
+            labelled = {"mode": "markers+text", "text": short[idx].tolist(), "textposition": "top center",
+                        "textfont": {"size": 10}} if show_labels else {"mode": "markers"}
             traces.append(trace_type(
-                **coords(idx), mode="markers", name=name, legendgroup=name, marker=marker,
+                **coords(idx), name=name, legendgroup=name, marker=marker, legendrank=len(traces) + 1,
                 hovertext=hover[idx].tolist(), hovertemplate="%{hovertext}<extra>%{fullData.name}</extra>",
-                customdata=pos[idx].tolist(), meta=ROLE_POINTS, showlegend=bool(colour_by or symbol_by),
+                customdata=pos[idx].tolist(), meta=ROLE_POINTS, showlegend=bool(colour_by or symbol_by), **labelled,
             ))
+    # draw order: grey groups under everything, then the largest first, so no group is painted over by a bigger
+    # one; legendrank keeps the legend in category order
+    traces.sort(key=lambda t: (t.name.split(", ")[0] not in (OTHER, MISSING, EMPTY), -len(t.customdata)))
     for hi, (name, chosen) in enumerate(_highlight_groups(df, highlight).items()):
         chosen = np.unique(np.asarray(chosen, dtype=np.int64))
         idx = np.flatnonzero(np.isin(pos, chosen))
@@ -239,8 +255,11 @@ def figure_from_points(
                 f"{proj.label} places only the rows it fitted"
             name = f"{name}: {drawn} of {len(chosen)} drawn ({why})"
         colour, sym2d, sym3d = HIGHLIGHT_STYLES[hi % len(HIGHLIGHT_STYLES)]
+        few = len(rows) <= LABEL_HIGHLIGHTS
         traces.append(trace_type(
-            **xyz, mode="markers", name=name, hovertext=texts,
+            **xyz, mode="markers+text" if few else "markers", name=name, hovertext=texts,
+            text=_short_texts(df, np.asarray(rows, dtype=np.int64)).tolist() if few else None,
+            textposition="top center", textfont={"size": 10, "color": colour},
             hovertemplate="%{hovertext}<extra>%{fullData.name}</extra>", customdata=rows,
             meta=ROLE_HIGHLIGHT, showlegend=True,
             marker={"size": size * 2 + 4, "symbol": sym3d if three_d else sym2d, "color": colour,
@@ -273,6 +292,20 @@ def figure_from_points(
         template="plotly_white", hovermode="closest", margin={"l": 40, "r": 20, "t": 70, "b": 40},
     )
     return fig
+
+
+def _opacity(opacity: float | str, n: int) -> float:
+    if opacity == "auto":
+        return 1.0 if n <= 1_000 else 0.7 if n <= 10_000 else 0.45
+    if isinstance(opacity, bool) or not isinstance(opacity, (int, float)) or not 0 < opacity <= 1:
+        raise InputError(f"opacity={opacity!r}: 'auto' or a number in (0, 1]")
+    return float(opacity)
+
+
+def _short_texts(df: pd.DataFrame, positions: np.ndarray, limit: int = 24) -> np.ndarray:
+    """Each row's own text, cut to ``limit`` characters, for labels beside points."""
+    texts = row_texts(df.iloc[positions]) if len(positions) else np.array([], dtype=object)
+    return np.array([t if len(t) <= limit else t[: limit - 1] + "…" for t in texts], dtype=object)
 
 
 def _place(df: pd.DataFrame, projection: Projection, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -337,6 +370,8 @@ def plot_embeddings(
     affinity: str = "nearest_neighbors",
     marker_size: float | None = None,
     title: str | None = None,
+    opacity: float | str = "auto",
+    point_labels: bool | str = "auto",
 ) -> go.Figure:
     """A 2D or 3D scatter of a predict() frame's embeddings, projected by one of nine methods.
 
@@ -344,7 +379,8 @@ def plot_embeddings(
     ...) or values aligned with ``df``. Numeric columns with more than ``max_categories``
     values get a colour scale; other columns one trace per value, the rarest folded into
     "(other)". ``highlight``: rows to circle (texts, positions, a mask, or a dict of name →
-    rows). Hover shows the token in its sentence (or the sentence / document). Past
+    rows). ``opacity`` and ``point_labels``: see :func:`figure_from_points` (dense plots fade, small ones
+    are labelled). Hover shows the token in its sentence (or the sentence / document). Past
     ``max_points`` rows a seeded random sample is plotted (the title says so; highlighted rows
     are always kept); past 2,000 points 2D plots use WebGL (``webgl=True/False`` forces it).
 
@@ -370,7 +406,7 @@ def plot_embeddings(
     )
     return figure_from_points(
         df, points, color=color, symbol=symbol, highlight=highlight, webgl=webgl, max_categories=max_categories,
-        marker_size=marker_size, title=title,
+        marker_size=marker_size, title=title, opacity=opacity, point_labels=point_labels,
     )
 
 

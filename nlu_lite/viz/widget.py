@@ -120,8 +120,11 @@ class Explorer:
         gamma: float | str | None = None,
         affinity: str = "nearest_neighbors",
         height: int = 600,
+        opacity: float | str = "auto",
+        point_labels: bool | str = "auto",
     ) -> None:
         self.df = df
+        self.opacity, self.point_labels = opacity, point_labels
         self.level = frame_level(df)
         embedding_column(df)  # fail early on frames without one embedding column
         self.pipe = pipe
@@ -345,7 +348,7 @@ class Explorer:
         return figure_from_points(
             self.df, self._points, color=None if self.color.value == NONE else self.color.value,
             symbol=None if self.symbol.value == NONE else self.symbol.value, highlight=self._highlights(),
-            queries=self._query_vectors,
+            queries=self._query_vectors, opacity=self.opacity, point_labels=self.point_labels,
         )
 
     @property
@@ -571,7 +574,9 @@ def explore(df: pd.DataFrame, **kwargs: Any) -> Explorer:
     ``learning_rate``, ``max_iter``, ``random_state``, ``n_neighbors``, ``min_dist``, ``kernel``,
     ``gamma``, ``affinity``; also ``max_points`` (sample past it; MDS takes at most 1,000 points,
     Isomap, Kernel PCA, spectral and LLE 5,000), ``pipe`` (embeds neighbour queries not in the
-    frame), ``background`` (run the slower methods in a thread, default True) and ``height``.
+    frame), ``background`` (run the slower methods in a thread, default True), ``height``, ``opacity`` and
+    ``point_labels`` (as :func:`.plots.plot_embeddings`). For a token frame of a whole corpus, explore
+    :func:`.words.distinct_words` of it: one point per word, with counts.
 
     >>> import nlu_lite
     >>> pipe = nlu_lite.load('en.embed_sentence.minilm_l6')  # doctest: +SKIP
