@@ -217,7 +217,8 @@ def test_explorer_renders_and_redraws_in_jupyterlab(browser, jupyter_lab):
         page.wait_for_selector(".nlu-lite-explorer .nlu-lite-busy", timeout=30_000)  # the busy notice
         all_points = "s[1].reduce((n, t) => n + t[1].length, 0) === 360"
         tsne = _wait_plot(page, f"s[0].startsWith('t-SNE') && {all_points}", 240)
-        assert tsne[0].startswith("t-SNE of 360 sentence embeddings (perplexity 30, 1000 iterations)")
+        assert tsne[0].startswith("t-SNE of 360 sentence embeddings (perplexity 30, 1000 iterations, "
+                                  "on 50 principal components)")
         moved = _points(tsne)
         assert sorted(moved) == list(range(360))
         assert sum(abs(moved[p] - pca[p]) > 1e-6 for p in pca) > 300  # the points really moved

@@ -338,3 +338,20 @@ def test_a_projection_places_new_rows_where_its_method_can(method):
     assert placed.shape == (5, 2)
     if method in ("pca", "svd", "kernel_pca"):  # linear in the fitted space: the fitted rows land where they were
         np.testing.assert_allclose(placed, result.coords[:5], atol=1e-4)
+
+
+def test_tsne_of_wide_vectors_runs_on_their_first_50_principal_components():
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    from nlu_lite.viz.reduce import project
+
+    x = np.random.default_rng(5).normal(size=(80, 64)).astype(np.float32)
+    result = project(x, "tsne", 2, cache=False, perplexity=10, max_iter=300, random_state=2)
+    assert result.params["pca_components"] == 50 and "on 50 principal components" in result.describe()
+    inner = PCA(n_components=50, random_state=2).fit(x).transform(x).astype(np.float32)
+    expected = TSNE(n_components=2, perplexity=10, max_iter=300, init="pca", random_state=2,
+                    learning_rate="auto").fit_transform(inner)
+    np.testing.assert_allclose(result.coords, expected, atol=1e-4)
+    narrow = project(x[:, :20], "tsne", 2, cache=False, perplexity=10, max_iter=300)
+    assert "pca_components" not in narrow.params  # 20 dimensions: used as they are

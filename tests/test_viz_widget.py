@@ -2,8 +2,6 @@
 thread with a busy notice, search and neighbours highlight, and the static fallback renders."""
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
@@ -72,28 +70,54 @@ def test_changing_controls_redraws():
         ex.set(colour="topic")
 
 
-def test_tsne_runs_in_a_thread_with_a_busy_notice(monkeypatch):
+def test_tsne_runs_in_its_own_process_with_a_busy_notice():
     df = sentence_frame(clusters=2, per_cluster=10)
     ex = explore(df, color="topic")  # background=True, as in a notebook
-    release, started = threading.Event(), threading.Event()
-    real_project = widget_module.project
-
-    def slow_project(*args, **kwargs):
-        started.set()
-        assert release.wait(10), "never released"
-        return real_project(*args, **kwargs)
-
-    monkeypatch.setattr(widget_module, "project", slow_project)
     ex.set(method="tsne", perplexity=5)
-    assert started.wait(10)
-    assert "running t-SNE on 20 points" in ex.status.value
+    job = ex._job
+    assert job is not None and job.pid > 0 and "running t-SNE on 20 points in its own process" in ex.status.value
     assert ex.plot.layout.title.text.startswith("PCA")  # the old plot stays while t-SNE runs
+    assert ex._stop.layout.display is None  # the Stop button shows while it runs
     ex.color.value = "(none)"  # the kernel answers meanwhile: the old projection is redrawn
     assert [t.name for t in _traces(ex)] == ["points"]
-    release.set()
-    ex.wait(20)
-    assert ex.plot.layout.title.text.startswith("t-SNE")
-    assert "t-SNE of 20 points" in ex.status.value
+    ex.wait(60)
+    assert ex.plot.layout.title.text.startswith("t-SNE") and "t-SNE of 20 points" in ex.status.value
+    assert ex._stop.layout.display == "none"
+    clear_cache()
+    expected = project(to_matrix(df), "tsne", 2, perplexity=5)  # the same fit in this process
+    (trace,) = _traces(ex)
+    np.testing.assert_allclose(np.c_[trace.x, trace.y], expected.coords[np.asarray(trace.customdata)], atol=1e-6)
+
+
+def test_stop_ends_a_running_projection_and_its_process():
+    """Issue 23: t-SNE at 20k points ran 141 s and kept the CPU busy after the user moved on."""
+    import time
+
+    from _viz_support import clustered_matrix
+
+    from nlu_lite.viz import explore as explore_matrix
+
+    matrix, _ = clustered_matrix(clusters=4, per_cluster=1500, dim=32)
+    ex = explore_matrix(matrix, labels=[str(i) for i in range(len(matrix))], max_points=None)
+    ex.set(method="tsne", max_iter=5000)
+    job = ex._job
+    assert job.running
+    time.sleep(1.0)
+    ex._stop.click()  # as the button would
+    deadline = time.time() + 5
+    while job._process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert job._process.poll() is not None  # the process is gone: no CPU left busy
+    ex.wait(10)
+    assert "stopped after" in ex.status.value and ex.plot.layout.title.text.startswith("PCA")
+    # switching method while a run is under way ends the older run too
+    ex.set(method="tsne", max_iter=5000, perplexity=40)
+    first = ex._job
+    ex.set(method="svd")
+    deadline = time.time() + 5
+    while first._process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert first._process.poll() is not None and ex.plot.layout.title.text.startswith("Truncated SVD")
 
 
 def test_selection_from_the_browser_comes_back_as_rows():

@@ -149,8 +149,9 @@ class Projection:
     def describe(self) -> str:
         """The parameters that shape the picture, for a plot title (``""`` when none do)."""
         p = self.params
+        first = f", on {p['pca_components']} principal components" if "pca_components" in p else ""
         if self.method == "tsne":
-            return f"perplexity {p['perplexity']:g}, {p['max_iter']} iterations"
+            return f"perplexity {p['perplexity']:g}, {p['max_iter']} iterations{first}"
         gamma = "auto" if p.get("gamma") is None else f"{p['gamma']:g}"
         if self.method == "kernel_pca":
             return f"{p['kernel']} kernel" + (f", gamma {gamma}" if "gamma" in p else "")
@@ -159,6 +160,8 @@ class Projection:
             return f"{p['affinity']} affinity, {detail}"
         if self.method in ("isomap", "lle"):
             return f"n_neighbors {p['n_neighbors']}"
+        if self.method == "umap":
+            return f"n_neighbors {p['n_neighbors']}, min_dist {p['min_dist']:g}{first}"
         return ""
 
 
@@ -287,6 +290,8 @@ def project(
     - ``"tsne"`` (PCA-initialised): ``perplexity``, ``learning_rate``, ``max_iter`` (≥ 250),
       ``random_state``, ``metric``.
     - ``"umap"`` (``pip install umap-learn``): ``n_neighbors``, ``min_dist``, ``random_state``, ``metric``.
+    - t-SNE and UMAP run on the first 50 principal components of wider inputs (``params["pca_components"]``
+      says so): as scikit-learn advises for t-SNE, faster and less noisy; UMAP places new rows through both.
     - ``"isomap"``: ``n_neighbors``; ≤ 5,000 points. It takes no seed: refits agree to ~1e-12.
     - ``"mds"`` (metric MDS, SMACOF, classical-MDS start where scikit-learn offers it):
       ``random_state``; ≤ 1,000 points.
@@ -303,38 +308,58 @@ def project(
     >>> p.coords.shape, p.label
     ((50, 2), 'Isomap')
     """
-    method = normalize_method(method)
-    if dimensions not in (2, 3):
-        raise InputError(f"dimensions must be 2 or 3, got {dimensions!r}")
-    matrix = np.asarray(matrix)
-    if matrix.ndim != 2 or len(matrix) == 0:
-        raise InputError(f"expected a non-empty (n, dim) matrix, got shape {matrix.shape}")
-    params = _params(
-        method, random_state=random_state, perplexity=perplexity, learning_rate=learning_rate,
-        max_iter=max_iter, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric, kernel=kernel,
-        gamma=gamma, affinity=affinity,
+    method, matrix, params, key = prepare(
+        matrix, method, dimensions, cache, random_state=random_state, perplexity=perplexity,
+        learning_rate=learning_rate, max_iter=max_iter, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
+        kernel=kernel, gamma=gamma, affinity=affinity,
     )
-    _check_size(method, len(matrix), dimensions)
-    key = _key(matrix, method, dimensions, params) if cache else None
     if key is not None:
         with _lock:
             if key in _cache:
                 _cache.move_to_end(key)
                 return _cache[key]
     started = time.perf_counter()
-    coords, used, ratio, fitted = _FITS[method](np.asarray(matrix, dtype=np.float32), dimensions, dict(params))
+    fit = _FITS[method](np.asarray(matrix, dtype=np.float32), dimensions, dict(params))
+    return finish(method, dimensions, fit, time.perf_counter() - started, key, matrix.shape)
+
+
+def prepare(matrix: np.ndarray, method: str, dimensions: int, cache: bool, **given: Any):
+    """Check the arguments of a projection: ``(method, matrix, params, cache key or None)``."""
+    method = normalize_method(method)
+    if dimensions not in (2, 3):
+        raise InputError(f"dimensions must be 2 or 3, got {dimensions!r}")
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or len(matrix) == 0:
+        raise InputError(f"expected a non-empty (n, dim) matrix, got shape {matrix.shape}")
+    params = _params(method, **given)
+    _check_size(method, len(matrix), dimensions)
+    return method, matrix, params, (_key(matrix, method, dimensions, params) if cache else None)
+
+
+def finish(method: str, dimensions: int, fit: tuple, seconds: float, key: tuple | None,
+           shape: tuple[int, ...]) -> Projection:
+    """A fit's ``(coords, params used, variance ratio, fitted reducer)`` as a :class:`Projection`, cached."""
+    coords, used, ratio, fitted = fit
     result = Projection(
         coords=np.asarray(coords, dtype=np.float64), method=method, dimensions=dimensions, params=used,
-        explained_variance_ratio=ratio, seconds=time.perf_counter() - started,
+        explained_variance_ratio=ratio, seconds=seconds,
         transform=getattr(fitted, "transform", None) if method in PLACEABLE else None,
     )
-    logger.info("%s of %d x %d took %.2f s", result.label, *matrix.shape, result.seconds)
+    logger.info("%s of %d x %d took %.2f s", result.label, *shape, result.seconds)
     if key is not None:
         with _lock:
             _cache[key] = result
             while len(_cache) > CACHE_SIZE:
                 _cache.popitem(last=False)
     return result
+
+
+def cached(key: tuple | None) -> Projection | None:
+    """The cached projection under ``key`` (from :func:`prepare`), or None."""
+    if key is None:
+        return None
+    with _lock:
+        return _cache.get(key)
 
 
 def cached_projection(matrix: np.ndarray, method: str = "pca", dimensions: int = 2, **params: Any) -> Projection | None:
@@ -408,8 +433,34 @@ def _kernel_pca(x: np.ndarray, dimensions: int, params: dict[str, Any]):
     return _padded(kpca.fit_transform(x), len(x), dimensions), params, None, kpca
 
 
+PCA_FIRST = 50  # t-SNE and UMAP start from this many principal components (scikit-learn's advice for t-SNE)
+
+
+def _principal_first(x: np.ndarray, params: dict[str, Any]):
+    """``x`` reduced to its first :data:`PCA_FIRST` principal components when it has more (faster, less
+    noise), and the fitted PCA (None when ``x`` is used as it is); ``params`` records it."""
+    if x.shape[1] <= PCA_FIRST or len(x) <= PCA_FIRST:
+        return x, None
+    pca = _sklearn("decomposition").PCA(n_components=PCA_FIRST, random_state=params["random_state"]).fit(x)
+    params["pca_components"] = PCA_FIRST
+    return pca.transform(x).astype(np.float32), pca
+
+
+class _Chain:
+    """PCA then the reducer fitted on its output: places new rows the way the fitted rows were placed."""
+
+    def __init__(self, first: Any, then: Any) -> None:
+        self.first, self.then = first, then
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        inner = x if self.first is None else self.first.transform(x).astype(np.float32)
+        return self.then.transform(inner)
+
+
 def _tsne(x: np.ndarray, dimensions: int, params: dict[str, Any]):
     manifold = _sklearn("manifold")
+    verbose = params.pop("verbose", 0)  # the subprocess runner reads t-SNE's progress lines
+    x, _ = _principal_first(x, params)
     n = len(x)
     if params["perplexity"] >= n:  # scikit-learn requires perplexity < n_samples
         lowered = max(1.0, (n - 1) / 3)
@@ -420,19 +471,22 @@ def _tsne(x: np.ndarray, dimensions: int, params: dict[str, Any]):
     iterations = "max_iter" if "max_iter" in inspect.signature(manifold.TSNE).parameters else "n_iter"
     tsne = manifold.TSNE(
         n_components=dimensions, perplexity=params["perplexity"], learning_rate=params["learning_rate"], init="pca",
-        random_state=params["random_state"], metric=params["metric"], **{iterations: params["max_iter"]},
+        random_state=params["random_state"], metric=params["metric"], verbose=verbose,
+        **{iterations: params["max_iter"]},
     )
     return tsne.fit_transform(x), params, None, None
 
 
 def _umap(x: np.ndarray, dimensions: int, params: dict[str, Any]):
     umap = require("umap", "viz", package="umap-learn")
+    params.pop("verbose", 0)
+    x, first = _principal_first(x, params)
     _fewer_neighbours(params, len(x))
     reducer = umap.UMAP(
         n_components=dimensions, n_neighbors=params["n_neighbors"], min_dist=params["min_dist"],
         random_state=params["random_state"], metric=params["metric"],
     )
-    return reducer.fit_transform(x), params, None, reducer
+    return reducer.fit_transform(x), params, None, _Chain(first, reducer)
 
 
 def _isomap(x: np.ndarray, dimensions: int, params: dict[str, Any]):

@@ -31,6 +31,7 @@ from .frames import (
     select_rows,
     viz_frame,
 )
+from .jobs import FitJob, FitStopped, fit_in_process
 from .neighbours import METRICS, nearest_neighbours, query_vector
 from .plots import MAX_POINTS, ROLE_POINTS, Points, figure_from_points
 from .reduce import (
@@ -38,6 +39,7 @@ from .reduce import (
     KERNELS,
     METHODS,
     REDUCERS,
+    Projection,
     cached_projection,
     check_choice,
     method_parameters,
@@ -145,6 +147,7 @@ class Explorer:
         self._generation = 0
         self._lasso_drawn = False  # plotly.js holds a lasso / box shape
         self._thread: threading.Thread | None = None
+        self._job: FitJob | None = None
         self._lock = threading.RLock()
         self._muted = False  # set() changes several controls, then refreshes once
         self._build(method, dimensions, color, symbol, height)
@@ -180,6 +183,10 @@ class Explorer:
         self.metric = w.ToggleButtons(options=list(METRICS), value="cosine", style={"button_width": "90px"},
                                       layout=w.Layout(width="auto"))
         self._find = w.Button(description="Find", icon="search", layout=w.Layout(width="80px"))
+        self._stop = w.Button(description="Stop", icon="stop", button_style="warning",
+                              tooltip="end the running projection (its process is killed)",
+                              layout=w.Layout(width="80px", display="none"))
+        self._stop.on_click(lambda _button: self.stop())
         self._neighbour_table = w.HTML()
         self.status = w.HTML()
         self._selection_info = w.HTML("<i>lasso or box-select points to get them as rows: explorer.selected</i>")
@@ -206,7 +213,7 @@ class Explorer:
             w.HBox([self.method, self.dimensions, self.color, self.symbol], layout=w.Layout(align_items="center")),
             self._parameter_row,
             w.HBox([self.search_box, self._search_info]),
-            self.status,
+            w.HBox([self.status, self._stop], layout=w.Layout(align_items="center")),
             self.plot,
             w.HBox([self.neighbour_query, self.k, self.metric, self._find]),
             self._neighbour_table,
@@ -292,15 +299,54 @@ class Explorer:
         except InputError as exc:  # a bad value typed in a text box: say so, keep the old plot
             self.status.value = f"<span class='nlu-lite-error'>⚠ {html.escape(str(exc))}</span>"
             return
+        self.stop()  # a run for older controls: end it, its result would be thrown away
         if cached or REDUCERS[method].fast or not self.background:
             self._project_and_draw(generation, method, dims, params, cached)
             return
         label = METHODS[method]
-        self.status.value = (f"<span class='nlu-lite-busy'>⏳ running {label} on {len(self.positions):,} points"
-                             "… the kernel stays free</span>")
-        self._thread = threading.Thread(target=self._project_and_draw, args=(generation, method, dims, params, False),
-                                        name=f"nlu-lite-{method}", daemon=True)
+        busy = f"⏳ running {label} on {len(self.positions):,} points in its own process… the kernel stays free"
+        self.status.value = f"<span class='nlu-lite-busy'>{busy}</span>"
+
+        def progress(iteration: int, total: int) -> None:
+            if generation == self._generation:
+                self.status.value = f"<span class='nlu-lite-busy'>{busy} iteration {iteration:,} of {total:,}</span>"
+
+        try:
+            job = fit_in_process(self._matrix, method, dims, on_progress=progress, **params)
+        except InputError as exc:
+            self.status.value = f"<span class='nlu-lite-error'>⚠ {html.escape(str(exc))}</span>"
+            return
+        self._job = job
+        self._stop.layout.display = None
+        self._thread = threading.Thread(target=self._wait_and_draw, args=(generation, job), name=f"nlu-lite-{method}",
+                                        daemon=True)
         self._thread.start()
+
+    def _wait_and_draw(self, generation: int, job: FitJob) -> None:
+        try:
+            projection = job.result()
+        except FitStopped as exc:
+            if generation == self._generation:  # stopped by the user, not replaced by a newer run
+                self.status.value = (f"<span class='nlu-lite-stopped'>⏹ {html.escape(str(exc))}; the plot shows the "
+                                     "last finished projection</span>")
+            return
+        except Exception as exc:
+            logger.exception("projection failed")
+            self.status.value = f"<span class='nlu-lite-error'>⚠ {html.escape(str(exc))}</span>"
+            return
+        finally:
+            if self._job is job:
+                self._stop.layout.display = "none"
+        self._draw(generation, projection, cached=False)
+
+    def stop(self) -> Explorer:
+        """End a running projection now (its process is killed, the CPU goes idle); the plot keeps the last
+        finished one. Returns self."""
+        job, self._job = self._job, None
+        if job is not None:
+            job.stop()
+            self._stop.layout.display = "none"
+        return self
 
     def _project_and_draw(self, generation: int, method: str, dims: int, params: dict[str, Any],
                           cached: bool) -> None:
@@ -312,6 +358,9 @@ class Explorer:
             if not self.background:
                 raise
             return
+        self._draw(generation, projection, cached)
+
+    def _draw(self, generation: int, projection: Projection, cached: bool) -> None:
         with self._lock:
             if generation != self._generation:  # the controls changed meanwhile: a newer run draws
                 return
@@ -327,6 +376,8 @@ class Explorer:
     def wait(self, timeout: float | None = None) -> Explorer:
         """Wait for a projection running in the background (returns self)."""
         thread = self._thread
+        if thread is not None and thread.is_alive() and self._job is None:  # stopped: nothing will come
+            thread.join(1)
         if thread is not None:
             thread.join(timeout)
         return self
