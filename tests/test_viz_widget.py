@@ -335,3 +335,29 @@ def test_neighbours_outside_the_sample_and_a_typed_query_are_drawn_where_the_met
     assert "not drawn" in star.name and len(star.x) == 0
     ex.find_neighbours("a text that is not in the frame", k=10)
     assert f"{inside} of 10 drawn" in ex._neighbour_table.value
+
+
+def test_a_saved_state_reopens_the_same_view():
+    import json
+
+    df = sentence_frame(clusters=3, per_cluster=20)
+    ex = explore(df, color="topic", background=False, max_points=50, sample_seed=3)
+    ex.set(method="tsne", perplexity=7, max_iter=300, random_state=4)
+    ex.select([1, 5, 9])
+    ex.search_box.value = "Sentence 1"
+    ex.find_neighbours(7, k=4)
+    ex.plot.update_layout(xaxis_range=[-3, 2], yaxis_range=[0, 1])  # as a zoom in the browser would
+    state = json.loads(json.dumps(ex.state()))  # saved as JSON (a file, notebook metadata)
+    assert state["method"] == "tsne" and state["parameters"]["perplexity"] == 7 and state["selection"] == [1, 5, 9]
+    again = explore(df, state=state, background=False)
+    assert again.state() == state
+    assert again.positions.tolist() == ex.positions.tolist()  # the same sample
+    np.testing.assert_allclose(again.points.projection.coords, ex.points.projection.coords)
+    assert again.selected.index.tolist() == [1, 5, 9] and again.neighbours.position.tolist() == \
+        ex.neighbours.position.tolist()
+    assert again.matches.index.tolist() == ex.matches.index.tolist()
+    assert list(again.plot.layout.xaxis.range) == [-3, 2]
+    with pytest.raises(InputError, match="frame of 60 rows, not 59"):
+        explore(df.iloc[:59], state=state)
+    with pytest.raises(InputError, match="explorer.state"):
+        explore(df, state={"method": "pca"})

@@ -124,6 +124,7 @@ class Explorer:
         height: int = 600,
         opacity: float | str = "auto",
         point_labels: bool | str = "auto",
+        restore: dict[str, Any] | None = None,
     ) -> None:
         self.df = df
         self.opacity, self.point_labels = opacity, point_labels
@@ -154,6 +155,11 @@ class Explorer:
         self._build_parameters(perplexity=perplexity, learning_rate=learning_rate, max_iter=max_iter,
                                random_state=random_state, n_neighbors=n_neighbors, min_dist=min_dist,
                                kernel=kernel, gamma=gamma, affinity=affinity)
+        self._last_query: Any = None
+        self._pending_view: dict[str, Any] = {}
+        self._restore_query: Any = None
+        if restore is not None:
+            self._restore(restore)
         self._refresh()
 
     # ---- layout ---------------------------------------------------------------------------
@@ -205,8 +211,8 @@ class Explorer:
             control.observe(lambda _change: self._muted or self._redraw(), names="value")
         self.search_box.observe(lambda change: self.search(change["new"]), names="value")
         self.neighbour_query.observe(lambda change: self._neighbours_from_box(), names="value")
-        self.k.observe(lambda _change: self._neighbours_from_box(), names="value")
-        self.metric.observe(lambda _change: self._neighbours_from_box(), names="value")
+        self.k.observe(lambda _change: self._muted or self._neighbours_from_box(), names="value")
+        self.metric.observe(lambda _change: self._muted or self._neighbours_from_box(), names="value")
         self._find.on_click(lambda _button: self._neighbours_from_box())
 
         self.widget = w.VBox([
@@ -366,7 +372,15 @@ class Explorer:
                 return
             self._points = Points(self.positions, projection, self._hover, len(self.df), self.level,
                                   self.max_points, self.sample_seed)
+            query, self._restore_query = self._restore_query, None
+            if isinstance(query, str):  # a restored state's neighbour query: the box fills its panel
+                self.neighbour_query.value = query
+            elif query is not None:
+                self.find_neighbours(query)
             self._redraw()
+            view, self._pending_view = self._pending_view, {}
+            if view and self._static_output is None:  # a restored state's zoom or camera
+                self.plot.update_layout({key.replace(".", "_"): value for key, value in view.items()})
             sample = (f" (a random sample of {len(self.positions):,} of {len(self.df):,} rows)"
                       if len(self.positions) < len(self.df) else "")
             timing = f"(cached; fitted in {projection.seconds:.2f} s)" if cached else f"in {projection.seconds:.2f} s"
@@ -550,11 +564,20 @@ class Explorer:
         """Fill the neighbour panel for ``query`` (a text, a row position or a vector) and return the table."""
         k = self.k.value if k is None else k
         metric = metric or self.metric.value
+        if (k, metric) != (self.k.value, self.metric.value) and k in range(self.k.min, self.k.max + 1) \
+                and metric in METRICS:
+            muted, self._muted = self._muted, True  # the controls show what was asked, without a second search
+            try:
+                self.k.value, self.metric.value = k, metric
+            finally:
+                self._muted = muted
         try:
             table = nearest_neighbours(self.df, query, k, metric=metric, pipe=self.pipe)
         except InputError as exc:
             self._neighbour_table.value = f"<span class='nlu-lite-error'>{html.escape(str(exc))}</span>"
             return pd.DataFrame()
+        self._last_query = int(query) if isinstance(query, (int, np.integer)) and not isinstance(query, bool) \
+            else query
         vector, own = query_vector(self.df, query, pipe=self.pipe)
         self._neighbours, self._neighbour_rows, self._query_rows = table, table["position"].to_numpy(), own
         # a typed text that is no row of the frame: drawn as a star where the method can place it
@@ -584,6 +607,38 @@ class Explorer:
     def neighbours(self) -> pd.DataFrame:
         """The neighbour panel's table: rank, position, similarity / distance, the rows."""
         return self._neighbours
+
+    def state(self) -> dict[str, Any]:
+        """What this view is, as a JSON-able dict: ``explore(df, state=...)`` reopens it (same frame)."""
+        query = self._last_query
+        return {
+            "version": STATE_VERSION, "rows": len(self.df), "method": self.method.value,
+            "dimensions": self.dimensions.value,
+            "color": None if self.color.value == NONE else self.color.value,
+            "symbol": None if self.symbol.value == NONE else self.symbol.value,
+            "parameters": {name: control.value for name, control in self._parameter_controls().items()},
+            "max_points": self.max_points, "sample_seed": self.sample_seed,
+            "selection": self._selected_positions().tolist(), "search": self.search_box.value,
+            "neighbours": {"query": query if isinstance(query, (str, int)) else None, "k": self.k.value,
+                           "metric": self.metric.value},
+            "view": _view_of(self.plot.layout) if self._static_output is None else {},
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        """Selection, search, neighbours and view of a saved state (controls were set by the constructor)."""
+        chosen = select_rows(self.df, list(state.get("selection") or []))
+        self._selection = {KEPT: np.unique(chosen)} if len(chosen) else {}
+        self._show_selection()
+        neighbours = state.get("neighbours") or {}
+        self._muted = True
+        try:
+            self.k.value = neighbours.get("k", self.k.value)
+            self.metric.value = neighbours.get("metric", self.metric.value)
+            self.search_box.value = state.get("search") or ""
+        finally:
+            self._muted = False
+        self._pending_view = {k: v for k, v in (state.get("view") or {}).items() if k in VIEW_KEYS}
+        self._restore_query = neighbours.get("query")
 
     def set(self, **controls: Any) -> Explorer:
         """Change controls from Python, e.g. ``explorer.set(method='tsne', perplexity=20, color='topic')``."""
@@ -616,6 +671,24 @@ class Explorer:
         return self
 
 
+STATE_VERSION = 1
+VIEW_KEYS = ("xaxis.range", "yaxis.range", "scene.camera")
+
+
+def _view_of(layout: Any) -> dict[str, Any]:
+    """The zoom (2D axis ranges) or camera (3D) the user left the plot at, as plain lists and dicts."""
+    view = {}
+    for key in VIEW_KEYS:
+        value = layout
+        for part in key.split("."):
+            value = getattr(value, part, None) if value is not None else None
+        if value is not None:
+            value = value.to_plotly_json() if hasattr(value, "to_plotly_json") else list(value)
+            if value:
+                view[key] = value
+    return view
+
+
 def explore(df: pd.DataFrame, **kwargs: Any) -> Explorer:
     """An interactive explorer of a predict() frame; show it by making it a cell's last value.
 
@@ -636,5 +709,22 @@ def explore(df: pd.DataFrame, **kwargs: Any) -> Explorer:
 
     ``column``: which embedding column to explore in a frame of several models (``load('a b')``); ``df``
     may also be an ``(n, dim)`` matrix (``pipe.embed(...)``) with ``labels`` (a frame or texts).
+
+    ``state``: what :meth:`Explorer.state` returned (a JSON-able dict: save it with the notebook or a file), to
+    reopen the same view of the same frame: method and parameters, colour, sample, zoom or camera, selection,
+    search and neighbour query. Keyword arguments given beside it win.
     """
-    return Explorer(viz_frame(df, kwargs.pop("column", None), kwargs.pop("labels", None)), **kwargs)
+    state = kwargs.pop("state", None)
+    frame = viz_frame(df, kwargs.pop("column", None), kwargs.pop("labels", None))
+    if state is None:
+        return Explorer(frame, **kwargs)
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        raise InputError(f"state= takes what explorer.state() returned (version {STATE_VERSION}); got {state!r:.80}")
+    if state.get("rows") != len(frame):
+        raise InputError(f"this state is of a frame of {state.get('rows')} rows, not {len(frame)}: explore the "
+                         "frame it was saved from")
+    controls = {"method": state["method"], "dimensions": state["dimensions"], "color": state.get("color"),
+                "symbol": state.get("symbol"), "max_points": state.get("max_points", MAX_POINTS),
+                "sample_seed": state.get("sample_seed", 0), **state.get("parameters", {})}
+    explorer = Explorer(frame, **{**controls, **kwargs, "restore": state})
+    return explorer
