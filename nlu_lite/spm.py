@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -243,7 +244,9 @@ def read_model(path: str | Path) -> SpmModel:
     path = Path(path)
     try:
         with path.open("rb") as fh:
-            data = fh.read(MAX_MODEL_BYTES + 1)
+            # read what the file holds (read(n) would allocate n bytes first), never past the limit
+            size = os.fstat(fh.fileno()).st_size
+            data = fh.read(min(size, MAX_MODEL_BYTES) + 1)
     except OSError as exc:
         raise ConversionError(f"{path} cannot be read ({exc}); download the model again") from None
     if len(data) > MAX_MODEL_BYTES:

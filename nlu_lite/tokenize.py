@@ -196,6 +196,7 @@ class Framing:
         return len(self.prefix) + len(self.suffix)
 
 
+MAX_TOKENIZER_JSON_BYTES = 512 << 20  # real tokenizer.json files are at most tens of MB
 _PAD_TOKENS = ("[PAD]", "<pad>")
 _UNREACHABLE = -1e9  # a Unigram score no segmentation picks while any other exists
 
@@ -343,6 +344,11 @@ class PieceTokenizer:
         folder = Path(folder)
         path = folder / "tokenizer.json"
         if path.is_file():
+            if path.stat().st_size > MAX_TOKENIZER_JSON_BYTES:  # refused before parsing, which takes several times it
+                raise ConversionError(
+                    f"{path} has {path.stat().st_size:,} bytes, more than any real tokenizer file "
+                    f"({MAX_TOKENIZER_JSON_BYTES:,} allowed; real ones are at most tens of MB): the file is damaged "
+                    "or hostile; download the model again")
             try:
                 tokenizer = Tokenizer.from_file(str(path))
             except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception for every parse error
