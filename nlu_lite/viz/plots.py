@@ -233,7 +233,7 @@ def figure_from_points(
             traces.append(trace_type(
                 **coords(idx), name=name, legendgroup=name, marker=marker, legendrank=len(traces) + 1,
                 hovertext=hover[idx].tolist(), hovertemplate="%{hovertext}<extra>%{fullData.name}</extra>",
-                customdata=pos[idx].tolist(), meta=ROLE_POINTS, showlegend=bool(colour_by or symbol_by), **labelled,
+                customdata=pos[idx].astype(np.int32), meta=ROLE_POINTS, showlegend=bool(colour_by or symbol_by), **labelled,
             ))
     # draw order: grey groups under everything, then the largest first, so no group is painted over by a bigger
     # one; legendrank keeps the legend in category order
