@@ -9,6 +9,7 @@ pytest.importorskip("ipywidgets")
 pytest.importorskip("anywidget")
 pytest.importorskip("sklearn")
 
+from _viz_support import EMBEDDING as EMBEDDING_COLUMN
 from _viz_support import decode, plotted, point_traces, sentence_frame, token_frame
 from sklearn.decomposition import PCA
 
@@ -361,3 +362,28 @@ def test_a_saved_state_reopens_the_same_view():
         explore(df.iloc[:59], state=state)
     with pytest.raises(InputError, match="explorer.state"):
         explore(df, state={"method": "pca"})
+
+
+def test_two_models_explored_side_by_side_share_their_selection():
+    """Issue 23: compare with linked plots: select in one, the same rows are selected in the other."""
+    import nlu_lite
+
+    df = sentence_frame(clusters=3, per_cluster=10)
+    other = df.copy()
+    other[EMBEDDING_COLUMN] = list(np.random.default_rng(2).permutation(to_matrix(df)))
+    linked = nlu_lite.compare(df, other, k=3, names=("A", "B")).explore(background=False)
+    left, right = linked.left, linked.right
+    assert {t.name for t in _traces(left)} <= {str(v / 3) for v in range(4)}  # coloured by overlap@3
+    trace = _traces(left)[0]
+    left.plot._js2py_pointsCallback = {
+        "event_type": "plotly_selected",
+        "points": {"trace_indexes": [0, 0], "point_indexes": [0, 1], "xs": [0, 0], "ys": [0, 0]},
+        "selector": {"type": "lasso", "selector_state": {"xs": [0, 1, 1], "ys": [0, 0, 1]}},
+    }
+    chosen = sorted(int(p) for p in np.asarray(trace.customdata)[[0, 1]])
+    assert left.selected.index.tolist() == right.selected.index.tolist() == chosen
+    assert sorted(int(trace.customdata[i]) for trace in _traces(right) if trace.selectedpoints
+                  for i in trace.selectedpoints) == chosen  # drawn as selected on the right too
+    right.select([4])
+    assert left.selected.index.tolist() == [4] and linked.selected.index.tolist() == [4]
+    assert "nlu-lite-linked" in linked.widget._dom_classes

@@ -168,6 +168,21 @@ class Comparison:
             f"rank correlation {self.rank_correlation:.3f}")})
         return fig
 
+    def explore(self, color: Any = "overlap", height: int = 450, **kwargs: Any) -> LinkedExplorers:
+        """The two models as two explorers side by side, their selections linked: rows lassoed in one are
+        selected in the other, so a cluster of model A can be found in model B. ``color`` defaults to each
+        row's neighbour overlap; other keywords go to both :func:`.widget.explore` calls."""
+        from .widget import Explorer
+
+        frames = []
+        for frame in (self.a, self.b):
+            frame = frame.copy()
+            frame["overlap"] = self.rows["overlap"].to_numpy()
+            frame["rank_correlation"] = self.rows["rank_correlation"].to_numpy()
+            frames.append(frame)
+        left, right = (Explorer(f, color=color, height=height, **kwargs) for f in frames)
+        return LinkedExplorers(left, right, self.names)
+
     def _repr_html_(self) -> str:
         a_name, b_name = self.names
         moved = self.moved_most(5)
@@ -229,3 +244,41 @@ def compare(
         raise InputError(f"names= is two different labels, one per model; got {names!r}")
     return Comparison(rows, near_a, near_b, fa.reset_index(drop=True), fb.reset_index(drop=True), int(k),
                       (str(names[0]), str(names[1])))
+
+
+class LinkedExplorers:
+    """Two :class:`~nlu_lite.viz.widget.Explorer` views of the same rows side by side (``left``, ``right``), a
+    selection in either mirrored in the other. Display it as a cell's value."""
+
+    def __init__(self, left: Any, right: Any, names: tuple[str, str]) -> None:
+        from .._optional import require
+
+        w = require("ipywidgets", "viz")
+        self.left, self.right = left, right
+        self._mirroring = False
+        left.on_selection_change(lambda positions: self._mirror(right, positions))
+        right.on_selection_change(lambda positions: self._mirror(left, positions))
+        self.widget = w.HBox([w.VBox([w.HTML(f"<b>{html.escape(names[0])}</b>"), left.widget]),
+                              w.VBox([w.HTML(f"<b>{html.escape(names[1])}</b>"), right.widget])])
+        self.widget.add_class("nlu-lite-linked")
+
+    def _mirror(self, other: Any, positions: np.ndarray) -> None:
+        if self._mirroring:  # the other explorer's own change notice: already in step
+            return
+        self._mirroring = True
+        try:
+            if not np.array_equal(other._selected_positions(), positions):
+                other.select(positions)
+        finally:
+            self._mirroring = False
+
+    @property
+    def selected(self) -> pd.DataFrame:
+        """The selected rows (the same in both views), from the left frame."""
+        return self.left.selected
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def __repr__(self) -> str:
+        return f"LinkedExplorers({self.left!r}, {self.right!r})"

@@ -140,6 +140,7 @@ class Explorer:
         self._hover = hover_texts(sub)
         self._points: Points | None = None
         self._selection: dict[int, np.ndarray] = {}
+        self._selection_listeners: list[Any] = []
         self._matches = np.arange(0)
         self._neighbours = pd.DataFrame()
         self._neighbour_rows = np.arange(0)
@@ -479,12 +480,12 @@ class Explorer:
         self._lasso_drawn = True
         self._selection.pop(KEPT, None)
         self._selection[points.trace_index] = self._trace_positions(trace, points.point_inds)
-        self._show_selection()
+        self._selection_changed()
 
     def _on_deselect(self, _trace: Any, _points: Any) -> None:
         self._lasso_drawn = False
         self._selection = {}
-        self._show_selection()
+        self._selection_changed()
 
     def _on_click(self, trace: Any, points: Any, _state: Any) -> None:
         chosen = self._trace_positions(trace, points.point_inds)
@@ -495,7 +496,7 @@ class Explorer:
         """Set the selection from Python (positions, texts or a mask) and return the rows."""
         chosen = select_rows(self.df, rows)
         self._selection = {KEPT: np.unique(chosen)} if len(chosen) else {}
-        self._show_selection()
+        self._selection_changed()
         if self._static_output is None:
             with self.plot.batch_update():
                 _mark_selected(self.plot.data, self._selected_positions())
@@ -520,6 +521,16 @@ class Explorer:
         preview = self._table_html(chosen.head(TABLE_ROWS))
         self._selection_info.value = (f"<b class='nlu-lite-selected'>{len(chosen)} selected</b> (explorer.selected)"
                                       f"{' — first ' + str(TABLE_ROWS) if len(chosen) > TABLE_ROWS else ''}{preview}")
+
+    def _selection_changed(self) -> None:
+        self._show_selection()
+        positions = self._selected_positions()
+        for listener in list(self._selection_listeners):
+            listener(positions)
+
+    def on_selection_change(self, callback: Any) -> None:
+        """Call ``callback(positions)`` (the selected rows' ``iloc``) whenever the selection changes."""
+        self._selection_listeners.append(callback)
 
     def _table_html(self, rows: pd.DataFrame) -> str:
         keep = [c for c in ("rank", "similarity", "distance", "origin_index", self.level, self.color.value,
