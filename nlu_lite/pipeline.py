@@ -168,6 +168,15 @@ def _family(spec: ModelSpec) -> Any:
     return find_family(spec.architecture)
 
 
+def _int8_check(spec: ModelSpec, folder: Path, threads: int | None) -> Any:
+    """The self-check a new int8 graph of ``spec`` runs (:mod:`nlu_lite.int8_check`), with the model's tokenizer."""
+    from .int8_check import Int8Check, bound_from_env
+
+    tokenizer = PieceTokenizer.from_folder(folder, lowercase=not spec.case_sensitive,
+                                           bare=getattr(_family(spec), "bare_framing", False))
+    return Int8Check(tokenizer, int(spec.max_length or 512), bound_from_env(), threads)
+
+
 def _prompted(texts: list[str], prompt: str) -> list[str]:
     """``prompt + text`` for every text that is not blank (a blank one stays without vector, as ever)."""
     return [prompt + t if t.strip() else t for t in texts] if prompt else texts
@@ -235,7 +244,16 @@ class Pipeline:
         spec = artifacts.apply_folder_settings(spec, folder)  # a sentence-transformers folder's own settings
         head = artifacts.read_dense_layers(folder) if spec.task == "sentence" else ()  # its Dense layers, if any
         precision, graph = options.precision or "fp32", options.graph or "fused"
-        onnx_path = ensure_onnx(folder, precision="fp32" if precision == "bf16" else precision, graph=graph)
+        check = _int8_check(spec, folder, options.threads) if precision == "int8" else None
+        onnx_path = ensure_onnx(folder, precision="fp32" if precision == "bf16" else precision, graph=graph,
+                                int8_check=check)
+        if check is not None:
+            from .convert.store import int8_report
+            from .int8_check import refusal
+
+            report = int8_report(onnx_path)
+            if report is not None and not report["accepted"]:
+                raise refusal(spec.name, report)
         return cls._assemble(LoadRecipe(spec, precision, options.threads, options.providers, graph, options.offline,
                                         engine=options.engine), folder, onnx_path, source=str(folder), head=head)
 
@@ -323,15 +341,23 @@ class Pipeline:
             **({"sentence head": " -> ".join(f"Dense {d.weight.shape[1]}->{d.weight.shape[0]} ({d.activation})"
                                              for d in self.head)} if self.head else {}),
             "precision": self.precision,
+            **({"int8 check": self._int8_summary()} if self.precision == "int8" else {}),
             "runtime": _describe_runtime(self.encoder),
             "source": self.source,
             "output column": self.spec.embedding_column,
         }
 
+    def _int8_summary(self) -> str:
+        from .convert.store import int8_report
+        from .int8_check import summary
+
+        return summary(int8_report(self.model_path) if self.model_path else None)
+
     def __repr__(self) -> str:
         s = self._summary()
+        check = f", int8 check={s['int8 check']!r}" if "int8 check" in s else ""
         return (f"Pipeline(alias={s['alias']!r}, task={self.spec.task!r}, dim={self.spec.dim}, "
-                f"layers={self.spec.layers}, precision={self.precision!r}, runtime={s['runtime']!r})")
+                f"layers={self.spec.layers}, precision={self.precision!r}, runtime={s['runtime']!r}{check})")
 
     def _repr_html_(self) -> str:
         rows = "".join(
@@ -359,6 +385,8 @@ class Pipeline:
         lines.append(">>> nlu_lite.load(...) settings of this pipeline:")
         for name in ("engine", "precision", "threads", "providers", "graph", "offline"):
             lines.append(f"    {name}={getattr(recipe, name, None) if recipe else None!r}")
+        if self.precision == "int8":
+            lines.append(f"int8 check: {self._int8_summary()}")
         print("\n".join(lines))
 
     # -- options and schema -------------------------------------------------------------

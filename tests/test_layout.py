@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).parents[1] / "nlu_lite"
 FLOW = [
     "errors", "choices", "_env", "_optional", "_arrays", "cache",
     "convert", "registry", "artifacts", "specs", "runtime", "openvino_engine", "bundle",
-    "options", "inputs", "sentences", "units", "spm", "tokenize", "windows", "batching", "encode", "pooling", "frame",
+    "options", "inputs", "sentences", "units", "spm", "tokenize", "int8_check", "windows", "batching", "encode", "pooling", "frame",
     "chunks", "pipeline", "stream", "group", "api", "runners", "spark", "dask", "viz", "sklearn", "cli",
 ]
 

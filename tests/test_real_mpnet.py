@@ -79,7 +79,8 @@ def _batches(pipe, texts):
 def _int8_cosines(mpnet_dir, corpus) -> np.ndarray:
     pipe = nlu_lite.load(path=mpnet_dir)
     fp32 = OnnxEncoder.from_path(ensure_onnx(mpnet_dir), threads=2)
-    quantized = OnnxEncoder.from_path(ensure_onnx(mpnet_dir, precision="int8"), threads=2)
+    # the graph load(precision='int8') serves: the one its self-check accepted
+    quantized = OnnxEncoder.from_path(nlu_lite.load(path=mpnet_dir, precision="int8").model_path, threads=2)
     cosines = []
     for ids, mask in _batches(pipe, corpus):
         cosines.append(cosine_per_token(quantized.run(ids, mask)["last_hidden_state"],
@@ -87,19 +88,31 @@ def _int8_cosines(mpnet_dir, corpus) -> np.ndarray:
     return np.concatenate(cosines)
 
 
+def test_the_self_check_keeps_the_feed_forward_output_in_fp32(mpnet_dir, cache):
+    """On the check corpus every MatMul int8 measured 0.99658 mean / 0.98618 min per token (AMD EPYC, onnxruntime
+    1.32), short of the 0.998 mean: the check kept the GELU-fed MatMuls (feed-forward output) fp32 and accepted
+    0.99855 / 0.99660."""
+    from nlu_lite.convert.store import int8_report
+
+    report = int8_report(nlu_lite.load(path=mpnet_dir, precision="int8").model_path)
+    assert report["accepted"] and report["kept_fp32"] == ["gelu", "relu"], report["steps"]
+    first, accepted = report["steps"]
+    assert first["token_mean"] < 0.998 <= accepted["token_mean"] and accepted["token_min"] >= 0.98
+
+
 def test_int8_per_token_fidelity(mpnet_dir, corpus, cache):
-    """Measured on 7,110 positions (AMD EPYC, onnxruntime 1.32): mean 0.99725, 1st percentile 0.9937, min 0.663.
-    The mean is what 12 layers cost; the min is two '.' pieces deep inside 384-piece windows, whose final states
-    no single layer's quantisation breaks (each layer alone: min >= 0.994 but layer 0: 0.696) but all together do.
-    The method before (one scale per call) measured 0.99718 / 0.666 on this corpus."""
+    """Measured on 7,110 positions (AMD EPYC, onnxruntime 1.32) with the checked graph (feed-forward output fp32):
+    mean 0.99841, 1st percentile 0.9964, min 0.631; every MatMul int8 gave 0.99725 / 0.9937 / 0.663. The min is
+    two '.' pieces deep inside 384-piece windows: no single group of MatMuls kept fp32 lifts it (feed-forward
+    output 0.631, input 0.724, Q/K/V 0.724, attention output 0.634, layers 0 and 11 whole 0.660)."""
     cos = _int8_cosines(mpnet_dir, corpus)
     assert cos.size > 7000
-    assert cos.mean() >= 0.997 and np.percentile(cos, 1) >= 0.99, (cos.mean(), np.percentile(cos, 1))
+    assert cos.mean() >= 0.998 and np.percentile(cos, 1) >= 0.995, (cos.mean(), np.percentile(cos, 1))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 22's bound on a 12-layer model: min per-token cosine 0.663 measured "
-                                       "(two '.' pieces in 384-piece windows); self-checking int8 that keeps more "
-                                       "in fp32 until the bound holds is not built yet")
+@pytest.mark.xfail(strict=True, reason="issue 22's min bound on a 12-layer model: the checked graph's mean passes "
+                                       "(0.99841) but two '.' pieces deep in 384-piece windows stay near 0.63, which "
+                                       "no group of MatMuls kept fp32 lifts (see test_int8_per_token_fidelity)")
 def test_int8_meets_issue_22s_bound(mpnet_dir, corpus, cache):
     cos = _int8_cosines(mpnet_dir, corpus)
     assert cos.mean() >= 0.998 and cos.min() >= 0.98, (cos.mean(), cos.min())

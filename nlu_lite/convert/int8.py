@@ -275,19 +275,20 @@ def _probe_session(model: Any, options: Any) -> Any:
 
 
 def make_plan(model: Any, metadata: Mapping[str, Any], keep_fp32: Iterable[str] = (),
-              per_token: Iterable[str] = ()) -> Plan:
+              per_token: Iterable[str] = (), keep_kinds: Iterable[str] = ()) -> Plan:
     """Decide every MatMul's quantisation and calibrate the smoothing of LayerNorm-fed inputs.
 
     A family's int8 plan, as glob patterns of weight initializer names (the builder's, e.g.
     ``*.wo.weight_t``): ``keep_fp32`` (``Family.int8_fp32``), MatMuls that stay fp32, for inputs one
     scale cannot serve; ``per_token`` (``Family.int8_per_token``), MatMuls whose input is quantised
     per token like a LayerNorm output's (an RMS norm's, a gated product's), which the graph's
-    own ops do not say."""
+    own ops do not say. ``keep_kinds``: input kinds (``"gelu"``, ``"relu"``, ``"ln"``, ``"token"``) whose
+    MatMuls stay fp32, the self-check's escalation (:mod:`nlu_lite.int8_check`)."""
     import fnmatch
 
     g = _Graph(model.graph)
     result = Plan()
-    keep, token = tuple(keep_fp32), tuple(per_token)
+    keep, token, kept_kinds = tuple(keep_fp32), tuple(per_token), frozenset(keep_kinds)
     for node in _weight_matmuls(g) + _attentions(g):
         if any(fnmatch.fnmatchcase(node.input[1], p) for p in keep):
             result.fp32.add(node.input[1])
@@ -295,6 +296,9 @@ def make_plan(model: Any, metadata: Mapping[str, Any], keep_fp32: Iterable[str] 
         kind = _input_kind(g, node.input[0])
         if kind == "token" and any(fnmatch.fnmatchcase(node.input[1], p) for p in token):
             kind = "ln"
+        if kind in kept_kinds:
+            result.fp32.add(node.input[1])
+            continue
         result.kinds[node.input[0]] = kind
     groups = _smoothing_groups(g, result.kinds, result.fp32)
     maxima = calibrate(model, sorted({a for acts, _ in groups for a in acts}), metadata)
@@ -444,7 +448,7 @@ def rewrite(model: Any, plan: Plan) -> Any:
 
     r = _Rewriter(model, plan)
     matmuls = {id(n) for n in _weight_matmuls(r.g) if n.input[0] in plan.kinds and n.input[1] not in plan.fp32}
-    attentions = {id(n) for n in _attentions(r.g) if n.input[0] in plan.kinds}
+    attentions = {id(n) for n in _attentions(r.g) if n.input[0] in plan.kinds and n.input[1] not in plan.fp32}
     lookups = {id(n) for n in _word_embeddings(r.g)}
     for node in list(model.graph.node):
         if id(node) in matmuls:
@@ -467,11 +471,11 @@ def rewrite(model: Any, plan: Plan) -> Any:
 
 
 def quantize_model(model: Any, metadata: Mapping[str, Any] | None = None, keep_fp32: Iterable[str] = (),
-                   per_token: Iterable[str] = ()) -> Any:
+                   per_token: Iterable[str] = (), keep_kinds: Iterable[str] = ()) -> Any:
     """The int8 version of an fp32 nlu_lite ``ModelProto`` (weights loaded), changed in place.
 
     ``metadata``: the model's nlu_lite metadata (``vocab_size`` and ``max_position_embeddings``
     bound the calibration ids when the graph does not show them). ``keep_fp32``, ``per_token``: the
     family's int8 plan, see :func:`make_plan`.
     """
-    return rewrite(model, make_plan(model, metadata or {}, keep_fp32, per_token))
+    return rewrite(model, make_plan(model, metadata or {}, keep_fp32, per_token, keep_kinds))

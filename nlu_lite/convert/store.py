@@ -34,6 +34,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from filelock import Timeout
 
@@ -114,14 +115,15 @@ def _check_options(precision: str, graph: str) -> None:
         raise ConversionError(f"graph={graph!r} is not one of {list(GRAPH_VARIANTS)}")
 
 
-def quantize_int8(source: str | os.PathLike, out_path: str | os.PathLike) -> Path:
+def quantize_int8(source: str | os.PathLike, out_path: str | os.PathLike, keep_kinds: tuple[str, ...] = ()) -> Path:
     """Dynamic int8 of an fp32 nlu_lite ONNX model, written atomically (with its ``.data`` file).
 
     Per-channel int8 weights; activations quantised per token where that decides accuracy
     (see :mod:`nlu_lite.convert.int8`): all-MiniLM-L6-v2's per-token cosine to fp32 goes from
     0.991 mean / 0.952 min (one scale per MatMul call) to 0.9986 / 0.990 at the same speed
     (``benchmarks/int8.md``). The metadata records ``"precision": "int8"`` and ``"int8_method"``.
-    Deterministic: the same source gives the same bytes.
+    Deterministic: the same source gives the same bytes. ``keep_kinds``: MatMul input kinds kept fp32 (the
+    self-check's escalation, recorded as ``"int8_fp32_kinds"``).
     """
     import onnx
 
@@ -131,9 +133,10 @@ def quantize_int8(source: str | os.PathLike, out_path: str | os.PathLike) -> Pat
     props = {p.key: p.value for p in model.metadata_props}
     metadata = json.loads(props[METADATA_KEY]) if METADATA_KEY in props else {}
     keep, per_token = _int8_plan(metadata)
-    quantize_model(model, metadata, keep, per_token)
+    quantize_model(model, metadata, keep, per_token, keep_kinds)
     if METADATA_KEY in props:
-        extra = {**({"int8_fp32": list(keep)} if keep else {}), **({"int8_per_token": list(per_token)} if per_token else {})}
+        extra = {**({"int8_fp32": list(keep)} if keep else {}), **({"int8_per_token": list(per_token)} if per_token else {}),
+                 **({"int8_fp32_kinds": list(keep_kinds)} if keep_kinds else {})}
         props[METADATA_KEY] = json.dumps({**metadata, "precision": "int8", "int8_method": INT8_METHOD, **extra},
                                          sort_keys=True)
         onnx.helper.set_model_props(model, props)
@@ -301,12 +304,17 @@ def onnx_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
 
 
 def ensure_onnx(folder: str | os.PathLike, *, precision: Precision = "fp32", cache_dir: str | os.PathLike | None = None,
-                graph: GraphVariant = DEFAULT_GRAPH) -> Path:
+                graph: GraphVariant = DEFAULT_GRAPH, int8_check: Any = None) -> Path:
     """The cached ONNX model for a checkpoint folder, converting it the first time.
 
     Returns ``<cache>/onnx/<key>/model.onnx`` (weights in ``model.onnx.data`` beside it); the entry's ``manifest.json`` records the
     source files' sha256, converter version, opset, precision, graph variant and source
     folder. Two processes asking at once convert once (a file lock per entry).
+
+    ``int8_check`` (int8 only): a callable ``check(fp32_path, int8_path, requantize) -> report`` with a ``key``
+    (a dict, part of the entry's key) that measures the int8 graph against fp32 and may quantise again with
+    more kept fp32 (``requantize(kinds)``); its report is stored in the manifest (``"int8_report"``) and read
+    back with :func:`int8_report` (:mod:`nlu_lite.int8_check` builds it: the tokenizer lives right of here).
 
     >>> path = ensure_onnx("all-MiniLM-L6-v2/")  # doctest: +SKIP
     >>> OnnxEncoder.from_path(path)  # doctest: +SKIP
@@ -317,6 +325,8 @@ def ensure_onnx(folder: str | os.PathLike, *, precision: Precision = "fp32", cac
     memo = None if cache_dir is None else base / "hashes"
     read_config(folder)  # a clear error for a folder that is not a checkpoint, before hashing
     expected = _expected(folder, precision, graph, memo)
+    if precision == "int8" and int8_check is not None:
+        expected["int8_check"] = dict(int8_check.key)
     entry = base / _entry_key(expected)
     model = entry / "model.onnx"
     problem = _entry_problem(entry, expected, memo)
@@ -339,12 +349,16 @@ def ensure_onnx(folder: str | os.PathLike, *, precision: Precision = "fp32", cac
         _sweep_entry(entry)
         _check_sources(folder, expected, memo)
         (entry / "manifest.json").unlink(missing_ok=True)  # the entry is invalid until rewritten
+        report = None
         if precision == "int8":
             fp32 = ensure_onnx(folder, precision="fp32", cache_dir=cache_dir, graph=graph)
             quantize_int8(fp32, model)
+            if int8_check is not None:
+                report = int8_check(fp32, model, lambda kinds: quantize_int8(fp32, model, keep_kinds=tuple(kinds)))
         else:
             convert_checkpoint(folder, model, precision="fp32", graph=graph)
-        manifest = {**expected, "source_folder": str(folder), "model": _file_record(model, memo),
+        manifest = {**expected, **({"int8_report": report} if report is not None else {}),
+                    "source_folder": str(folder), "model": _file_record(model, memo),
                     "data": _file_record(data_path_for(model), memo),
                     "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         _write_json(entry / "manifest.json", manifest)
@@ -352,6 +366,15 @@ def ensure_onnx(folder: str | os.PathLike, *, precision: Precision = "fp32", cac
         lock.release()
     logger.info("cached ONNX model for %s at %s", folder, model)
     return model
+
+
+def int8_report(model_path: str | os.PathLike) -> dict | None:
+    """The int8 self-check's report stored with a cached int8 graph (None: no check ran for it)."""
+    manifest = Path(model_path).parent / "manifest.json"
+    try:
+        return json.loads(manifest.read_text(encoding="utf-8")).get("int8_report")
+    except (OSError, ValueError):
+        return None
 
 
 def verify_conversion(entry: str | os.PathLike, *, remove: bool = True) -> list[str]:

@@ -1,0 +1,165 @@
+"""int8 that checks itself: when a model is quantised, its int8 graph is measured against fp32 on a shipped
+corpus, and kept more in fp32 until it meets a bound, or refused with the numbers.
+
+The corpus (``nlu_lite/data/int8_check.txt``: 35 texts, 14 languages and scripts, chat, code, logs, legal,
+medical, prices, one-word texts) is embedded one sequence at a time in fp32 and in int8: each text alone, and
+the whole corpus run together and cut into windows of the model's full length (long windows are where a deep
+model's int8 error gathers). Figures: the cosine of each position's final vector to fp32's (mean and min over
+all positions) and of each sequence's mean-pooled vector (mean). The bound, ``NLU_LITE_INT8_BOUND`` or
+:data:`DEFAULT_BOUND`, is per-token mean and min (issue 22's: 0.998 and 0.98).
+
+Where the int8 graph misses it, the MatMuls fed by a GELU/ReLU output (the feed-forward output projection,
+measured on all-mpnet-base-v2 as the largest share of int8's error for a quarter of its MatMuls) stay fp32;
+then also those fed by a LayerNorm output (Q/K/V and feed-forward input). If that too misses, int8 is
+refused: the report (every step's figures) is stored with the cached graph, so a refusal is not measured
+again, and ``load(..., precision='int8')`` raises naming the figures and the fix.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ConversionError
+
+logger = logging.getLogger(__name__)
+
+CHECK_VERSION = 1
+DEFAULT_BOUND = (0.998, 0.98)  # per-token cosine to fp32: mean, min
+ESCALATION = ((), ("gelu", "relu"), ("gelu", "relu", "ln"))  # input kinds kept fp32, step by step
+MAX_WINDOWS = 4  # full-length windows of the joined corpus
+
+
+def corpus() -> list[str]:
+    """The shipped check corpus, one text per line."""
+    text = resources.files("nlu_lite").joinpath("data", "int8_check.txt").read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def bound_from_env() -> tuple[float, float]:
+    """``NLU_LITE_INT8_BOUND="mean,min"`` (e.g. ``0.997,0.6``), else :data:`DEFAULT_BOUND`."""
+    raw = os.environ.get("NLU_LITE_INT8_BOUND", "").strip()
+    if not raw:
+        return DEFAULT_BOUND
+    try:
+        mean, low = (float(part) for part in raw.split(","))
+    except ValueError:
+        raise ConversionError(f"NLU_LITE_INT8_BOUND={raw!r}: two numbers 'mean,min', e.g. '0.998,0.98'") from None
+    if not (0 < low <= mean <= 1):
+        raise ConversionError(f"NLU_LITE_INT8_BOUND={raw!r}: 0 < min <= mean <= 1")
+    return mean, low
+
+
+def _sequences(tokenizer: Any, max_length: int) -> list[list[int]]:
+    """Each corpus text framed alone, then the joined corpus cut into full-length windows."""
+    framing = tokenizer.framing
+    room = max(1, max_length - framing.overhead)
+    texts = corpus()
+    pieces = tokenizer.encode(texts, words=False)
+    out, joined = [], []
+    for t in range(len(texts)):
+        ids = pieces.ids[pieces.text_piece_start[t]:pieces.text_piece_start[t + 1]].tolist()
+        out.append([*framing.prefix, *ids[:room], *framing.suffix])
+        joined.extend(ids)
+    while len(joined) < room * MAX_WINDOWS:  # enough text for the long windows
+        joined = joined + joined
+    for w in range(MAX_WINDOWS):
+        out.append([*framing.prefix, *joined[w * room:(w + 1) * room], *framing.suffix])
+    return out
+
+
+def _positions(path: Path) -> int | None:
+    """The positions the graph takes (its nlu_lite metadata's ``max_position_embeddings``), without its weights."""
+    import json
+
+    import onnx
+
+    from .convert.graph import METADATA_KEY
+
+    props = {p.key: p.value for p in onnx.load_model(str(path), load_external_data=False).metadata_props}
+    value = json.loads(props.get(METADATA_KEY, "{}")).get("max_position_embeddings")
+    return int(value) if value else None
+
+
+def _states(path: Path, sequences: list[list[int]], threads: int | None) -> list[np.ndarray]:
+    from .runtime import OnnxEncoder
+
+    encoder = OnnxEncoder.from_path(path, threads=threads)
+    states = []
+    for seq in sequences:
+        ids = np.asarray([seq], dtype=np.int64)
+        states.append(encoder.run(ids, np.ones_like(ids))["last_hidden_state"][0].astype(np.float64))
+    return states
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    denominator = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, (a * b).sum(axis=-1) / denominator, 1.0)
+
+
+def measure(fp32: list[np.ndarray], int8: list[np.ndarray]) -> dict[str, float]:
+    """Per-position cosine (mean, min) and per-sequence mean-pooled cosine (mean) of int8 to fp32."""
+    tokens = np.concatenate([_cosines(q, f) for q, f in zip(int8, fp32)])
+    pooled = _cosines(np.stack([q.mean(axis=0) for q in int8]), np.stack([f.mean(axis=0) for f in fp32]))
+    return {"token_mean": round(float(tokens.mean()), 6), "token_min": round(float(tokens.min()), 6),
+            "sentence_mean": round(float(pooled.mean()), 6), "positions": int(tokens.size)}
+
+
+@dataclass(frozen=True)
+class Int8Check:
+    """The check :func:`nlu_lite.convert.ensure_onnx` runs on a new int8 graph (see the module docstring)."""
+
+    tokenizer: Any
+    max_length: int
+    bound: tuple[float, float] = DEFAULT_BOUND
+    threads: int | None = None
+
+    @property
+    def key(self) -> dict[str, Any]:
+        digest = hashlib.sha256("\n".join(corpus()).encode("utf-8")).hexdigest()
+        return {"version": CHECK_VERSION, "corpus_sha256": digest, "bound": list(self.bound),
+                "max_length": int(self.max_length)}
+
+    def __call__(self, fp32_path: Path, int8_path: Path, requantize: Any) -> dict[str, Any]:
+        sequences = _sequences(self.tokenizer, min(self.max_length, _positions(Path(fp32_path)) or self.max_length))
+        reference = _states(Path(fp32_path), sequences, self.threads)
+        mean_bound, min_bound = self.bound
+        steps = []
+        for i, kinds in enumerate(ESCALATION):
+            if i:
+                requantize(kinds)
+            figures = {"kept_fp32": list(kinds), **measure(reference, _states(Path(int8_path), sequences, self.threads))}
+            steps.append(figures)
+            logger.info("int8 check, kept fp32 %s: %s", kinds or "none", figures)
+            if figures["token_mean"] >= mean_bound and figures["token_min"] >= min_bound:
+                return {**self.key, "accepted": True, "kept_fp32": list(kinds), "steps": steps}
+        return {**self.key, "accepted": False, "kept_fp32": list(ESCALATION[-1]), "steps": steps}
+
+
+def refusal(name: str, report: dict[str, Any]) -> ConversionError:
+    """The error for a model whose int8 misses the bound at every step."""
+    mean_bound, min_bound = report["bound"]
+    tried = "; ".join(f"{' + '.join(s['kept_fp32']) or 'nothing'} kept fp32: per-token cosine mean "
+                      f"{s['token_mean']:.5f}, min {s['token_min']:.4f}" for s in report["steps"])
+    return ConversionError(
+        f"int8 of {name} misses its accuracy bound (per-token cosine to fp32 >= {mean_bound} mean, >= {min_bound} "
+        f"min, on nlu_lite's check corpus): {tried}. Use precision='fp32' (exact), or accept the figures with "
+        f"NLU_LITE_INT8_BOUND='<mean>,<min>' (e.g. '{report['steps'][-1]['token_mean']:.4f},"
+        f"{max(report['steps'][-1]['token_min'] - 0.01, 0.01):.2f}')")
+
+
+def summary(report: dict[str, Any] | None) -> str:
+    """One line for print_info() and repr: the accepted step's figures."""
+    if not report:
+        return "not checked"
+    step = next((s for s in report["steps"] if s["kept_fp32"] == report["kept_fp32"]), report["steps"][-1])
+    kept = " + ".join(report["kept_fp32"]) or "nothing"
+    return (f"per-token cosine to fp32 {step['token_mean']:.5f} mean, {step['token_min']:.4f} min; sentence "
+            f"{step['sentence_mean']:.5f}; {kept} kept fp32 ({step['positions']:,} positions of the check corpus)")
