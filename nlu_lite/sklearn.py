@@ -118,6 +118,13 @@ class _Base(_base.TransformerMixin, _base.BaseEstimator):
     def _pipe(self) -> Any:
         return _pipeline(self.model, self.path, self.precision, self.engine)
 
+    def _validate_shared(self) -> None:
+        """The parameters both embedders take."""
+        _check("on_empty", self.on_empty, EMPTY)
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) \
+                or self.batch_size < 1:
+            raise InputError(f"batch_size={self.batch_size!r}: a whole number of at least 1")
+
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """``<prefix>0`` .. ``<prefix>{dim-1}``, the prefix the model's embedding column."""
         pipe = self._pipe()
@@ -146,12 +153,9 @@ class Embedder(_Base):
         self.on_empty = on_empty
 
     def _validate(self) -> None:
-        _check("on_empty", self.on_empty, EMPTY)
+        self._validate_shared()
         if self.normalize not in (None, True, False):
             raise InputError(f"normalize={self.normalize!r}: None (the model's own), True or False")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) \
-                or self.batch_size < 1:
-            raise InputError(f"batch_size={self.batch_size!r}: a whole number of at least 1")
 
     def transform(self, X: Any) -> np.ndarray:
         """The ``(n_texts, dim)`` float32 matrix of the texts' vectors."""
@@ -185,11 +189,8 @@ class TokenEmbedder(_Base):
         self.on_empty = on_empty
 
     def _validate(self) -> None:
-        _check("on_empty", self.on_empty, EMPTY)
+        self._validate_shared()
         _check("pooling", self.pooling, ("mean", "first", "last"))
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) \
-                or self.batch_size < 1:
-            raise InputError(f"batch_size={self.batch_size!r}: a whole number of at least 1")
 
     @staticmethod
     def _spans(X: Any) -> pd.DataFrame:
