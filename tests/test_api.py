@@ -70,7 +70,9 @@ def test_explore_a_pipelines_frame(tiny_bert_dir, isolated_cache):
                                 color="origin_index")
     explorer.wait()
     figure = explorer.figure.to_dict()
-    rows = sorted(int(r) for trace in figure["data"] for r in trace["customdata"])
+    from _viz_support import decode
+
+    rows = sorted(int(r) for trace in figure["data"] for r in decode(trace["customdata"]))  # int32, sent binary
     assert rows == [0, 1, 2]  # one point per sentence, each frame row once
     assert len(figure["data"]) == 3  # coloured by origin row: one trace each
     with pytest.raises(TypeError):
