@@ -387,3 +387,21 @@ def test_two_models_explored_side_by_side_share_their_selection():
     right.select([4])
     assert left.selected.index.tolist() == [4] and linked.selected.index.tolist() == [4]
     assert "nlu-lite-linked" in linked.widget._dom_classes
+
+
+def test_search_takes_a_regular_expression_or_a_column_value():
+    df = sentence_frame(clusters=3, per_cluster=10)
+    ex = explore(df, color="topic", background=False)
+    import re
+
+    pattern = r"sentence [12]\d? about (finance|nature)"
+    hits = ex.search(f"/{pattern}/")
+    expected = [i for i, t in enumerate(df.sentence) if re.search(pattern, t, re.IGNORECASE)]
+    assert hits.index.tolist() == df.index[expected].tolist() and len(expected) > 0
+    assert ex.search("topic:Nature").index.tolist() == df.index[df.topic == "nature"].tolist()
+    assert ex.search("TOPIC:finance").index.tolist() == df.index[df.topic == "finance"].tolist()
+    ex.search("topic:weather")
+    assert "no row has topic = &#x27;weather&#x27;" in ex._search_info.value and ex.matches.empty
+    ex.search("/([a/")
+    assert "not a regular expression" in ex._search_info.value
+    assert ex.search("Sentence 3 about").index.tolist() == [3]  # plain text as before

@@ -224,6 +224,40 @@ def match_texts(df: pd.DataFrame, queries: Sequence[str], *, substring: bool = F
     return np.concatenate(found) if found else np.arange(0)
 
 
+def search_rows(df: pd.DataFrame, query: str, *, substring: bool = False) -> np.ndarray:
+    """Positions of the rows a search box query names: ``/pattern/`` a regular expression on the row's text
+    (case-insensitive), ``column:value`` the rows whose ``column`` equals ``value`` (as text, case-insensitive),
+    else :func:`match_texts` (the text itself; ``substring``: rows containing it). Raises :class:`InputError`
+    naming the problem (a bad pattern, an unknown column, no match)."""
+    import re
+
+    query = query.strip()
+    if len(query) > 1 and query.startswith("/") and query.endswith("/"):
+        try:
+            pattern = re.compile(query[1:-1], re.IGNORECASE)
+        except re.error as exc:
+            raise InputError(f"{query!r} is not a regular expression ({exc})") from None
+        hits = np.flatnonzero([bool(pattern.search(t)) for t in row_texts(df)])
+        if not len(hits):
+            raise InputError(f"no {frame_level(df)} matches the pattern {query}")
+        return hits
+    column, sep, value = query.partition(":")
+    if sep and column.strip() and not column.strip().startswith(("http", "/")) and " " not in column.strip():
+        column = column.strip()
+        if column not in df.columns or is_embedding_name(column):
+            if column in label_columns(df) or any(c.lower() == column.lower() for c in label_columns(df)):
+                column = next(c for c in label_columns(df) if str(c).lower() == column.lower())
+            else:
+                return match_texts(df, [query], substring=substring)  # a ':' inside the text itself
+        cells = df[column].astype(str).str.strip().str.lower().to_numpy()
+        hits = np.flatnonzero(cells == value.strip().lower())
+        if not len(hits):
+            values = sorted(set(df[column].astype(str)))[:10]
+            raise InputError(f"no row has {column} = {value.strip()!r}; some values: {values}")
+        return hits
+    return match_texts(df, [query], substring=substring)
+
+
 def sample_positions(n: int, max_points: int | None, *, seed: int = 0, keep: Any = None) -> np.ndarray:
     """All positions when ``n <= max_points``; else a seeded random sample, sorted, that holds ``keep``."""
     if max_points is None or n <= max_points:

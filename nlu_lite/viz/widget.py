@@ -26,8 +26,8 @@ from .frames import (
     frame_level,
     hover_texts,
     label_columns,
-    match_texts,
     sample_positions,
+    search_rows,
     select_rows,
     viz_frame,
 )
@@ -180,7 +180,7 @@ class Explorer:
         self.color = w.Dropdown(options=columns, value=color or NONE, description="Colour", layout=narrow)
         self.symbol = w.Dropdown(options=columns, value=symbol or NONE, description="Symbol", layout=narrow)
         self._parameter_row = w.HBox()  # filled by _build_parameters
-        self.search_box = w.Text(placeholder=f"highlight a {self.level}…", description="Search",
+        self.search_box = w.Text(placeholder=f"a {self.level}, /regex/ or column:value", description="Search",
                                  continuous_update=False)
         self._search_info = w.HTML()
         self.neighbour_query = w.Text(placeholder="a text, or click a point", description="Neighbours of",
@@ -539,7 +539,9 @@ class Explorer:
         return rows[keep].to_html(index=False, escape=True, float_format=lambda v: f"{v:.3f}", border=0)
 
     def search(self, query: str) -> pd.DataFrame:
-        """Circle the rows whose text contains ``query`` (case-insensitive) and return them."""
+        """Circle the rows ``query`` names and return them: a text (tokens: equal to it; sentences and
+        documents: containing it; case-insensitive), ``/pattern/`` (a regular expression) or ``column:value``
+        (e.g. ``topic:finance``)."""
         query = (query or "").strip()
         if self.search_box.value != query:
             self.search_box.value = query  # its observer calls search() again with the same query
@@ -550,7 +552,7 @@ class Explorer:
         else:
             substring = self.level != "token"
             try:
-                self._matches = match_texts(self.df, [query], substring=substring)
+                self._matches = search_rows(self.df, query, substring=substring)
             except InputError as exc:
                 self._matches = np.arange(0)
                 self._search_info.value = f"<span class='nlu-lite-matches'>{html.escape(str(exc))}</span>"
