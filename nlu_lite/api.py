@@ -62,7 +62,8 @@ def load(
     onnxruntime lacks is an error. ``graph``: the converter's graph variant, ``'fused'``
     (onnxruntime's fused kernels, the default) or ``'standard'`` (plain ONNX ops; a bundle has its own).
 
-    ``engine``: ``'onnxruntime'`` (default) or ``'openvino'`` (``pip install openvino``; imported only then);
+    ``engine``: ``'onnxruntime'`` (default), ``'openvino'`` (``pip install openvino``; imported only then) or
+    ``'auto'`` (this machine's faster engine for the precision: :func:`nlu_lite.runtime.auto_engine`);
     ``precision='bf16'`` is OpenVINO's bf16 inference on a CPU with AVX512_BF16 or AMX (it picks the engine),
     ``'int8'`` onnxruntime's. Every engine and precision keeps a text's vectors independent of its batch.
 

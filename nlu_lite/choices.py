@@ -24,6 +24,7 @@ PRECISIONS: tuple[str, ...] = ("fp32", "int8")  # what the converter writes
 # what load() takes: bf16 is an inference setting of the OpenVINO engine on an fp32 graph
 LOAD_PRECISIONS: tuple[str, ...] = PRECISIONS + ("bf16",)
 ENGINES: tuple[str, ...] = ("onnxruntime", "openvino")
+ENGINE_CHOICES: tuple[str, ...] = ENGINES + ("auto",)  # what load() takes: 'auto' resolves to one of ENGINES
 # a word's vector from its word pieces; 'first_last' concatenates the two (2 x dim, as flair)
 SUBTOKEN_POOLINGS: tuple[str, ...] = ("first", "last", "mean", "first_last")
 # a sentence's or document's vector from its positions; 'pooler' is BERT's pooled [CLS] output;

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .choices import (
-    ENGINES,
+    ENGINE_CHOICES,
     GRAPH_VARIANTS,
     LOAD_PRECISIONS,
     OUTPUT_LEVELS,
@@ -224,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="L2-normalise the vectors (default: the model's, for sentences and documents)")
     p.add_argument("--precision", choices=LOAD_PRECISIONS, default=None,
                    help="fp32 (default), int8 (onnxruntime) or bf16 (OpenVINO, on CPUs with AVX512_BF16 or AMX)")
-    p.add_argument("--engine", choices=ENGINES, default=None, help="onnxruntime (default) or openvino")
+    p.add_argument("--engine", choices=ENGINE_CHOICES, default=None,
+                   help="onnxruntime (default), openvino, or auto (this machine's faster one for the precision)")
     p.add_argument("--threads", type=int, default=None, help="engine threads (default: one per core)")
     p.add_argument("--offline", action="store_true", help="never touch the network")
     p.add_argument("--no-progress", action="store_true")

@@ -278,6 +278,41 @@ def check_providers(providers: Sequence[Any] | None) -> tuple[Any, ...]:
     return tuple(chosen)
 
 
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them (``/proc/cpuinfo``); empty elsewhere."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def openvino_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
+def auto_engine(precision: str | None, providers: Any = None) -> str:
+    """``engine='auto'``: the engine this machine runs the precision faster on, decided from what is installed
+    and the CPU's flags, the same answer every time on one machine (``benchmarks/cpu_engines.md``):
+
+    - ``bf16``: OpenVINO (the only engine that runs it); ``int8``, or ``providers=``/``gpu=``: onnxruntime;
+    - ``fp32``: OpenVINO where it is installed and the CPU has AVX-512 (its f32 measured 1.02-1.09x onnxruntime
+      on an AMD EPYC with AVX-512, 1.18-1.22x on a Zen 5 in issue 25's figures; equal on an AVX2-only EPYC),
+      else onnxruntime. The two engines' fp32 vectors agree within 1e-4, not to the bit: pass an engine by name
+      where bits must match across machines.
+    """
+    if precision == "bf16":
+        return "openvino"
+    if precision == "int8" or providers is not None:
+        return "onnxruntime"
+    return "openvino" if openvino_installed() and "avx512f" in cpu_flags() else "onnxruntime"
+
+
 @dataclass(frozen=True)
 class LoadOptions:
     """:func:`nlu_lite.load`'s settings, checked once, then handed down unchanged.
@@ -303,9 +338,10 @@ class LoadOptions:
                 providers: Any = None, gpu: bool = False, offline: bool | None = None,
                 progress: bool | None = None, engine: str | None = None) -> LoadOptions:
         """Check every setting (``gpu=True`` is NLU's spelling of the CUDA provider, then the CPU).
-        ``engine``: ``'onnxruntime'`` (default) or ``'openvino'``; ``precision='bf16'`` is OpenVINO's
-        (it picks the engine when none is named), ``'int8'`` onnxruntime's."""
-        from .choices import ENGINES, GRAPH_VARIANTS, LOAD_PRECISIONS, check_choice
+        ``engine``: ``'onnxruntime'`` (default), ``'openvino'`` or ``'auto'`` (:func:`auto_engine`: this
+        machine's faster one for the precision); ``precision='bf16'`` is OpenVINO's (it picks the engine when
+        none is named), ``'int8'`` onnxruntime's."""
+        from .choices import ENGINE_CHOICES, GRAPH_VARIANTS, LOAD_PRECISIONS, check_choice
 
         if gpu:
             if providers is not None:
@@ -314,7 +350,9 @@ class LoadOptions:
         if precision is not None:
             check_choice(precision, LOAD_PRECISIONS, "precision", InputError)
         if engine is not None:
-            check_choice(engine, ENGINES, "engine", InputError)
+            check_choice(engine, ENGINE_CHOICES, "engine", InputError)
+        if engine == "auto":
+            engine = auto_engine(precision, providers)
         engine = engine or ("openvino" if precision == "bf16" else "onnxruntime")
         if engine == "openvino" and precision == "int8":
             raise InputError("precision='int8' runs on onnxruntime (its int8 graph uses onnxruntime's integer ops); "

@@ -128,3 +128,32 @@ def test_threads_sharing_one_openvino_pipeline_get_their_own_results(pipes):
         got = list(pool.map(lambda t: pipe.embed([t])[0], texts * 4))
     for text, vector in zip(texts * 4, got):
         np.testing.assert_array_equal(vector, want[text])
+
+
+@pytest.mark.parametrize(("precision", "providers", "installed", "flags", "expected"), [
+    (None, None, True, {"avx2", "avx512f"}, "openvino"),
+    ("fp32", None, True, {"avx2"}, "onnxruntime"),  # AVX2 only: OpenVINO f32 measured no faster
+    ("fp32", None, False, {"avx512f"}, "onnxruntime"),  # not installed
+    ("bf16", None, True, {"avx2"}, "openvino"),  # the only engine running bf16 (its own check says if the CPU can)
+    ("int8", None, True, {"avx512f"}, "onnxruntime"),  # the only engine running nlu_lite's int8 graph
+    ("fp32", ("CPUExecutionProvider",), True, {"avx512f"}, "onnxruntime"),  # providers are onnxruntime's
+])
+def test_engine_auto_is_decided_by_precision_installation_and_cpu_flags(monkeypatch, precision, providers,
+                                                                       installed, flags, expected):
+    from nlu_lite import runtime
+
+    monkeypatch.setattr(runtime, "openvino_installed", lambda: installed)
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset(flags))
+    options = runtime.LoadOptions.resolve(engine="auto", precision=precision, providers=providers)
+    assert options.engine == expected == runtime.auto_engine(precision, providers)
+
+
+def test_engine_auto_loads_this_machines_choice_and_keeps_it(tiny_bert_dir, isolated_cache):
+    from nlu_lite import runtime
+
+    pipe = nlu_lite.load(path=tiny_bert_dir, engine="auto")
+    assert pipe.recipe.engine == runtime.auto_engine(None) and pipe.recipe.engine in ("onnxruntime", "openvino")
+    assert pickle.loads(pickle.dumps(pipe)).recipe.engine == pipe.recipe.engine  # resolved once, not per worker
+    assert runtime.cpu_flags() == runtime.cpu_flags()  # one machine, one answer
+    with pytest.raises(InputError, match="'auto'"):
+        nlu_lite.load(path=tiny_bert_dir, engine="fastest")
