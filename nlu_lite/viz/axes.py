@@ -17,17 +17,12 @@ import pandas as pd
 from ..errors import InputError
 from ..frame import embedding_column, to_matrix
 from .frames import frame_level, hover_texts, viz_frame
-from .neighbours import query_vector
+from .neighbours import query_vector, unit_rows
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 ARROW = " ↔ "
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(norms, np.finfo(np.float64).tiny)
 
 
 def _pole_name(pole: Any) -> str:
@@ -68,7 +63,7 @@ def axis_coordinates(matrix: np.ndarray, a: np.ndarray, b: np.ndarray, *, normal
     x = np.asarray(matrix, dtype=np.float64)
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if normalize:
-        x, a, b = _unit(x), _unit(a), _unit(b)
+        x, a, b = unit_rows(x), unit_rows(a), unit_rows(b)
     d = b - a
     length = float(d @ d)
     if not np.isfinite(length) or length < 1e-12:
@@ -114,10 +109,10 @@ def semantic_axes(
             name += "'"
         out[name] = axis_coordinates(matrix, va, vb, normalize=normalize)
         names.append(name)
-        directions.append(_unit(vb) - _unit(va) if normalize else vb - va)
+        directions.append(unit_rows(vb) - unit_rows(va) if normalize else vb - va)
     if len(names) == 1:
-        rest = _unit(matrix) if normalize else matrix
-        d = _unit(directions[0])
+        rest = unit_rows(matrix) if normalize else matrix
+        d = unit_rows(directions[0])
         residual = rest - np.outer(rest @ d, d)
         residual -= residual.mean(axis=0)
         if len(residual) > 1 and np.abs(residual).max() > 0:

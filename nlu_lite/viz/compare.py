@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._optional import require
 from ..errors import InputError
 from ..frame import embedding_column, is_embedding_name, to_matrix
 from .frames import LEVEL_COLUMNS, frame_level, one_column, row_texts
+from .neighbours import unit_rows
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -26,25 +28,10 @@ if TYPE_CHECKING:
 BLOCK = 512
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.finfo(np.float64).tiny)
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    """Average ranks along each row (ties share their mean rank), as Spearman's correlation needs."""
-    order = np.argsort(x, axis=1, kind="stable")
-    ranks = np.empty_like(x)
-    rows = np.arange(x.shape[0])[:, None]
-    ranks[rows, order] = np.arange(x.shape[1], dtype=np.float64)[None, :]
-    sorted_x = np.take_along_axis(x, order, axis=1)
-    for i in np.flatnonzero((np.diff(sorted_x, axis=1) == 0).any(axis=1)):  # rows with ties: average them
-        _, inverse = np.unique(x[i], return_inverse=True)
-        ranks[i] = (np.bincount(inverse, weights=ranks[i]) / np.bincount(inverse))[inverse]
-    return ranks
-
-
 def _spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ra, rb = _ranks(a), _ranks(b)
+    """Spearman's correlation of each row of ``a`` with the same row of ``b`` (ties share their mean rank)."""
+    rankdata = require("scipy.stats", "viz", package="scipy").rankdata
+    ra, rb = rankdata(a, axis=1), rankdata(b, axis=1)
     ra -= ra.mean(axis=1, keepdims=True)
     rb -= rb.mean(axis=1, keepdims=True)
     denominator = np.sqrt((ra * ra).sum(axis=1) * (rb * rb).sum(axis=1))
@@ -61,7 +48,7 @@ def _top_k(similarities: np.ndarray, k: int) -> np.ndarray:
 def neighbour_sets(a: np.ndarray, b: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For every row: its ``k`` nearest under ``a`` and under ``b`` (cosine, itself left out) and the Spearman
     correlation of its similarities to all other rows under the two."""
-    ua, ub = _unit(np.asarray(a, dtype=np.float64)), _unit(np.asarray(b, dtype=np.float64))
+    ua, ub = unit_rows(np.asarray(a, dtype=np.float64)), unit_rows(np.asarray(b, dtype=np.float64))
     n = len(ua)
     near_a, near_b = np.empty((n, k), dtype=np.int64), np.empty((n, k), dtype=np.int64)
     rho = np.empty(n)

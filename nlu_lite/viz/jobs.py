@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .reduce import Projection, cached, finish, prepare
+from .reduce import Projection, cached, finish, prepare, with_defaults
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +46,7 @@ class FitJob:
         self._error: BaseException | None = None
         self._stopped = False
         self._done = threading.Event()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "")}
-        env = {k: v for k, v in env.items() if v != ""}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self._process = subprocess.Popen(
             [sys.executable, "-m", "nlu_lite.viz._fit_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, env=env)
@@ -133,12 +132,7 @@ def fit_in_process(matrix: np.ndarray, method: str, dimensions: int = 2, *,
                    on_progress: Callable[[int, int], None] | None = None, **params: Any) -> FitJob:
     """Start :func:`.reduce.project` of ``matrix`` in a child process (returns at once; a cached result
     is a finished job). Parameters as :func:`.reduce.project`."""
-    from .reduce import _DEFAULTS
-
-    unknown = set(params) - set(_DEFAULTS)
-    if unknown:
-        raise InputError(f"unknown parameters {sorted(unknown)}; valid: {sorted(_DEFAULTS)}")
-    method, matrix, checked, key = prepare(matrix, method, dimensions, True, **{**_DEFAULTS, **params})
+    method, matrix, checked, key = prepare(matrix, method, dimensions, True, **with_defaults(params))
     hit = cached(key)
     if hit is not None:
         return _Done(hit)

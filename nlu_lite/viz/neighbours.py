@@ -19,16 +19,17 @@ def _check_metric(metric: str) -> str:
     return metric
 
 
-def _unit_rows(matrix: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.maximum(norms, np.finfo(np.float64).tiny)  # zero vectors stay zero
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Each vector (the last axis) scaled to length 1; zero vectors stay zero."""
+    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+    return matrix / np.maximum(norms, np.finfo(np.float64).tiny)
 
 
 def pairwise(matrix: np.ndarray, metric: str = "cosine") -> np.ndarray:
     """The ``(n, n)`` cosine similarities or euclidean distances between rows, in float64."""
     x = np.asarray(matrix, dtype=np.float64)
     if _check_metric(metric) == "cosine":
-        unit = _unit_rows(x)
+        unit = unit_rows(x)
         return np.clip(unit @ unit.T, -1.0, 1.0)
     squared = (x * x).sum(axis=1)
     return np.sqrt(np.maximum(squared[:, None] + squared[None, :] - 2.0 * (x @ x.T), 0.0))
@@ -41,7 +42,7 @@ def scores_to(matrix: np.ndarray, vector: np.ndarray, metric: str = "cosine") ->
     if q.shape[0] != x.shape[1]:
         raise InputError(f"the query vector has {q.shape[0]} dimensions but the embeddings have {x.shape[1]}")
     if _check_metric(metric) == "cosine":
-        return np.clip(_unit_rows(x) @ _unit_rows(q[None, :])[0], -1.0, 1.0)
+        return np.clip(unit_rows(x) @ unit_rows(q[None, :])[0], -1.0, 1.0)
     return np.linalg.norm(x - q, axis=1)
 
 
@@ -100,12 +101,19 @@ def nearest_neighbours(
     >>> nearest_neighbours(df, 'money', k=3)  # doctest: +SKIP
     """
     df = viz_frame(df, column, labels)  # one model of several; or a matrix with its labels
-    if k < 1:
-        raise InputError(f"k must be at least 1, got {k}")
     matrix = to_matrix(df)
     vector, own = query_vector(df, query, pipe=pipe, matrix=matrix)
+    return neighbour_table(df, matrix, vector, own if exclude_query else np.arange(0), k, metric)
+
+
+def neighbour_table(df: pd.DataFrame, matrix: np.ndarray, vector: np.ndarray, own: np.ndarray, k: int,
+                    metric: str = "cosine") -> pd.DataFrame:
+    """The ``k`` rows of ``df`` (vectors ``matrix``) closest to ``vector``, the positions ``own`` left out:
+    what :func:`nearest_neighbours` returns, for a query already resolved by :func:`query_vector`."""
+    if k < 1:
+        raise InputError(f"k must be at least 1, got {k}")
     scores = scores_to(matrix, vector, metric)
-    candidates = np.setdiff1d(np.arange(len(df)), own) if exclude_query else np.arange(len(df))
+    candidates = np.setdiff1d(np.arange(len(df)), own)
     order = np.argsort(-scores[candidates] if metric == "cosine" else scores[candidates], kind="stable")
     chosen = candidates[order[:k]]
     table = df.iloc[chosen].drop(columns=[embedding_column(df)])

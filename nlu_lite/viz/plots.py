@@ -193,7 +193,7 @@ def figure_from_points(
     hover = np.array(points.hover, dtype=object)
     alpha = _opacity(opacity, n)
     show_labels = (n <= LABEL_POINTS) if point_labels == "auto" else bool(point_labels)
-    short = _short_texts(df, pos) if show_labels or highlight is not None else None
+    short = _short_texts(df, pos) if show_labels else None
     colour_by = _values(df, color, "color")
     symbol_by = _values(df, symbol, "symbol")
     colour_values = colour_by[0].iloc[pos].reset_index(drop=True) if colour_by else None

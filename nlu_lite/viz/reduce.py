@@ -313,11 +313,9 @@ def project(
         learning_rate=learning_rate, max_iter=max_iter, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
         kernel=kernel, gamma=gamma, affinity=affinity,
     )
-    if key is not None:
-        with _lock:
-            if key in _cache:
-                _cache.move_to_end(key)
-                return _cache[key]
+    hit = cached(key)
+    if hit is not None:
+        return hit
     started = time.perf_counter()
     fit = _FITS[method](np.asarray(matrix, dtype=np.float32), dimensions, dict(params))
     return finish(method, dimensions, fit, time.perf_counter() - started, key, matrix.shape)
@@ -355,22 +353,30 @@ def finish(method: str, dimensions: int, fit: tuple, seconds: float, key: tuple 
 
 
 def cached(key: tuple | None) -> Projection | None:
-    """The cached projection under ``key`` (from :func:`prepare`), or None."""
+    """The cached projection under ``key`` (from :func:`prepare`), or None; a hit is the most recently used."""
     if key is None:
         return None
     with _lock:
-        return _cache.get(key)
+        if key not in _cache:
+            return None
+        _cache.move_to_end(key)
+        return _cache[key]
 
 
 def cached_projection(matrix: np.ndarray, method: str = "pca", dimensions: int = 2, **params: Any) -> Projection | None:
     """The cached result for these arguments (same defaults as :func:`project`), or None."""
     method = normalize_method(method)
+    key = _key(np.asarray(matrix), method, dimensions, _params(method, **with_defaults(params)))
+    with _lock:
+        return _cache.get(key)
+
+
+def with_defaults(params: dict[str, Any]) -> dict[str, Any]:
+    """:func:`project`'s reducer parameters: ``params`` over the defaults; an unknown name is an error."""
     unknown = set(params) - set(_DEFAULTS)
     if unknown:
         raise InputError(f"unknown parameters {sorted(unknown)}; valid: {sorted(_DEFAULTS)}")
-    key = _key(np.asarray(matrix), method, dimensions, _params(method, **{**_DEFAULTS, **params}))
-    with _lock:
-        return _cache.get(key)
+    return {**_DEFAULTS, **params}
 
 
 _DEFAULTS = {  # project()'s reducer parameters and their defaults, read from its signature

@@ -19,6 +19,7 @@ from .._optional import require
 from ..errors import InputError
 from ..frame import embedding_column, to_matrix
 from .frames import _token_starts, viz_frame
+from .neighbours import unit_rows
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -26,10 +27,6 @@ if TYPE_CHECKING:
 MIN_SILHOUETTE = 0.1  # below it, one sense: no split is clearly better than none
 CONTEXT_CHARS = 40
 NAME_WORDS = 3
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.finfo(np.float64).tiny)
 
 
 def _cluster(vectors: np.ndarray, k: int | None, max_k: int, min_silhouette: float) -> tuple[np.ndarray, float | None]:
@@ -173,7 +170,7 @@ def senses(
     finite = np.isfinite(vectors).all(axis=1)
     if not finite.all():
         raise InputError(f"{int((~finite).sum())} occurrence(s) of {word!r} have no vector (NaN); drop them first")
-    vectors = _unit(vectors)
+    vectors = unit_rows(vectors)
     labels, silhouette = _cluster(vectors, k, max_k, min_silhouette)
     # number senses by size, then by first occurrence, so the same frame always gives the same numbers
     order = sorted(range(labels.max() + 1), key=lambda c: (-(labels == c).sum(), np.flatnonzero(labels == c)[0]))
@@ -199,7 +196,7 @@ def senses(
     occ["sense"] = labels
     occ["sense_name"] = [names[label] for label in labels]
     occ["left"], occ["right"] = left, right
-    centres = _unit(np.stack([vectors[labels == s].mean(axis=0) for s in range(len(names))]))
+    centres = unit_rows(np.stack([vectors[labels == s].mean(axis=0) for s in range(len(names))]))
     summary = pd.DataFrame({
         "sense": np.arange(len(names)),
         "name": names,

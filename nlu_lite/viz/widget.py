@@ -32,7 +32,7 @@ from .frames import (
     viz_frame,
 )
 from .jobs import FitJob, FitStopped, fit_in_process
-from .neighbours import METRICS, nearest_neighbours, query_vector
+from .neighbours import METRICS, neighbour_table, query_vector
 from .plots import MAX_POINTS, ROLE_POINTS, Points, figure_from_points
 from .reduce import (
     AFFINITIES,
@@ -391,8 +391,6 @@ class Explorer:
     def wait(self, timeout: float | None = None) -> Explorer:
         """Wait for a projection running in the background (returns self)."""
         thread = self._thread
-        if thread is not None and thread.is_alive() and self._job is None:  # stopped: nothing will come
-            thread.join(1)
         if thread is not None:
             thread.join(timeout)
         return self
@@ -584,14 +582,15 @@ class Explorer:
                 self.k.value, self.metric.value = k, metric
             finally:
                 self._muted = muted
-        try:
-            table = nearest_neighbours(self.df, query, k, metric=metric, pipe=self.pipe)
+        try:  # the query resolved once (a text not in the frame is embedded once), then its neighbours
+            matrix = to_matrix(self.df)
+            vector, own = query_vector(self.df, query, pipe=self.pipe, matrix=matrix)
+            table = neighbour_table(self.df, matrix, vector, own, k, metric)
         except InputError as exc:
             self._neighbour_table.value = f"<span class='nlu-lite-error'>{html.escape(str(exc))}</span>"
             return pd.DataFrame()
         self._last_query = int(query) if isinstance(query, (int, np.integer)) and not isinstance(query, bool) \
             else query
-        vector, own = query_vector(self.df, query, pipe=self.pipe)
         self._neighbours, self._neighbour_rows, self._query_rows = table, table["position"].to_numpy(), own
         # a typed text that is no row of the frame: drawn as a star where the method can place it
         self._query_vectors = {f"query: {query}": np.asarray(vector)} if isinstance(query, str) and not len(own) \
