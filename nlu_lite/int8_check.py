@@ -116,7 +116,7 @@ def measure(fp32: list[np.ndarray], int8: list[np.ndarray]) -> dict[str, float]:
 class Int8Check:
     """The check :func:`nlu_lite.convert.ensure_onnx` runs on a new int8 graph (see the module docstring)."""
 
-    tokenizer: Any
+    load_tokenizer: Any  # a callable giving the model's PieceTokenizer: built only when a check runs
     max_length: int
     bound: tuple[float, float] = DEFAULT_BOUND
     threads: int | None = None
@@ -128,7 +128,8 @@ class Int8Check:
                 "max_length": int(self.max_length)}
 
     def __call__(self, fp32_path: Path, int8_path: Path, requantize: Any) -> dict[str, Any]:
-        sequences = _sequences(self.tokenizer, min(self.max_length, _positions(Path(fp32_path)) or self.max_length))
+        sequences = _sequences(self.load_tokenizer(),
+                               min(self.max_length, _positions(Path(fp32_path)) or self.max_length))
         reference = _states(Path(fp32_path), sequences, self.threads)
         mean_bound, min_bound = self.bound
         steps = []

@@ -172,9 +172,16 @@ def _int8_check(spec: ModelSpec, folder: Path, threads: int | None) -> Any:
     """The self-check a new int8 graph of ``spec`` runs (:mod:`nlu_lite.int8_check`), with the model's tokenizer."""
     from .int8_check import Int8Check, bound_from_env
 
-    tokenizer = PieceTokenizer.from_folder(folder, lowercase=not spec.case_sensitive,
-                                           bare=getattr(_family(spec), "bare_framing", False))
+    def tokenizer() -> PieceTokenizer:  # read only when the graph is new: a cached entry needs no check
+        return _tokenizer(spec, folder)
+
     return Int8Check(tokenizer, int(spec.max_length or 512), bound_from_env(), threads)
+
+
+def _tokenizer(spec: ModelSpec, folder: Path) -> PieceTokenizer:
+    """The model's tokenizer from its folder, with the spec's case rule and the family's framing."""
+    return PieceTokenizer.from_folder(folder, lowercase=not spec.case_sensitive,
+                                      bare=getattr(_family(spec), "bare_framing", False))
 
 
 def _prompted(texts: list[str], prompt: str) -> list[str]:
@@ -269,8 +276,7 @@ class Pipeline:
             from .runtime import OnnxEncoder
 
             encoder = OnnxEncoder.from_path(model_path, threads=recipe.threads, providers=recipe.providers)
-        tokenizer = PieceTokenizer.from_folder(folder, lowercase=not recipe.spec.case_sensitive,
-                                               bare=getattr(_family(recipe.spec), "bare_framing", False))
+        tokenizer = _tokenizer(recipe.spec, folder)
         _check_parts(recipe.spec, encoder, tokenizer, folder, head)
         pipe = cls(recipe.spec, encoder, tokenizer, source=source, model_path=str(model_path),
                    precision=recipe.precision, recipe=recipe, head=head)

@@ -344,9 +344,10 @@ class PieceTokenizer:
         folder = Path(folder)
         path = folder / "tokenizer.json"
         if path.is_file():
-            if path.stat().st_size > MAX_TOKENIZER_JSON_BYTES:  # refused before parsing, which takes several times it
+            size = path.stat().st_size
+            if size > MAX_TOKENIZER_JSON_BYTES:  # refused before parsing, which takes several times it
                 raise ConversionError(
-                    f"{path} has {path.stat().st_size:,} bytes, more than any real tokenizer file "
+                    f"{path} has {size:,} bytes, more than any real tokenizer file "
                     f"({MAX_TOKENIZER_JSON_BYTES:,} allowed; real ones are at most tens of MB): the file is damaged "
                     "or hostile; download the model again")
             try:
