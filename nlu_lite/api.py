@@ -149,6 +149,8 @@ def _resolve(alias: str, options: Any) -> ModelSpec:
         row = catalogue_row(alias)
         if row is None:
             raise exc from None
+    if row.status == "table":
+        return row.table_spec()
     if row.status != "hub":
         raise unavailable(row)
     spec = spec_from_hub(row.hf_repo, task=row.task, offline=options.offline, progress=options.progress)
@@ -262,15 +264,21 @@ def list_models(*, task: str | None = None, language: str | None = None, archite
         from .registry import catalogue as nlu_catalogue
 
         for row in nlu_catalogue().values():
-            if row.status != "hub" or (task is not None and row.task != task) or (
-                    language is not None and row.language != language) or architecture is not None:
-                continue  # a catalogue row's architecture is its repo's config.json: known once loaded
-            if needle is not None and needle not in f"{row.nlu_reference} {row.spark_nlp_model} {row.hf_repo}".lower():
+            table = row.status == "table"
+            if not row.loads or (task is not None and row.task != task) or (
+                    language is not None and row.language != language) or (
+                    architecture is not None and not (table and architecture == "static-vectors")):
+                continue  # a hub row's architecture is its repo's config.json: known once loaded
+            source = f"url:{row.table_url}" if table else f"hf:{row.hf_repo}"
+            if needle is not None and needle not in f"{row.nlu_reference} {row.spark_nlp_model} {source}".lower():
                 continue
             rows.append({"alias": row.nlu_reference, "name": row.spark_nlp_model, "task": row.task,
-                         "architecture": None, "language": row.language, "dim": None, "layers": None, "heads": None,
-                         "case_sensitive": None, "size_mb": None, "license": "unknown", "source": f"hf:{row.hf_repo}",
-                         "other_aliases": "", "spark_nlp_model": row.spark_nlp_model, "cached": None})
+                         "architecture": "static-vectors" if table else None, "language": row.language,
+                         "dim": int(row.table_dim) if table else None, "layers": 1 if table else None,
+                         "heads": 1 if table else None,
+                         "case_sensitive": row.case_sensitive == "true" if table else None, "size_mb": None,
+                         "license": "unknown", "source": source, "other_aliases": "",
+                         "spark_nlp_model": row.spark_nlp_model, "cached": None})
     return pd.DataFrame(rows, columns=_MODEL_COLUMNS)
 
 

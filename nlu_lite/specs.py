@@ -26,7 +26,9 @@ def looks_like_folder(alias: str) -> bool:
     if not (os.sep in alias or alias.startswith((".", "~"))):
         return False
     path = Path(alias).expanduser()
-    return path.is_dir() or (path.is_file() and path.suffix in (".txt", ".vec", ".bin", ".npy"))
+    from .convert.static import table_format
+
+    return path.is_dir() or (path.is_file() and table_format(path) is not None)
 
 
 def _read_json_object(path: Path) -> dict:

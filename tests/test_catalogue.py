@@ -56,13 +56,19 @@ def test_the_snapshot_is_nlus_embedding_references(build):
         r["nlu_reference"]: r["spark_nlp_model"] for r in rows}.items()  # NLU's two bare defaults
 
 
-def test_every_repo_is_stated_by_its_card_in_the_words_recorded(cards):
+def test_every_repo_is_stated_by_its_card_in_the_words_recorded(cards, build):
     hub = [row for row in catalogue().values() if row.status == "hub"]
     assert len(hub) >= 100
     for row in hub:
         record = cards[(row.language, row.spark_nlp_model)]
-        assert record["found"] and record["read"] and record["hf_repo"] == row.hf_repo, row
-        assert re.fullmatch(r"[\w.-]+/[\w.-]+", row.hf_repo), row
+        assert record["found"] and record["read"], row
+        if "/" not in row.hf_repo:  # a model of the Hub's first years, linked by its owner-less id
+            assert "-" in row.hf_repo and (record["hf_repo"] or build.legacy_repo(record)) == row.hf_repo, row
+            links = [*(record["other_sources"] or []), record["repo_evidence"] or ""]
+            assert any(f"huggingface.co/{row.hf_repo}" in link for link in links), row
+            assert not any("huggingface.co/" in link and row.hf_repo not in link for link in links), row
+            continue
+        assert record["hf_repo"] == row.hf_repo and re.fullmatch(r"[\w.-]+/[\w.-]+", row.hf_repo), row
         owner, name = row.hf_repo.split("/")
         evidence = record["repo_evidence"]
         if record["repo_source"] == "url":
@@ -77,20 +83,20 @@ def test_every_repo_is_stated_by_its_card_in_the_words_recorded(cards):
                                        and record["card_language"] == row.language), row
 
 
-def test_hand_written_entries_win_and_every_other_reference_is_hub_or_a_reason():
+def test_hand_written_entries_win_and_every_other_reference_loads_or_says_why():
     registry = default_registry()
     for row in catalogue().values():
         if row.status == "registry":
             assert row.nlu_reference in registry, row
         else:
             assert row.nlu_reference not in registry, row  # the catalogue never changes what an entry loads
-            assert row.status == "hub" or re.fullmatch(r"[a-z0-9 ]+: .{20,}", row.status), row
+            assert row.status in ("hub", "table") or re.fullmatch(r"[a-z0-9 ]+: .{20,}", row.status), row
 
 
 @pytest.mark.parametrize("alias, model, fragment", [
-    ("embed", "glove_100d", "GloVe 6B at 50 dimensions loads offline: en.embed.glove.6B_50d"),
+    ("fr.embed.word2vec_wac_200", "word2vec_wac_200", "whose card names no public table"),
     ("embed_sentence", "tfhub_use", "TensorFlow Hub graph"),
-    ("en.embed.glove.100d", "glove_100d", "static"),
+    ("als.embed.w2v_cc_300d", "w2v_cc_300d", "names Tosk Albanian"),
     ("en.embed_sentence.instructor_base", "instructor_base", "whose pooling leaves out the instruction"),
 ])
 def test_a_reference_nlu_lite_cannot_load_says_which_model_and_why(alias, model, fragment):
@@ -103,7 +109,8 @@ def test_a_reference_nlu_lite_cannot_load_says_which_model_and_why(alias, model,
 def test_the_nearest_models_the_reasons_name_exist(build):
     registry = default_registry()
     named = {a for reason in build.CANNOT.values() for a in re.findall(r"\b(?:en|xx)\.embed[\w.]*", reason)}
-    assert named and all(alias in registry for alias in named), named
+    assert named and all(alias in registry or (catalogue_row(alias) and catalogue_row(alias).loads)
+                         for alias in named), named
 
 
 def test_an_unknown_reference_is_still_unknown_with_suggestions():
@@ -111,6 +118,21 @@ def test_an_unknown_reference_is_still_unknown_with_suggestions():
         nlu_lite.load("en.embed.no_such_thing")
     assert not isinstance(info.value, UnavailableModelError)
     assert catalogue_row("embed.glove.100d") is catalogue_row("en.embed.glove.100d")  # NLU's optional en.
+
+
+def test_nlus_default_embed_is_glove_6B_100d_at_the_url_stanford_states():
+    """NLU's bare ``embed`` (glove_100d) resolves to GloVe 6B at 100 dimensions inside Stanford's zip, a table
+    of width 100 read case-insensitively (the card: Case sensitive false); offline, the error names what to fetch."""
+    row = catalogue_row("embed")
+    assert (row.status, row.spark_nlp_model, row.table_dim, row.case_sensitive) == ("table", "glove_100d", "100",
+                                                                                    "false")
+    assert row.table_url == "https://huggingface.co/stanfordnlp/glove/resolve/main/glove.6B.zip#glove.6B.100d.txt"
+    spec = row.table_spec()
+    (source,) = spec.sources
+    assert (source.url, source.weights, source.unpack, source.sha256) == (
+        "https://huggingface.co/stanfordnlp/glove/resolve/main/glove.6B.zip", ("glove.6B.100d.txt",), True, None)
+    assert (spec.architecture, spec.dim, spec.task, spec.case_sensitive, spec.alias) == (
+        "static-vectors", 100, "token", False, "en.embed")
 
 
 # --- the loading path of each architecture the catalogue names, against the hub-shaped server ---------
@@ -128,6 +150,8 @@ def _first_rows() -> list:
     for row in catalogue().values():
         if row.status == "hub":
             first.setdefault(row.annotator, row)
+            if "/" not in row.hf_repo:  # and the first owner-less id (camembert-base style)
+                first.setdefault("legacy id", row)
     return [first[a] for a in sorted(first)]
 
 
@@ -148,7 +172,7 @@ def test_every_architecture_in_the_catalogue_is_named_here():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("row", _first_rows(), ids=lambda r: r.annotator)
+@pytest.mark.parametrize("row", _first_rows(), ids=lambda r: r.annotator + ("" if "/" in r.hf_repo else "-legacy"))
 def test_a_catalogue_reference_loads_its_cards_repo_through_the_hub(row, tmp_path, isolated_cache, monkeypatch):
     from test_families_end_to_end import _build
 
@@ -184,10 +208,15 @@ def test_list_models_filters_and_shows_the_catalogue():
     legal = nlu_lite.list_models(search="LEGAL", catalogue=True)
     assert len(legal) and legal.apply(lambda r: "legal" in " ".join(map(str, r.values)).lower(), axis=1).all()
     with_catalogue = nlu_lite.list_models(catalogue=True)
-    hub = [row for row in catalogue().values() if row.status == "hub"]
-    assert len(with_catalogue) == len(table) + len(hub)
+    loads = [row for row in catalogue().values() if row.status in ("hub", "table")]
+    assert len(with_catalogue) == len(table) + len(loads)
     added = with_catalogue.iloc[len(table):]
-    assert set(added.alias) == {row.nlu_reference for row in hub} and (added.source.str.startswith("hf:")).all()
+    assert set(added.alias) == {row.nlu_reference for row in loads}
+    tables = added.architecture == "static-vectors"
+    assert added[~tables].source.str.startswith("hf:").all() and added[tables].source.str.startswith("url:").all()
+    assert tables.sum() == sum(row.status == "table" for row in loads) and added[tables].dim.notna().all()
+    static = nlu_lite.list_models(architecture="static-vectors", catalogue=True)
+    assert "en.embed" in set(static.alias) and set(static.architecture) == {"static-vectors"}
     assert not set(added.alias) & set(table.alias)  # hand-written entries are not listed twice
     assert len(nlu_lite.list_models(language="zz")) == 0 and list(nlu_lite.list_models(language="zz").columns) == \
         list(table.columns)
@@ -230,3 +259,150 @@ def test_load_with_nlu5_column_names(tiny_bert_dir, isolated_cache):
     assert {"word_embedding_bert", "sentence_embedding_nlu5_test"} <= set(group.predict("I love NLP").columns)
     with pytest.raises(nlu_lite.InputError, match="column_names must be 'nlu_lite' or 'nlu5'"):
         nlu_lite.load("en.embed.bert.nlu5_test", column_names="nlu4")
+
+
+# --- static tables: the public table a card names, at the URL its publisher states ----------------------------
+
+def _table_rows() -> list:
+    return [row for row in catalogue().values() if row.status == "table"]
+
+
+def test_every_table_row_is_the_table_its_card_names_at_the_url_its_publisher_states(build):
+    """A table row needs both facts from sources: the card saying what its vectors are (static_cards.jsonl, the
+    words recorded), and the publisher's page giving that table's URL (tables.csv, repo@commit:file:line)."""
+    static = build._static_cards()
+    tables = {t["table"]: t for t in csv.DictReader((HERE / "tables.csv").read_text(encoding="utf-8").splitlines())}
+    rows = _table_rows()
+    assert rows and all(row.annotator in build.STATIC_ANNOTATORS for row in rows)
+    for row in rows:
+        record = static[(row.language, row.spark_nlp_model)]
+        assert record["found"] and record["card_language"] == row.language and record["stated_evidence"], row
+        words = record["stated_evidence"].lower()
+        table = build.table_of(record, tables)
+        assert table is not None and row.table_url == table["url"] + (f"#{table['member']}" if table["member"] else "")
+        if record["stated_table"] == "fasttext_cc":
+            # fastText's, and Common Crawl's (its words, its tags, or the model's own name: w2v_cc_300d)
+            assert "fasttext" in words and ("common crawl" in words or "cc" in re.findall(r"\w+", words)
+                                            or "_cc_" in f"_{row.spark_nlp_model}"), record
+            assert row.table_url.endswith(f"/cc.{row.language}.300.vec.gz") and row.table_dim == "300"
+        else:
+            assert "glove" in words and row.table_url.startswith("https://huggingface.co/stanfordnlp/glove/"), record
+        assert re.fullmatch(r"[\w-]+/[\w.-]+@[0-9a-f]{12}:[\w/.-]+:\d+.*", row.table_source), row
+        assert row.card.startswith("docs/_posts/") and row.case_sensitive in ("true", "false")
+
+
+def test_the_tables_are_read_from_their_publishers_pages(build):
+    """tables.csv is what the script reads from the publishers' pages: every source line names a file of a repo
+    at a commit; fastText lists one Common Crawl table per language, GloVe's zips hold glove.<name>.<dim>d.txt."""
+    tables = list(csv.DictReader((HERE / "tables.csv").read_text(encoding="utf-8").splitlines()))
+    fasttext = [t for t in tables if t["table"].startswith("fasttext_cc_")]
+    assert len(fasttext) >= 150 and len({t["language"] for t in fasttext}) == len(fasttext)
+    for t in fasttext:
+        assert t["url"] == f"https://dl.fbaipublicfiles.com/fasttext/vectors-crawl/cc.{t['language']}.300.vec.gz"
+        assert t["source"].startswith("facebookresearch/fastText@") and not t["member"]
+    glove = {t["table"]: t for t in tables if t["table"].startswith("glove_")}
+    assert glove["glove_6B_100d"]["member"] == "glove.6B.100d.txt" and glove["glove_6B_100d"]["url"].endswith(
+        "/glove.6B.zip")
+    assert "torchtext/vocab/vectors.py" in glove["glove_6B_100d"]["source"]
+
+
+def _serve_table(server, row, files: dict[str, bytes] | None = None):
+    """``row`` re-pointed at the loopback server: its table (a gzip'd .vec, or a zip holding ``files``)."""
+    import dataclasses
+    import gzip
+    import io
+    import zipfile
+
+    url, _, member = row.table_url.partition("#")
+    path = "/" + url.split("/", 3)[3]
+    if member:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for name, data in files.items():
+                archive.writestr(name, data)
+        data = buffer.getvalue()
+    else:
+        data = gzip.compress(files[url.rsplit("/", 1)[-1]])
+    new_url = server.add_static(path, data)
+    return dataclasses.replace(row, table_url=new_url + (f"#{member}" if member else "")), data
+
+
+def _vec(words, matrix, header=True) -> bytes:
+    body = "".join(f"{w} {' '.join(repr(float(v)) for v in row)}\n" for w, row in zip(words, matrix))
+    return ((f"{len(words)} {matrix.shape[1]}\n" if header else "") + body).encode("utf-8")
+
+
+def test_a_table_reference_downloads_the_table_and_answers_with_its_rows(isolated_cache, monkeypatch):
+    """The whole path of a fastText reference against the loopback server: load(ref) downloads the .vec.gz as
+    published (no sha256 is published: the download's is recorded), imports it once, and each token's vector is
+    its row, lowercase first (Spark NLP's caseSensitive=false), zeros and token_is_oov for the rest. A second load
+    needs no network; a cached table edited on disk is found damaged and fetched again."""
+    import hashlib
+
+    import numpy as np
+
+    from nlu_lite import registry as registry_module
+    from nlu_lite.artifacts import url as url_source
+
+    row = next(r for r in _table_rows() if r.table_url.endswith(".vec.gz"))
+    words = ["the", "bank", "Bank", "river", "money", "ça", ","]
+    matrix = np.random.default_rng(3).normal(size=(len(words), int(row.table_dim))).astype(np.float32)
+    monkeypatch.setenv("NLU_LITE_PROGRESS", "0")
+    with HubServer() as server:
+        served, data = _serve_table(server, row, {row.table_url.rsplit("/", 1)[-1]: _vec(words, matrix)})
+        rows = dict(catalogue())
+        rows[next(k for k, v in rows.items() if v is row)] = served
+        monkeypatch.setattr(registry_module, "catalogue", lambda: rows)
+        pipe = nlu_lite.load(row.nlu_reference)
+        assert server.count(contains=".vec.gz") == 1
+        spec = pipe.spec
+        assert (spec.architecture, spec.dim, spec.spark_nlp_model, spec.alias) == (
+            "static-vectors", int(row.table_dim), row.spark_nlp_model, row.nlu_reference)
+        frame = pipe.predict("The BANK, ça river zzz", output_level="token", metadata=True)
+        assert list(frame.token) == ["The", "BANK", ",", "ça", "river", "zzz"]
+        vectors = nlu_lite.to_matrix(frame)
+        for i, word in enumerate(["the", "bank", ",", "ça", "river"]):
+            np.testing.assert_array_equal(vectors[i], matrix[words.index(word)])
+        assert not vectors[5].any() and list(frame.token_is_oov) == [False] * 5 + [True]
+        record = json.loads((url_source.target_dir(spec.sources[0]) / ".nlu_lite_source.json").read_text())
+        assert record["sha256"] == hashlib.sha256(data).hexdigest() and record["pinned"] is False
+    again = nlu_lite.load(row.nlu_reference, offline=True)  # the server is gone: the cache answers
+    np.testing.assert_array_equal(nlu_lite.to_matrix(again.predict("river", output_level="token")),
+                                  matrix[[words.index("river")]])
+    cached = url_source.model_dir(spec.sources[0]) / spec.sources[0].weights[0]
+    cached.write_bytes(cached.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(nlu_lite.errors.NluLiteError, match="damaged"):
+        nlu_lite.artifacts.fetch(spec, offline=True)
+
+
+def test_a_glove_reference_takes_its_width_out_of_the_zip(isolated_cache, monkeypatch):
+    """GloVe's zip holds several widths (glove.6B.50d.txt ... 300d): the reference gets its own member only."""
+    import numpy as np
+
+    from nlu_lite import registry as registry_module
+
+    rows = [r for r in _table_rows() if "#glove." in r.table_url]
+    if not rows:
+        pytest.skip("no GloVe reference resolves in this catalogue")
+    row = rows[0]
+    member = row.table_url.partition("#")[2]
+    dim = int(row.table_dim)
+    words = ["the", "cat", "naïve"]
+    wanted = np.random.default_rng(1).normal(size=(3, dim)).astype(np.float32)
+    other = np.random.default_rng(2).normal(size=(3, 4)).astype(np.float32)
+    monkeypatch.setenv("NLU_LITE_PROGRESS", "0")
+    with HubServer() as server:
+        served, _ = _serve_table(server, row, {member: _vec(words, wanted, header=False),
+                                               member.replace(f".{dim}d", ".4d"): _vec(words, other, header=False)})
+        table = dict(catalogue())
+        table[next(k for k, v in table.items() if v is row)] = served
+        monkeypatch.setattr(registry_module, "catalogue", lambda: table)
+        frame = nlu_lite.load(row.nlu_reference).predict("The naïve cat", output_level="token")
+    np.testing.assert_array_equal(nlu_lite.to_matrix(frame), wanted[[0, 2, 1]])
+
+
+def test_a_table_reference_offline_names_the_url_it_needs(isolated_cache):
+    row = next(r for r in _table_rows() if r.table_url.endswith(".vec.gz"))
+    with pytest.raises(nlu_lite.errors.OfflineError) as info:
+        nlu_lite.load(row.nlu_reference, offline=True)
+    assert row.table_url in str(info.value) and "no published sha256" in str(info.value)

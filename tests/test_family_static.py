@@ -46,6 +46,16 @@ def write_word2vec_binary(path: Path, words, matrix) -> Path:
     return path
 
 
+def gzipped(path: Path) -> Path:
+    """``path`` compressed beside itself as ``<name>.gz`` (the plain file removed)."""
+    import gzip
+
+    out = path.with_name(path.name + ".gz")
+    out.write_bytes(gzip.compress(path.read_bytes()))
+    path.unlink()
+    return out
+
+
 def write_npy(folder: Path, words, matrix, vocabulary: str = "txt", fortran: bool = False) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / "vectors.npy", np.asfortranarray(matrix) if fortran else matrix)  # kumo's .npy is Fortran-ordered
@@ -67,6 +77,8 @@ def tables(tmp_path_factory):
         "glove": write_glove(root / "glove.txt", WORDS, matrix),
         "word2vec_text": write_word2vec_text(root / "w2v.txt", WORDS, matrix),
         "fasttext_vec": write_word2vec_text(root / "cc.vec", WORDS, matrix),
+        "fasttext_vec_gz": gzipped(write_word2vec_text(root / "cc.xx.300.vec", WORDS, matrix)),  # as fastText ships
+        "glove_gz": gzipped(write_glove(root / "g.txt", WORDS, matrix)),
         "word2vec_binary": write_word2vec_binary(root / "w2v.bin", WORDS, matrix),
         "npy_txt": write_npy(root / "npy_txt", WORDS, matrix),
         "npy_parquet": write_npy(root / "npy_parquet", WORDS, matrix, "parquet"),
@@ -205,6 +217,30 @@ def test_a_damaged_text_table_is_refused_naming_file_and_line(tmp_path, content,
     assert fragment in str(info.value)
 
 
+def test_a_cut_or_foreign_gzip_table_is_refused_with_the_fix(tmp_path):
+    words, matrix = [f"w{i}" for i in range(300)], _matrix(300, 8)
+    whole = gzipped(write_word2vec_text(tmp_path / "cc.vec", words, matrix)).read_bytes()
+    (tmp_path / "cut.vec.gz").write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(ConversionError, match="cut.vec.gz is not a complete gzip file.*fetch it again"):
+        read_table(tmp_path / "cut.vec.gz")
+    (tmp_path / "plain.vec.gz").write_text("2 2\na 1 2\nb 3 4\n", encoding="utf-8")  # named .gz, not compressed
+    with pytest.raises(ConversionError, match="plain.vec.gz is not a complete gzip file"):
+        read_table(tmp_path / "plain.vec.gz")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.integers(1, 3000), header=st.booleans(), spare=st.integers(0, 2))
+def test_tables_of_any_length_read_whole_with_their_spare_rows(tmp_path, rows, header, spare):
+    """Rows fill a matrix grown in steps (no header) or sized by the header: every row lands, in order, then
+    ``spare`` zero rows; nothing of a previous step is lost at a step's edge."""
+    words, matrix = [f"w{i}" for i in range(rows)], _matrix(rows, 3, seed=rows)
+    path = (write_word2vec_text if header else write_glove)(tmp_path / f"t{rows}{header}.txt", words, matrix)
+    got_words, got = read_table(path, spare=spare)
+    assert got_words == words and got.shape == (rows + spare, 3)
+    np.testing.assert_array_equal(got[:rows], matrix)
+    assert not got[rows:].any()
+
+
 def test_other_damaged_tables_are_refused(tmp_path):
     words, matrix = ["a", "b", "c"], _matrix(3, 4)
     cut = write_word2vec_binary(tmp_path / "cut.bin", words, matrix)
@@ -312,3 +348,15 @@ def test_what_is_not_a_table_is_not_taken_for_one(tmp_path):
     (broken / "pytorch_model.bin").write_bytes(b"x")
     (broken / "merges.txt").write_text("#version: 0.2")
     assert find_table(broken) is None  # a checkpoint without its config: the checkpoint error, not a table's
+
+
+def test_words_that_look_like_numbers_missing_values_or_quotes_stay_words(tmp_path):
+    """The block parser reads every word as written: 'nan', 'NULL', '1e5', '007', a quote, '#' are words; their
+    values are exactly np.float32 of the text, as the line-by-line reader gives."""
+    words = ["nan", "NULL", "NA", "1e5", "007", '"', "'", "#", "\\", "None", "-", "ça", "TRUE"]
+    matrix = _matrix(len(words), 5, seed=7)
+    for writer in (write_glove, write_word2vec_text):
+        path = writer(tmp_path / f"{writer.__name__}.txt", words, matrix)
+        got_words, got = read_table(path)
+        assert got_words == words
+        np.testing.assert_array_equal(got, matrix)

