@@ -226,6 +226,25 @@ def test_explorer_renders_and_redraws_in_jupyterlab(browser, jupyter_lab):
         _assert_selection_kept(page, lassoed, "method switch")
         page.locator(PLOT).scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / "explore_tsne_by_keyword.png"), full_page=True)
+
+        # click a point: its neighbours are listed; pick the third in the list: the walk goes on from that row
+        page.locator(f"{PLOT} .scatterlayer .point").nth(5).click(force=True)
+        header = page.locator(".nlu-lite-explorer b", has_text="nearest to row")
+        header.wait_for(timeout=30_000)
+        first_header = header.inner_text()
+        walk = page.locator(".nlu-lite-explorer .widget-select select")
+        walk.wait_for(timeout=30_000)
+        options = walk.locator("option")
+        assert options.count() == 10 and options.nth(0).inner_text().replace("\xa0", " ").startswith("1. ")
+        third = options.nth(2).get_attribute("value")
+        walk.select_option(index=2)
+        page.wait_for_function(
+            "(before) => { const b = [...document.querySelectorAll('.nlu-lite-explorer b')]"
+            ".find(e => e.textContent.includes('nearest to row')); return b && b.textContent !== before; }",
+            arg=first_header, timeout=30_000)
+        assert header.inner_text() != first_header and third is not None
+        page.locator(".nlu-lite-explorer .widget-select").scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / "explore_neighbour_walk.png"), full_page=True)
         assert not errors, errors
     except Exception:
         page.screenshot(path=str(SHOTS / "explore_failure.png"), full_page=True)

@@ -215,6 +215,30 @@ def test_clicking_a_point_lists_its_neighbours_and_circles_them():
     assert f"nearest to row {clicked}" in ex._neighbour_table.value
 
 
+def test_the_neighbour_list_walks_from_row_to_row():
+    """Issue 23: the neighbour table is clickable: its rows are listed (rank, text, similarity); picking one lists
+    that row's own neighbours and circles them, as clicking its point would; a failed query empties the list."""
+    df = sentence_frame(clusters=3, per_cluster=10)
+    ex = explore(df, color="topic", background=False)
+    table = ex.find_neighbours(4, k=5)
+    listed = ex.neighbour_list.options
+    assert [value for _, value in listed] == table.position.tolist() and ex.neighbour_list.value is None
+    first_label = listed[0][0]
+    assert first_label.startswith("1. ") and f"{table.similarity.iloc[0]:.3f}" in first_label
+    assert str(df.sentence.iloc[table.position.iloc[0]])[:20] in first_label
+    assert ex.neighbour_list.layout.display == "flex"
+    target = int(table.position.iloc[2])
+    ex.neighbour_list.value = target  # as a click on the third row would
+    expected = nearest_neighbours(df, target, k=5)
+    assert ex.neighbours.position.tolist() == expected.position.tolist()
+    assert [value for _, value in ex.neighbour_list.options] == expected.position.tolist()
+    assert f"nearest to row {target}" in ex._neighbour_table.value
+    highlight = {t.name: sorted(t.customdata) for t in _traces(ex, "highlight")}
+    assert highlight["query"] == [target] and highlight["5 nearest (cosine)"] == sorted(expected.position)
+    ex.find_neighbours("zz-no-such-row-and-no-pipe", k=5)
+    assert ex.neighbour_list.options == () and ex.neighbour_list.layout.display == "none"
+
+
 def test_search_and_neighbour_box_highlight_rows():
     df = token_frame(["the bank of the river", "money in the bank", "a river bank"])
     ex = explore(df, background=False)

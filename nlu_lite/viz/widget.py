@@ -195,6 +195,9 @@ class Explorer:
                               layout=w.Layout(width="80px", display="none"))
         self._stop.on_click(lambda _button: self.stop())
         self._neighbour_table = w.HTML()
+        # the neighbour table's rows, clickable: picking one walks on to its neighbours (and circles it)
+        self.neighbour_list = w.Select(options=[], rows=6, description="Walk to",
+                                       layout=w.Layout(width="640px", display="none"))
         self.status = w.HTML()
         self._selection_info = w.HTML("<i>lasso or box-select points to get them as rows: explorer.selected</i>")
         figure_widget = _figure_widget_class()
@@ -215,6 +218,8 @@ class Explorer:
         self.k.observe(lambda _change: self._muted or self._neighbours_from_box(), names="value")
         self.metric.observe(lambda _change: self._muted or self._neighbours_from_box(), names="value")
         self._find.on_click(lambda _button: self._neighbours_from_box())
+        self.neighbour_list.observe(lambda change: self._muted or change["new"] is None
+                                    or self.find_neighbours(int(change["new"])), names="value")
 
         self.widget = w.VBox([
             w.HBox([self.method, self.dimensions, self.color, self.symbol], layout=w.Layout(align_items="center")),
@@ -224,6 +229,7 @@ class Explorer:
             self.plot,
             w.HBox([self.neighbour_query, self.k, self.metric, self._find]),
             self._neighbour_table,
+            self.neighbour_list,
             self._selection_info,
         ])
         self.widget.add_class("nlu-lite-explorer")
@@ -588,6 +594,7 @@ class Explorer:
             table = neighbour_table(self.df, matrix, vector, own, k, metric)
         except InputError as exc:
             self._neighbour_table.value = f"<span class='nlu-lite-error'>{html.escape(str(exc))}</span>"
+            self._list_neighbours(pd.DataFrame(columns=["rank", "position", "similarity", self.level]), "")
             return pd.DataFrame()
         self._last_query = int(query) if isinstance(query, (int, np.integer)) and not isinstance(query, bool) \
             else query
@@ -600,8 +607,22 @@ class Explorer:
                             else "a vector")
         self._neighbour_table.value = (f"<b>{len(table)} nearest to {about}</b> ({metric}, original space)"
                                        f"{self._drawn_note(self._neighbour_rows)}{self._table_html(table)}")
+        self._list_neighbours(table, metric)
         self._redraw()
         return table
+
+    def _list_neighbours(self, table: pd.DataFrame, metric: str) -> None:
+        """The table's rows as the walk list: ``rank. text (similarity)``, each worth its row position."""
+        score = "similarity" if "similarity" in table.columns else "distance"
+        options = [(f"{int(r['rank'])}. {_short(str(r[self.level]))} ({score[:3]} {float(r[score]):.3f})",
+                    int(r["position"])) for _, r in table.iterrows()]
+        muted, self._muted = self._muted, True  # filling the list is no pick
+        try:
+            self.neighbour_list.options = options
+            self.neighbour_list.value = None
+            self.neighbour_list.layout.display = "flex" if options else "none"
+        finally:
+            self._muted = muted
 
     def _drawn_note(self, rows: np.ndarray) -> str:
         """How many of ``rows`` the plot shows, when not all: the sample left them out and the method cannot
@@ -685,6 +706,12 @@ class Explorer:
 
 STATE_VERSION = 1
 VIEW_KEYS = ("xaxis.range", "yaxis.range", "scene.camera")
+
+
+def _short(text: str, width: int = 80) -> str:
+    """One line of at most ``width`` characters (a list option cannot wrap)."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _view_of(layout: Any) -> dict[str, Any]:
