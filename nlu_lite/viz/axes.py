@@ -97,34 +97,57 @@ def semantic_axes(
     if not np.isfinite(matrix).all():
         raise InputError("some rows have no vector (NaN: an empty text or a span over no token); drop them first")
     out = df.drop(columns=[embedding_column(df)]).copy()
-    names = []
-    directions = []
+    poles, names = [], []
     for pair in (x, y):
         if pair is None:
             continue
         a, b = _axis(pair)
-        va, vb = pole_vector(df, a, pipe=pipe, matrix=matrix), pole_vector(df, b, pipe=pipe, matrix=matrix)
+        poles.append((pole_vector(df, a, pipe=pipe, matrix=matrix), pole_vector(df, b, pipe=pipe, matrix=matrix)))
         name = f"{_pole_name(a)}{ARROW}{_pole_name(b)}"
-        while name in out.columns:  # two axes between vectors, or a column of that name
+        while name in out.columns or name in names:  # two axes between vectors, or a column of that name
             name += "'"
-        out[name] = axis_coordinates(matrix, va, vb, normalize=normalize)
         names.append(name)
-        directions.append(unit_rows(vb) - unit_rows(va) if normalize else vb - va)
-    if len(names) == 1:
-        rest = unit_rows(matrix) if normalize else matrix
-        d = unit_rows(directions[0])
-        residual = rest - np.outer(rest @ d, d)
-        residual -= residual.mean(axis=0)
-        if len(residual) > 1 and np.abs(residual).max() > 0:
-            component = np.linalg.svd(residual, full_matrices=False)[2][0]
-            second = residual @ component
-        else:
-            second = np.zeros(len(residual))
-        name = "first component of the rest"
-        out[name] = second
-        names.append(name)
-    out.attrs = {**df.attrs, "axes": names}
+    projection = axis_projection(matrix, poles, names, 2, normalize=normalize)
+    for i, name in enumerate(projection.titles):
+        out[name] = projection.coords[:, i]
+    out.attrs = {**df.attrs, "axes": list(projection.titles)}
     return out
+
+
+REST = ("first component of the rest", "second component of the rest")
+
+
+def axis_projection(matrix: np.ndarray, poles: Sequence[tuple[np.ndarray, np.ndarray]], names: Sequence[str],
+                    dimensions: int = 2, *, normalize: bool = True):
+    """A :class:`.reduce.Projection` of ``matrix`` onto one or two axes (``poles``: ``(a, b)`` vectors), filled up
+    to ``dimensions`` with the principal directions of what the axes leave out (``"first component of the
+    rest"``, ...). Its ``transform`` places new vectors the same way (a typed query, rows outside a sample)."""
+    from .reduce import Projection
+
+    if not 1 <= len(poles) <= dimensions:
+        raise InputError(f"{len(poles)} axes cannot make {dimensions} dimensions: give one or two axes")
+    x = np.asarray(matrix, dtype=np.float64)
+    units = unit_rows(x) if normalize else x
+    directions = np.stack([(unit_rows(b) - unit_rows(a)) if normalize else (b - a) for a, b in poles], axis=1)
+    basis = np.linalg.qr(directions)[0]  # orthonormal span of the axes
+    extra = dimensions - len(poles)
+    residual = units - (units @ basis) @ basis.T
+    centre = residual.mean(axis=0)
+    components = np.zeros((extra, x.shape[1]))
+    if extra and len(residual) > 1 and np.abs(residual - centre).max() > 0:
+        found = np.linalg.svd(residual - centre, full_matrices=False)[2][:extra]
+        components[:len(found)] = found
+
+    def transform(vectors: np.ndarray) -> np.ndarray:
+        v = np.asarray(vectors, dtype=np.float64).reshape(-1, x.shape[1])
+        cols = [axis_coordinates(v, a, b, normalize=normalize) for a, b in poles]
+        if extra:
+            u = unit_rows(v) if normalize else v
+            rest = u - (u @ basis) @ basis.T - centre
+            cols += [rest @ c for c in components]
+        return np.column_stack(cols)
+
+    return Projection(transform(x), "axes", dimensions, titles=(*names, *REST[:extra]), transform=transform)
 
 
 def plot_axes(

@@ -136,7 +136,7 @@ class Projection:
     @property
     def label(self) -> str:
         """The method's display name: ``"PCA"``, ``"t-SNE"``, ``"Isomap"``, ..."""
-        return METHODS.get(self.method, self.method)
+        return METHODS.get(self.method, "Semantic axes" if self.method == "axes" else self.method)
 
     def axis_titles(self) -> list[str]:
         if self.titles is not None:
