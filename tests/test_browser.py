@@ -20,6 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 from _viz_support import ARTIFACTS, KERNEL_NAME, NOTEBOOKS, notebook_environment
 
@@ -245,6 +246,26 @@ def test_explorer_renders_and_redraws_in_jupyterlab(browser, jupyter_lab):
         assert header.inner_text() != first_header and third is not None
         page.locator(".nlu-lite-explorer .widget-select").scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / "explore_neighbour_walk.png"), full_page=True)
+
+        # Semantic axes: pick the method, type two poles (embedded by the explorer's pipe): rows move onto the axis
+        page.locator(".nlu-lite-explorer .widget-dropdown", has_text="Method").locator("select") \
+            .select_option(label="Semantic axes")
+        for label, text in (("x from", "money and loans"), ("to", "rivers and forests")):
+            box = page.locator(".nlu-lite-explorer .widget-text", has_text=label).first.locator("input")
+            box.fill(text)
+            box.press("Enter")
+        axes = _wait_plot(page, f"s[0].startsWith('Semantic axes') && {all_points}", 60)
+        assert sorted(_points(axes)) == list(range(360))
+        from nlu_lite.viz import load_corpus
+
+        topics = load_corpus().topic.to_numpy()  # the notebook's frame is the corpus, row for row
+        placed = _points(axes)
+        xs = {topic: np.mean([x for p, x in placed.items() if topics[p] == topic]) for topic in set(topics)}
+        assert xs["finance"] < 0 < xs["nature"], xs  # money's end and the river's end
+        x_title = page.evaluate(f"() => document.querySelector('{PLOT}').layout.xaxis.title.text")
+        assert x_title == "money and loans ↔ rivers and forests"
+        page.locator(PLOT).scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / "explore_semantic_axes.png"), full_page=True)
         assert not errors, errors
     except Exception:
         page.screenshot(path=str(SHOTS / "explore_failure.png"), full_page=True)

@@ -429,3 +429,75 @@ def test_search_takes_a_regular_expression_or_a_column_value():
     ex.search("/([a/")
     assert "not a regular expression" in ex._search_info.value
     assert ex.search("Sentence 3 about").index.tolist() == [3]  # plain text as before
+
+
+def test_semantic_axes_are_a_method_of_the_explorer():
+    """Issue 23: semantic axes in the widget: the method 'Semantic axes' places every plotted row on the typed
+    axes (the same numbers as nlu_lite.semantic_axes), fills 3D with the rest's principal direction, says what
+    is missing, places a typed query with the axes' own transform, and survives state()."""
+    from nlu_lite.viz import semantic_axes
+
+    df = sentence_frame(clusters=3, per_cluster=10)
+    a, b = df.sentence.iloc[0], df.sentence.iloc[15]
+    ex = explore(df, color="topic", background=False)
+    ex.set(method="Semantic axes", x=(a, b))
+    expected = semantic_axes(df, (a, b))
+    got = {int(p): (x, y) for t in _traces(ex) for p, x, y in zip(t.customdata, t.x, t.y)}
+    names = expected.attrs["axes"]
+    for position in range(len(df)):
+        np.testing.assert_allclose(got[position], expected[names].iloc[position], atol=1e-6)
+    assert ex.plot.layout.xaxis.title.text == names[0] and "Semantic axes" in ex.plot.layout.title.text
+    assert got[0][0] == pytest.approx(-1.0) and got[15][0] == pytest.approx(1.0)
+    c = df.sentence.iloc[25]
+    ex.set(y=([a, c], b))  # a pole of two texts: their mean
+    two = semantic_axes(df, (a, b), ([a, c], b))
+    traces = {int(p): y for t in _traces(ex) for p, y in zip(t.customdata, t.y)}
+    np.testing.assert_allclose([traces[i] for i in range(len(df))], two[two.attrs["axes"][1]], atol=1e-6)
+    assert ex.y_from.value == f"{a} | {c}"
+    ex.set(y=None, dimensions=3)
+    assert {t.type for t in _traces(ex)} == {"scatter3d"}
+    assert ex.plot.layout.scene.zaxis.title.text == "second component of the rest"
+    state = ex.state()
+    assert state["method"] == "axes" and state["axes"]["x"] == [a, b]
+    again = explore(df, state=state, background=False)
+    assert again.method.value == "axes" and again.x_from.value == a and again.points.projection.titles[0] == names[0]
+    ex.set(dimensions=2)
+    ex.x_to.value = ""  # half an axis: said, the plot kept
+    assert "needs both poles" in ex.status.value
+    ex.set(x=(a, "no such text and no pipe"))
+    assert "no such text" in ex.status.value or "pipe" in ex.status.value
+
+
+def test_the_senses_box_clusters_a_words_occurrences_and_circles_each_sense():
+    """Issue 23: word senses in the widget (token frames): the box (or the clicked token with the button) runs
+    nlu_lite.senses; the panel shows its senses and contexts, and each sense's rows are circled in the plot."""
+    from test_viz_questions import _bank_frame
+
+    import nlu_lite
+
+    df = _bank_frame()
+    ex = explore(df, background=False)
+    expected = nlu_lite.senses(df, "bank")
+    ex.senses_word.value = "bank"
+    assert ex.senses_result.k == expected.k == 2
+    assert "2 senses" in ex._senses_panel.value and "river" in ex._senses_panel.value
+    circled = {t.name: sorted(t.customdata) for t in _traces(ex, "highlight") if t.name.startswith("sense ")}
+    bank_rows = np.flatnonzero(df.token.str.lower() == "bank")
+    assert sorted(np.concatenate(list(circled.values())).tolist()) == bank_rows.tolist()
+    for (sense, name), (label, rows) in zip(zip(expected.summary.sense, expected.summary.name), circled.items()):
+        assert label == f"sense {sense}: {name}"
+        assert rows == bank_rows[expected.occurrences.sense.to_numpy() == sense].tolist()
+    ex.senses_word.value = "zzqx"
+    assert "occurs 0 time" in ex._senses_panel.value and not [t for t in _traces(ex, "highlight")
+                                                              if t.name.startswith("sense ")]
+    # click a token point, then press Senses: the clicked word is used
+    trace = next(t for t in _traces(ex) if "bank" in set(df.token.iloc[np.asarray(t.customdata)].str.lower()))
+    index = int(np.flatnonzero(df.token.iloc[np.asarray(trace.customdata)].str.lower().to_numpy() == "bank")[0])
+    ex.plot._js2py_pointsCallback = {"event_type": "plotly_click", "device_state": None,
+                                     "points": {"trace_indexes": [list(ex.plot.data).index(trace)],
+                                                "point_indexes": [index], "xs": [0], "ys": [0]}}
+    ex.senses_word.value = ""
+    ex._senses_button.click()
+    assert ex.senses_result is not None and ex.senses_result.word.lower() == "bank"
+    assert sentence_frame is not None and explore(sentence_frame(), background=False).widget.children[-2] \
+        .layout.display == "none"  # no Senses row for sentence frames

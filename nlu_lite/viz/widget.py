@@ -124,6 +124,8 @@ class Explorer:
         height: int = 600,
         opacity: float | str = "auto",
         point_labels: bool | str = "auto",
+        x: Any = None,
+        y: Any = None,
         restore: dict[str, Any] | None = None,
     ) -> None:
         self.df = df
@@ -146,6 +148,9 @@ class Explorer:
         self._neighbour_rows = np.arange(0)
         self._query_rows = np.arange(0)
         self._query_vectors: dict[str, np.ndarray] = {}
+        self._sense_groups: dict[str, np.ndarray] = {}
+        self._clicked_word = ""
+        self.senses_result: Any = None
         self._generation = 0
         self._lasso_drawn = False  # plotly.js holds a lasso / box shape
         self._thread: threading.Thread | None = None
@@ -156,6 +161,7 @@ class Explorer:
         self._build_parameters(perplexity=perplexity, learning_rate=learning_rate, max_iter=max_iter,
                                random_state=random_state, n_neighbors=n_neighbors, min_dist=min_dist,
                                kernel=kernel, gamma=gamma, affinity=affinity)
+        self._build_axes(x, y)
         self._last_query: Any = None
         self._pending_view: dict[str, Any] = {}
         self._restore_query: Any = None
@@ -167,14 +173,16 @@ class Explorer:
     def _build(self, method, dimensions, color, symbol, height) -> None:
         w = _widgets()
         methods = [(label, key) for key, label in METHODS.items() if key != "umap" or umap_available()]
-        if normalize_method(method) == "umap" and not umap_available():  # a clear error, not the dropdown's TraitError
+        methods.append((AXES_LABEL, AXES))
+        method = _method_key(method)
+        if method == "umap" and not umap_available():  # a clear error, not the dropdown's TraitError
             require("umap", "viz", package="umap-learn")
         columns = [NONE] + [str(c) for c in label_columns(self.df)]
         for name, value in (("color", color), ("symbol", symbol)):
             if value is not None and value not in columns:
                 raise InputError(f"{name}={value!r} is not a column; choose one of {columns[1:]}")
         narrow = w.Layout(width="200px")
-        self.method = w.Dropdown(options=methods, value=normalize_method(method), description="Method", layout=narrow)
+        self.method = w.Dropdown(options=methods, value=method, description="Method", layout=narrow)
         self.dimensions = w.ToggleButtons(options=[("2D", 2), ("3D", 3)], value=dimensions,
                                           style={"button_width": "48px"}, layout=w.Layout(width="auto"))
         self.color = w.Dropdown(options=columns, value=color or NONE, description="Colour", layout=narrow)
@@ -199,6 +207,17 @@ class Explorer:
         self.neighbour_list = w.Select(options=[], rows=6, description="Walk to",
                                        layout=w.Layout(width="640px", display="none"))
         self.status = w.HTML()
+        # word senses (token frames): the word's occurrences clustered, each sense circled in its own colour
+        self.senses_word = w.Text(placeholder="a word, or click a token", description="Senses of",
+                                  continuous_update=False, style={"description_width": "initial"})
+        self._senses_button = w.Button(description="Senses", icon="sitemap", layout=w.Layout(width="90px"))
+        self._senses_panel = w.HTML()
+        self.senses_word.observe(lambda change: change["new"].strip() and self.find_senses(change["new"]),
+                                 names="value")
+        self._senses_button.on_click(lambda _button: self.find_senses(self.senses_word.value.strip()
+                                                                      or self._clicked_word))
+        senses_row = w.VBox([w.HBox([self.senses_word, self._senses_button]), self._senses_panel],
+                            layout=w.Layout(display=None if self.level == "token" else "none"))
         self._selection_info = w.HTML("<i>lasso or box-select points to get them as rows: explorer.selected</i>")
         figure_widget = _figure_widget_class()
         if figure_widget is not None:
@@ -230,6 +249,7 @@ class Explorer:
             w.HBox([self.neighbour_query, self.k, self.metric, self._find]),
             self._neighbour_table,
             self.neighbour_list,
+            senses_row,
             self._selection_info,
         ])
         self.widget.add_class("nlu-lite-explorer")
@@ -280,6 +300,8 @@ class Explorer:
     # ---- projection -----------------------------------------------------------------------
     def _used_parameters(self) -> tuple[str, ...]:
         """The parameters the chosen method reads (gamma only for the kernel / affinity that use it)."""
+        if self.method.value == AXES:
+            return ()
         return method_parameters(self.method.value, kernel=self.kernel.value, affinity=self.affinity.value)
 
     def _reducer_params(self) -> dict[str, Any]:
@@ -299,6 +321,8 @@ class Explorer:
         for box in (self._tsne_box, self._umap_box, self._kernel_box):
             shown = any(child.layout.display is None for child in box.children)
             box.layout.display = None if shown else "none"
+        if hasattr(self, "_axes_box"):
+            self._axes_box.layout.display = None if self.method.value == AXES else "none"
 
     def _refresh(self) -> None:
         """Project with the current controls (in a thread unless cached or a fast method), then draw."""
@@ -307,6 +331,10 @@ class Explorer:
         with self._lock:
             self._generation += 1
             generation = self._generation
+        if method == AXES:
+            self.stop()
+            self._project_axes(generation, dims)
+            return
         try:
             cached = cached_projection(self._matrix, method, dims, **params) is not None
         except InputError as exc:  # a bad value typed in a text box: say so, keep the old plot
@@ -334,6 +362,80 @@ class Explorer:
         self._thread = threading.Thread(target=self._wait_and_draw, args=(generation, job), name=f"nlu-lite-{method}",
                                         daemon=True)
         self._thread.start()
+
+    # ---- semantic axes -------------------------------------------------------------------
+    def _build_axes(self, x: Any, y: Any) -> None:
+        """Two axes' poles as text boxes (a pole may be several texts: ``a | b``), shown for Semantic axes."""
+        w = _widgets()
+        style = {"description_width": "initial"}
+        boxes = []
+        for name, pair in (("x", x), ("y", y)):
+            a, b = _pole_texts(pair)
+            low = w.Text(value=a, description=f"{name} from", continuous_update=False, style=style,
+                         placeholder="text | text …", layout=w.Layout(width="230px"))
+            high = w.Text(value=b, description="to", continuous_update=False, style=style,
+                          layout=w.Layout(width="200px"))
+            for box in (low, high):
+                box.observe(lambda _change: self._muted or self.method.value != AXES or self._refresh(), names="value")
+            boxes.append((low, high))
+        (self.x_from, self.x_to), (self.y_from, self.y_to) = boxes
+        self._axes_box = w.HBox([self.x_from, self.x_to, self.y_from, self.y_to])
+        self._parameter_row.children = (*self._parameter_row.children, self._axes_box)
+        self._show_parameters()
+
+    def _axes(self) -> list[tuple[Any, Any]]:
+        pairs = []
+        for low, high in ((self.x_from, self.x_to), (self.y_from, self.y_to)):
+            a, b = _pole(low.value), _pole(high.value)
+            if a is not None and b is not None:
+                pairs.append((a, b))
+            elif (a is None) != (b is None):
+                raise InputError(f"an axis needs both poles: '{low.description}' and 'to'")
+        if not pairs:
+            raise InputError("type the poles of the x axis (a text, or several as 'a | b'), e.g. money ↔ river; "
+                             "the y axis is optional")
+        return pairs
+
+    def _project_axes(self, generation: int, dims: int) -> None:
+        """Every plotted row placed on the typed axes (rest: the principal directions the axes leave out)."""
+        from .axes import ARROW, _pole_name, axis_projection, pole_vector
+
+        try:
+            pairs = self._axes()
+            whole = to_matrix(self.df)
+            poles = [(pole_vector(self.df, a, pipe=self.pipe, matrix=whole),
+                      pole_vector(self.df, b, pipe=self.pipe, matrix=whole)) for a, b in pairs]
+            names = [f"{_pole_name(a)}{ARROW}{_pole_name(b)}" for a, b in pairs]
+            projection = axis_projection(self._matrix, poles, names, max(dims, len(pairs)))
+        except InputError as exc:
+            self.status.value = f"<span class='nlu-lite-error'>⚠ {html.escape(str(exc))}</span>"
+            return
+        self._draw(generation, projection, cached=False)
+
+    # ---- word senses ----------------------------------------------------------------------
+    def find_senses(self, word: str, **options: Any) -> Any:
+        """Cluster ``word``'s occurrences into senses (:func:`nlu_lite.senses`; token frames): the panel shows each
+        sense's name, keywords and keyword-in-context lines, and the plot circles each sense in its own colour.
+        Returns the :class:`~nlu_lite.viz.senses.Senses` (also ``explorer.senses_result``)."""
+        from .senses import senses
+
+        try:
+            if not word:
+                raise InputError("type a word, or click a token and press Senses")
+            result = senses(self.df, word, **options)
+        except InputError as exc:
+            self._senses_panel.value = f"<span class='nlu-lite-error'>{html.escape(str(exc))}</span>"
+            self._sense_groups, self.senses_result = {}, None
+            self._redraw()
+            return None
+        rows = np.flatnonzero(self.df["token"].astype(str).str.lower().to_numpy() == word.strip().lower())
+        labels = result.occurrences["sense"].to_numpy()
+        self._sense_groups = {f"sense {s}: {name}": rows[labels == s]
+                              for s, name in zip(result.summary["sense"], result.summary["name"])}
+        self.senses_result = result
+        self._senses_panel.value = result._repr_html_()
+        self._redraw()
+        return result
 
     def _wait_and_draw(self, generation: int, job: FitJob) -> None:
         try:
@@ -410,6 +512,7 @@ class Explorer:
             groups["query"] = self._query_rows
         if len(self._neighbour_rows):
             groups[f"{len(self._neighbour_rows)} nearest ({self.metric.value})"] = self._neighbour_rows
+        groups.update(self._sense_groups)
         return groups
 
     def _current_figure(self) -> go.Figure:
@@ -494,6 +597,9 @@ class Explorer:
     def _on_click(self, trace: Any, points: Any, _state: Any) -> None:
         chosen = self._trace_positions(trace, points.point_inds)
         if len(chosen):
+            if self.level == "token":  # the Senses button takes the clicked token's word
+                self._clicked_word = str(self.df["token"].iloc[int(chosen[0])])
+                self.senses_word.placeholder = f"{self._clicked_word} (clicked): press Senses"
             self.find_neighbours(int(chosen[0]))
 
     def select(self, rows: Any) -> pd.DataFrame:
@@ -655,6 +761,7 @@ class Explorer:
             "neighbours": {"query": query if isinstance(query, (str, int)) else None, "k": self.k.value,
                            "metric": self.metric.value},
             "view": _view_of(self.plot.layout) if self._static_output is None else {},
+            "axes": {"x": [self.x_from.value, self.x_to.value], "y": [self.y_from.value, self.y_to.value]},
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -675,12 +782,16 @@ class Explorer:
 
     def set(self, **controls: Any) -> Explorer:
         """Change controls from Python, e.g. ``explorer.set(method='tsne', perplexity=20, color='topic')``."""
-        valid = {"method", "dimensions", "color", "symbol", "k", "metric", *self._parameter_controls()}
+        valid = {"method", "dimensions", "color", "symbol", "k", "metric", "x", "y", *self._parameter_controls()}
         unknown = set(controls) - valid
         if unknown:
             raise InputError(f"unknown controls {sorted(unknown)}; valid: {sorted(valid)}")
         if "method" in controls:
-            controls["method"] = normalize_method(controls["method"])
+            controls["method"] = _method_key(controls["method"])
+        for name in ("x", "y"):  # an axis: its two pole boxes
+            if name in controls:
+                low, high = _pole_texts(controls.pop(name))
+                controls[f"{name}_from"], controls[f"{name}_to"] = low, high
         _check_choices(controls)
         for name in ("color", "symbol"):
             if name in controls and controls[name] is None:
@@ -706,6 +817,35 @@ class Explorer:
 
 STATE_VERSION = 1
 VIEW_KEYS = ("xaxis.range", "yaxis.range", "scene.camera")
+
+
+AXES, AXES_LABEL = "axes", "Semantic axes"
+
+
+def _method_key(method: str) -> str:
+    """A method's key: the reducers' (``normalize_method``), or ``"axes"`` for Semantic axes."""
+    if "".join(ch for ch in str(method).lower() if ch.isalnum()) in ("axes", "semanticaxes", "axis", "custom"):
+        return AXES
+    return normalize_method(method)
+
+
+def _pole(text: str) -> Any:
+    """A pole box's text: one text, several (``a | b``: their mean), or None when empty."""
+    parts = [part.strip() for part in (text or "").split("|") if part.strip()]
+    return None if not parts else parts[0] if len(parts) == 1 else parts
+
+
+def _pole_texts(pair: Any) -> tuple[str, str]:
+    """An axis given as ``('money', 'river')``, ``'money ↔ river'`` or ``(['a', 'b'], 'c')`` as two box texts."""
+    if pair is None:
+        return "", ""
+    from .axes import _axis
+
+    a, b = _axis(pair)
+    text = [" | ".join(p) if isinstance(p, (list, tuple)) else p for p in (a, b)]
+    if not all(isinstance(t, str) for t in text):
+        raise InputError("the explorer's axes take texts (or lists of texts); for vectors use nlu_lite.plot_axes")
+    return text[0], text[1]
 
 
 def _short(text: str, width: int = 80) -> str:
@@ -738,7 +878,11 @@ def explore(df: pd.DataFrame, **kwargs: Any) -> Explorer:
     ``gamma``, ``affinity``; also ``max_points`` (sample past it; MDS takes at most 1,000 points,
     Isomap, Kernel PCA, spectral and LLE 5,000), ``pipe`` (embeds neighbour queries not in the
     frame), ``background`` (run the slower methods in a thread, default True), ``height``, ``opacity`` and
-    ``point_labels`` (as :func:`.plots.plot_embeddings`). For a token frame of a whole corpus, explore
+    ``point_labels`` (as :func:`.plots.plot_embeddings`). ``method='axes'`` (Semantic axes, the Embedding
+    Projector's custom projection) places the rows on ``x`` and optionally ``y``, each a pair of poles
+    (``x=('money', 'river')``, ``'money ↔ river'``, a pole of several texts as a list; in the widget ``a | b``),
+    filled up with the principal directions the axes leave out. On a token frame, the Senses box clusters a
+    word's occurrences (:func:`nlu_lite.senses`) and circles each sense. For a token frame of a whole corpus, explore
     :func:`.words.distinct_words` of it: one point per word, with counts.
 
     >>> import nlu_lite
@@ -764,6 +908,7 @@ def explore(df: pd.DataFrame, **kwargs: Any) -> Explorer:
                          "frame it was saved from")
     controls = {"method": state["method"], "dimensions": state["dimensions"], "color": state.get("color"),
                 "symbol": state.get("symbol"), "max_points": state.get("max_points", MAX_POINTS),
-                "sample_seed": state.get("sample_seed", 0), **state.get("parameters", {})}
+                "sample_seed": state.get("sample_seed", 0), **state.get("parameters", {}),
+                **{name: tuple(pair) for name, pair in (state.get("axes") or {}).items() if any(pair)}}
     explorer = Explorer(frame, **{**controls, **kwargs, "restore": state})
     return explorer
