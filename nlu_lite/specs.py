@@ -41,6 +41,11 @@ def _case_sensitive(folder: Path) -> bool:
     """From tokenizer_config.json / tokenizer.json when they say; else from the vocabulary itself."""
     from .artifacts.settings import lowercases
 
+    model_config = folder / "config.json"  # a static table's import records its rule (its tokenizer.json is huge)
+    if model_config.is_file():
+        settings = _read_json_object(model_config)
+        if settings.get("model_type") == "static-vectors" and isinstance(settings.get("case_sensitive"), bool):
+            return settings["case_sensitive"]
     config = folder / "tokenizer_config.json"
     if config.is_file():
         value = _read_json_object(config).get("do_lower_case")

@@ -360,3 +360,66 @@ def test_words_that_look_like_numbers_missing_values_or_quotes_stay_words(tmp_pa
         got_words, got = read_table(path)
         assert got_words == words
         np.testing.assert_array_equal(got, matrix)
+
+
+def test_the_table_writer_makes_what_safetensors_reads(tmp_path):
+    """save_table streams the table into safetensors' format; safetensors reads back the same numbers (odd
+    shapes included, so the header's padding is exercised)."""
+    from safetensors.numpy import load_file
+
+    from nlu_lite.convert.static import TABLE, save_table
+
+    for shape in ((1, 1), (3, 5), (1001, 7)):
+        table = _matrix(*shape, seed=shape[0])
+        save_table(tmp_path / "t.safetensors", table)
+        np.testing.assert_array_equal(load_file(str(tmp_path / "t.safetensors"))[TABLE], table)
+
+
+def test_a_tensor_too_large_for_the_graph_is_written_from_its_array(tmp_path, monkeypatch):
+    """ONNX's protobuf cannot hold 2 GB: a tensor past LARGE_TENSOR_BYTES never enters the proto and is written to
+    model.onnx.data from its array. Shown with the limit lowered to a small table: the graph runs and answers
+    with the table's rows, and the proto itself stays small."""
+    import onnx
+    import onnxruntime as ort
+
+    from nlu_lite.convert import graph as graph_module
+    from nlu_lite.convert.static import FAMILY, StaticConfig
+    from nlu_lite.convert.store import data_path_for, save_model
+
+    monkeypatch.setattr(graph_module, "LARGE_TENSOR_BYTES", 1000)
+    table = _matrix(200, 8)
+    config = StaticConfig.from_dict({"model_type": "static-vectors", "vocab_size": 200, "hidden_size": 8})
+    model = FAMILY.build_model(config, {"embeddings.word_embeddings.weight": table})
+    (tensor,) = [t for t in model.graph.initializer if t.name == "embeddings.word_embeddings.weight"]
+    assert not tensor.raw_data and tensor.external_data[0].value.startswith(graph_module.PENDING_PREFIX)
+    path = save_model(model, tmp_path / "model.onnx")
+    assert path.stat().st_size < 4000 < data_path_for(path).stat().st_size
+    assert not graph_module._PENDING  # written, and let go
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    ids = np.array([[3, 199, 0]], dtype=np.int64)
+    (out,) = session.run(["last_hidden_state"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})
+    np.testing.assert_array_equal(out[0], table[[3, 199, 0]])
+    onnx.checker.check_model(str(path))
+
+
+def test_a_large_vocabularys_largest_id_is_remembered_by_the_files_digest(tmp_path, isolated_cache):
+    """The tokenizer/table agreement check scans every id; for a large tokenizer.json (a 2M-word table's) the
+    answer is kept under the cache by the file's sha256: the second load does not scan, a changed file does."""
+    from tokenizers import Tokenizer, models
+
+    from nlu_lite.tokenize import PieceTokenizer
+
+    def write(folder: Path, gap: int) -> None:
+        folder.mkdir(exist_ok=True)
+        vocab = {f"w{i}": i for i in range(120_000)}
+        vocab["[OOV]"] = gap  # ids need not be contiguous: the largest is what the table must cover
+        Tokenizer(models.WordLevel(vocab, unk_token="[OOV]")).save(str(folder / "tokenizer.json"))
+
+    write(tmp_path / "a", 500_000)
+    first = PieceTokenizer.from_folder(tmp_path / "a", bare=True)
+    assert first.max_id == 500_000
+    again = PieceTokenizer.from_folder(tmp_path / "a", bare=True)
+    again._tok = type("NoScan", (), {"get_vocab": lambda *a, **k: pytest.fail("scanned again")})()
+    assert again.max_id == 500_000
+    write(tmp_path / "a", 300_000)  # the same path, another file
+    assert PieceTokenizer.from_folder(tmp_path / "a", bare=True).max_id == 300_000

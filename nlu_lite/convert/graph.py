@@ -34,6 +34,19 @@ ACTIVATIONS = EXACT_GELU + TANH_GELU + ("relu",)
 MASK_VALUE = -10000.0  # added to masked keys' scores: exp() of it is 0 in float32
 
 
+# A tensor this large never enters the graph's protobuf (which cannot hold 2 GB): the builder makes it an
+# external-data tensor whose location names the array held here, and save_model writes it from the array itself
+# (a 2M-word x 300 vector table: 2.4 GB, written once, never copied into the proto)
+LARGE_TENSOR_BYTES = 1 << 30
+PENDING_PREFIX = "nlu-lite-pending:"
+_PENDING: dict[str, np.ndarray] = {}
+
+
+def pending_array(location: str) -> np.ndarray | None:
+    """The array a pending external tensor's ``location`` names (removed from the registry), or None."""
+    return _PENDING.pop(location[len(PENDING_PREFIX):], None) if location.startswith(PENDING_PREFIX) else None
+
+
 class GraphBuilder:
     """Collects nodes and initializers; every tensor name is unique."""
 
@@ -55,7 +68,9 @@ class GraphBuilder:
     def const(self, name: str, array: np.ndarray) -> str:
         """An initializer; a name given again is the same tensor, stored once (ALBERT's shared
         layers). Different contents under one name are a bug in the caller, never silently merged."""
-        tensor = self.numpy_helper.from_array(np.asarray(array, order="C"), name)
+        array = np.asarray(array)
+        tensor = (self._pending(array, name) if array.nbytes >= LARGE_TENSOR_BYTES
+                  else self.numpy_helper.from_array(np.asarray(array, order="C"), name))
         if name in self._consts:
             if self._consts[name] != tensor:
                 raise ValueError(f"two different tensors named {name!r} in one graph")
@@ -63,6 +78,23 @@ class GraphBuilder:
         self._consts[name] = tensor
         self.initializers.append(tensor)
         return name
+
+    def _pending(self, array: np.ndarray, name: str):
+        """A tensor whose bytes stay in ``array`` until :func:`~nlu_lite.convert.store.save_model` writes them."""
+        import uuid
+
+        from onnx import TensorProto, helper
+
+        token = uuid.uuid4().hex
+        _PENDING[token] = np.ascontiguousarray(array)
+        tensor = TensorProto()
+        tensor.name = name
+        tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
+        tensor.dims.extend(array.shape)
+        tensor.data_location = TensorProto.EXTERNAL
+        entry = tensor.external_data.add()
+        entry.key, entry.value = "location", PENDING_PREFIX + token
+        return tensor
 
     def scalar(self, value: float, dtype: Any = np.float32) -> str:
         """A shared scalar constant."""

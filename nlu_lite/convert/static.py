@@ -473,10 +473,24 @@ def _tokenizer_json(vocabulary: dict[str, int], oov: int, case_sensitive: bool) 
     return tok.to_str()
 
 
+def save_table(path: Path, table: np.ndarray) -> None:
+    """``table`` as ``model.safetensors`` (its one tensor, :data:`TABLE`), written from the array in 256 MB pieces:
+    safetensors' own writer builds the whole file in memory first, a second 2.4 GB for a 2M x 300 table."""
+    import struct
+
+    table = np.ascontiguousarray(table, dtype="<f4")
+    header = json.dumps({TABLE: {"dtype": "F32", "shape": list(table.shape), "data_offsets": [0, table.nbytes]}},
+                        separators=(",", ":")).encode("utf-8")
+    header += b" " * (-len(header) % 8)  # the format pads its header with spaces to 8 bytes
+    raw = memoryview(table.reshape(-1).view(np.uint8))
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<Q", len(header)))
+        fh.write(header)
+        fh.writelines(raw[start:start + (1 << 28)] for start in range(0, len(raw), 1 << 28))
+
+
 def write_checkpoint(table: Path, folder: Path, *, case_sensitive: bool) -> dict[str, Any]:
     """Import ``table`` into ``folder`` (config.json, model.safetensors, tokenizer.json); returns what it did."""
-    from safetensors.numpy import save_file
-
     words, full = read_table(table, spare=1)  # row `rows`: zeros, the out-of-vocabulary row
     rows, width = len(words), full.shape[1]
     vocabulary, unreachable = lookup_vocabulary(words, case_sensitive)
@@ -484,7 +498,7 @@ def write_checkpoint(table: Path, folder: Path, *, case_sensitive: bool) -> dict
     folder.mkdir(parents=True, exist_ok=True)
     config = {"model_type": MODEL_TYPE, "vocab_size": rows + 1, "hidden_size": width, "case_sensitive": case_sensitive}
     StaticConfig.from_dict(config, str(table))  # the limits every config gets
-    save_file({TABLE: full}, str(folder / "model.safetensors"))
+    save_table(folder / "model.safetensors", full)
     (folder / "tokenizer.json").write_text(_tokenizer_json(vocabulary, rows, case_sensitive), encoding="utf-8")
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     shadowed = rows - len(vocabulary) - unreachable

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from filelock import Timeout
 
 from ..cache import (
@@ -50,7 +51,7 @@ from ..cache import (
 from ..choices import GRAPH_VARIANTS, PRECISIONS, GraphVariant, Precision
 from ..errors import ConversionError, IntegrityError
 from .families import build_model, read_config
-from .graph import CONVERTER_VERSION, DEFAULT_GRAPH, METADATA_KEY, OPSET
+from .graph import CONVERTER_VERSION, DEFAULT_GRAPH, METADATA_KEY, OPSET, pending_array
 from .weights import load_weights, weights_file
 
 logger = logging.getLogger(__name__)
@@ -90,13 +91,18 @@ def _save_model(model, out_path: Path) -> Path:
         offset = 0
         with open(tmp_data, "wb") as fh:
             for tensor in model.graph.initializer:
-                raw = tensor.raw_data
-                if len(raw) < EXTERNAL_MIN_BYTES:
-                    continue
+                location = {e.key: e.value for e in tensor.external_data}.get("location", "")
+                array = pending_array(location) if tensor.data_location == TensorProto.EXTERNAL else None
+                if array is not None:  # a tensor too large for the proto: its bytes come from the array
+                    raw = memoryview(array.reshape(-1).view(np.uint8))
+                else:
+                    raw = tensor.raw_data
+                    if len(raw) < EXTERNAL_MIN_BYTES:
+                        continue
                 pad = -offset % EXTERNAL_ALIGNMENT
                 fh.write(b"\0" * pad)
                 offset += pad
-                fh.write(raw)
+                fh.writelines(raw[start:start + (1 << 28)] for start in range(0, len(raw), 1 << 28))  # 256 MB writes
                 tensor.ClearField("raw_data")
                 tensor.data_location = TensorProto.EXTERNAL
                 del tensor.external_data[:]
