@@ -266,6 +266,33 @@ def test_explorer_renders_and_redraws_in_jupyterlab(browser, jupyter_lab):
         assert x_title == "money and loans ↔ rivers and forests"
         page.locator(PLOT).scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / "explore_semantic_axes.png"), full_page=True)
+
+        # the kept copy of the first view: hidden under the live widget, shown once the notebook is reopened
+        # without the widget (its kernel gone)
+        copy = page.evaluate(
+            "() => { const w = document.querySelector('.nlu-lite-explorer');"
+            " const next = w && w.closest('.jp-OutputArea-child').nextElementSibling;"
+            " const gd = next && next.querySelector('.js-plotly-plot');"
+            " return gd && gd.layout ? [getComputedStyle(next).display, gd.layout.title.text] : null; }")
+        assert copy[0] == "none" and copy[1].startswith("PCA of 360") and "kept with the notebook" in copy[1]
+        page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+        page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000)
+        sessions = json.load(urllib.request.urlopen(f"{url}/api/sessions?token={token}", timeout=10))
+        for session in sessions:  # the kernel ends: its widgets with it
+            urllib.request.urlopen(urllib.request.Request(f"{url}/api/sessions/{session['id']}?token={token}",
+                                                          method="DELETE"), timeout=30)
+        page.reload()
+        kept = page.locator(".jp-OutputArea-child .js-plotly-plot", has_text="kept with the notebook")
+        kept.first.wait_for(timeout=120_000)
+        reopened = page.evaluate(
+            "() => [...document.querySelectorAll('.jp-OutputArea-child .js-plotly-plot')]"
+            ".filter(gd => gd.layout && gd.layout.title.text.includes('kept with the notebook'))"
+            ".map(gd => [gd.layout.title.text, gd.querySelectorAll('.scatterlayer .point').length,"
+            " getComputedStyle(gd).display])")  # 360 points drawn as SVG markers
+        assert len(reopened) == 1 and reopened[0][0].startswith("PCA of 360") and reopened[0][1] == 360
+        assert reopened[0][2] != "none" and page.locator(".nlu-lite-explorer").count() == 0
+        kept.first.scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / "explore_reopened.png"), full_page=True)
         assert not errors, errors
     except Exception:
         page.screenshot(path=str(SHOTS / "explore_failure.png"), full_page=True)

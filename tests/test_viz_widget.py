@@ -499,5 +499,39 @@ def test_the_senses_box_clusters_a_words_occurrences_and_circles_each_sense():
     ex.senses_word.value = ""
     ex._senses_button.click()
     assert ex.senses_result is not None and ex.senses_result.word.lower() == "bank"
-    assert sentence_frame is not None and explore(sentence_frame(), background=False).widget.children[-2] \
-        .layout.display == "none"  # no Senses row for sentence frames
+    assert ex._senses_row.layout.display is None  # shown for tokens
+    assert explore(sentence_frame(), background=False)._senses_row.layout.display == "none"  # not for sentences
+
+
+def test_the_explorer_keeps_a_static_copy_of_its_view_for_the_saved_notebook(monkeypatch):
+    """Issue 23: a reopened notebook has no widgets (they live in the kernel): under the widget the explorer keeps
+    a static copy of its first view (plotly's mimetype, which JupyterLab draws without a kernel); the widget's
+    stylesheet hides it while the widget lives. On by default where Jupyter Server started the kernel, off in VS
+    Code and plain IPython."""
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append((obj, raw)))
+    monkeypatch.setenv("JPY_SESSION_NAME", "/tmp/x.ipynb")
+    monkeypatch.delenv("VSCODE_PID", raising=False)
+    df = sentence_frame(clusters=3, per_cluster=10)
+    ex = explore(df, color="topic", background=False)
+    assert ex.snapshot
+    ex._ipython_display_()
+    assert shown[0] == (ex.widget, False) and shown[1][1] is True
+    copy = shown[1][0]["application/vnd.plotly.v1+json"]
+    assert copy["layout"]["title"]["text"].startswith("PCA of 30 sentence embeddings")
+    assert "kept with the notebook" in copy["layout"]["title"]["text"]
+    points = [t for t in copy["data"] if t.get("meta") == "points"]
+    assert sorted(np.concatenate([decode(t["customdata"]) for t in points]).astype(int).tolist()) == list(range(30))
+    assert any(".jp-OutputArea-child:has(.nlu-lite-explorer) + .jp-OutputArea-child" in str(getattr(c, "value", ""))
+               for c in ex.widget.children)
+    monkeypatch.setenv("VSCODE_PID", "1")
+    assert not explore(df, background=False).snapshot
+    monkeypatch.delenv("JPY_SESSION_NAME")
+    monkeypatch.delenv("VSCODE_PID")
+    plain = explore(df, background=False)
+    shown.clear()
+    plain._ipython_display_()
+    assert not plain.snapshot and shown == [(plain.widget, False)]
+    assert explore(df, background=False, snapshot=True).snapshot

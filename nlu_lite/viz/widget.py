@@ -126,6 +126,7 @@ class Explorer:
         point_labels: bool | str = "auto",
         x: Any = None,
         y: Any = None,
+        snapshot: bool | None = None,
         restore: dict[str, Any] | None = None,
     ) -> None:
         self.df = df
@@ -151,6 +152,7 @@ class Explorer:
         self._sense_groups: dict[str, np.ndarray] = {}
         self._clicked_word = ""
         self.senses_result: Any = None
+        self.snapshot = _snapshot_default() if snapshot is None else bool(snapshot)
         self._generation = 0
         self._lasso_drawn = False  # plotly.js holds a lasso / box shape
         self._thread: threading.Thread | None = None
@@ -216,8 +218,8 @@ class Explorer:
                                  names="value")
         self._senses_button.on_click(lambda _button: self.find_senses(self.senses_word.value.strip()
                                                                       or self._clicked_word))
-        senses_row = w.VBox([w.HBox([self.senses_word, self._senses_button]), self._senses_panel],
-                            layout=w.Layout(display=None if self.level == "token" else "none"))
+        self._senses_row = w.VBox([w.HBox([self.senses_word, self._senses_button]), self._senses_panel],
+                                  layout=w.Layout(display=None if self.level == "token" else "none"))
         self._selection_info = w.HTML("<i>lasso or box-select points to get them as rows: explorer.selected</i>")
         figure_widget = _figure_widget_class()
         if figure_widget is not None:
@@ -249,10 +251,12 @@ class Explorer:
             w.HBox([self.neighbour_query, self.k, self.metric, self._find]),
             self._neighbour_table,
             self.neighbour_list,
-            senses_row,
+            self._senses_row,
             self._selection_info,
         ])
         self.widget.add_class("nlu-lite-explorer")
+        # the output after the live explorer is its kept copy (_ipython_display_): hidden while the widget renders
+        self.widget.children = (*self.widget.children, w.HTML(SNAPSHOT_STYLE))
 
     def _build_parameters(self, *, perplexity, learning_rate, max_iter, random_state, n_neighbors, min_dist, kernel,
                           gamma, affinity) -> None:
@@ -292,6 +296,29 @@ class Explorer:
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
+
+    def _ipython_display_(self) -> None:
+        """The widget, and under it (``snapshot``) a static copy of its first view that the notebook keeps: a
+        reopened notebook, whose widgets are gone with their kernel, still shows the plot (``explorer.figure`` at
+        the end of a cell keeps a later view). While the widget lives, its own stylesheet hides the copy.
+
+        The copy is not refreshed as the view changes: JupyterLab routes a display update only while the cell
+        that made the display is running, and the explorer's changes come after it."""
+        from IPython.display import display
+
+        display(self.widget)
+        if self.snapshot and self._static_output is None:
+            display(self._snapshot_bundle(), raw=True)
+
+    def _snapshot_bundle(self) -> dict[str, Any]:
+        renderer = require("plotly.io", "viz", package="plotly").renderers["plotly_mimetype"]
+        try:
+            fig = self._current_figure()
+        except InputError:  # a slow method still running: nothing drawn to keep yet
+            return {"text/plain": f"{self!r}: the explorer's first view was still being computed"}
+        fig.update_layout(height=self._height, title=f"{fig.layout.title.text} (the explorer's first view, kept "
+                                                         "with the notebook)")
+        return {**renderer.to_mimebundle(fig.to_dict()), "text/plain": repr(self)}
 
     def __repr__(self) -> str:
         return (f"Explorer({len(self.df)} {self.level} rows, {len(self.positions)} plotted, "
@@ -820,6 +847,18 @@ VIEW_KEYS = ("xaxis.range", "yaxis.range", "scene.camera")
 
 
 AXES, AXES_LABEL = "axes", "Semantic axes"
+# JupyterLab / Notebook 7: each output is a .jp-OutputArea-child; the one after a live explorer is its copy
+SNAPSHOT_STYLE = ("<style>.jp-OutputArea-child:has(.nlu-lite-explorer) + .jp-OutputArea-child "
+                  "{display: none !important;}</style>")
+
+
+def _snapshot_default() -> bool:
+    """Keep a static copy under the widget where the front end hides it while the widget lives: a kernel that
+    Jupyter Server started (JupyterLab, Notebook 7: ``JPY_SESSION_NAME``), not VS Code's (``VSCODE_PID``), whose
+    outputs are laid out otherwise (the copy would show twice there)."""
+    import os
+
+    return "JPY_SESSION_NAME" in os.environ and "VSCODE_PID" not in os.environ
 
 
 def _method_key(method: str) -> str:
@@ -882,7 +921,9 @@ def explore(df: pd.DataFrame, **kwargs: Any) -> Explorer:
     Projector's custom projection) places the rows on ``x`` and optionally ``y``, each a pair of poles
     (``x=('money', 'river')``, ``'money ↔ river'``, a pole of several texts as a list; in the widget ``a | b``),
     filled up with the principal directions the axes leave out. On a token frame, the Senses box clusters a
-    word's occurrences (:func:`nlu_lite.senses`) and circles each sense. For a token frame of a whole corpus, explore
+    word's occurrences (:func:`nlu_lite.senses`) and circles each sense. ``snapshot``: keep a static copy of the
+    first view under the widget for the saved notebook (default: where Jupyter Server started the kernel, not in
+    VS Code). For a token frame of a whole corpus, explore
     :func:`.words.distinct_words` of it: one point per word, with counts.
 
     >>> import nlu_lite
