@@ -535,3 +535,22 @@ def test_the_explorer_keeps_a_static_copy_of_its_view_for_the_saved_notebook(mon
     plain._ipython_display_()
     assert not plain.snapshot and shown == [(plain.widget, False)]
     assert explore(df, background=False, snapshot=True).snapshot
+
+
+def test_token_tables_show_each_token_in_its_sentence():
+    """Issue 23 (token mode that reads): neighbour and selection tables of a token explorer show each token inside
+    its sentence, ``left [token] right``, at its own place (a word used twice in a sentence is found where it is)."""
+    import html as html_lib
+
+    df = token_frame(["the bank of the river bank", "a loan from the bank", "the river runs"], dim=6)
+    ex = explore(df, background=False)
+    table = ex.find_neighbours(5, k=4)  # the second "bank" of the first sentence
+    shown = html_lib.unescape(ex._neighbour_table.value)
+    for position in table.position:
+        token, sentence = df.token.iloc[position], df.sentence.iloc[position]
+        begin = int(df.begin.iloc[position])  # one sentence per text here: offsets in the text are in the sentence
+        assert f"{sentence[:begin]}[{token}]{sentence[begin + len(token):]}" in shown
+    ex.select([5, 10])
+    selected = html_lib.unescape(ex._selection_info.value)
+    assert "the bank of the river [bank]" in selected and "a loan from the [bank]" in selected
+    assert "context" not in explore(sentence_frame(), background=False).find_neighbours(0, k=2).columns

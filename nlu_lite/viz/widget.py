@@ -655,7 +655,7 @@ class Explorer:
         if chosen.empty:
             self._selection_info.value = "<i>no points selected</i>"
             return
-        preview = self._table_html(chosen.head(TABLE_ROWS))
+        preview = self._table_html(chosen.head(TABLE_ROWS), self._selected_positions()[:TABLE_ROWS])
         self._selection_info.value = (f"<b class='nlu-lite-selected'>{len(chosen)} selected</b> (explorer.selected)"
                                       f"{' — first ' + str(TABLE_ROWS) if len(chosen) > TABLE_ROWS else ''}{preview}")
 
@@ -669,11 +669,35 @@ class Explorer:
         """Call ``callback(positions)`` (the selected rows' ``iloc``) whenever the selection changes."""
         self._selection_listeners.append(callback)
 
-    def _table_html(self, rows: pd.DataFrame) -> str:
-        keep = [c for c in ("rank", "similarity", "distance", "origin_index", self.level, self.color.value,
-                            self.symbol.value) if c in rows.columns]
-        keep = list(dict.fromkeys(keep))
+    def _table_html(self, rows: pd.DataFrame, positions: Any = None) -> str:
+        """A small table of ``rows`` (their frame ``positions``: a token's sentence is shown around it)."""
+        keep = [c for c in ("rank", "similarity", "distance", "origin_index", self.level, "context", self.color.value,
+                            self.symbol.value) if c in rows.columns or c == "context"]
+        if positions is not None and self.level == "token" and "sentence" in self.df.columns:
+            rows = rows.assign(context=self._contexts(np.asarray(positions, dtype=np.int64)))
+        keep = list(dict.fromkeys(c for c in keep if c in rows.columns))
         return rows[keep].to_html(index=False, escape=True, float_format=lambda v: f"{v:.3f}", border=0)
+
+    def _contexts(self, positions: np.ndarray, chars: int = 40) -> list[str]:
+        """Each token's sentence around it, ``…left [token] right…`` (found once for the whole frame)."""
+        from .frames import _token_starts
+
+        if getattr(self, "_starts", None) is None:
+            df = self.df
+            groups = list(zip(df["origin_index"], df["sentence_index"] if "sentence_index" in df else [0] * len(df)))
+            self._starts = _token_starts(df["token"].astype(str).to_numpy(dtype=object),
+                                         df["sentence"].astype(str).to_numpy(dtype=object), groups)
+        out = []
+        for position in positions.tolist():
+            token, sentence = str(self.df["token"].iat[position]), str(self.df["sentence"].iat[position])
+            start = int(self._starts[position])
+            if start < 0:
+                out.append(sentence[:2 * chars])
+                continue
+            left, right = sentence[:start], sentence[start + len(token):]
+            out.append(f"{'…' if len(left) > chars else ''}{left[-chars:]}[{token}]{right[:chars]}"
+                       f"{'…' if len(right) > chars else ''}")
+        return out
 
     def search(self, query: str) -> pd.DataFrame:
         """Circle the rows ``query`` names and return them: a text (tokens: equal to it; sentences and
@@ -739,7 +763,8 @@ class Explorer:
                             f"row {query}: {self.df.iloc[int(query)][self.level]!s}" if np.ndim(query) == 0
                             else "a vector")
         self._neighbour_table.value = (f"<b>{len(table)} nearest to {about}</b> ({metric}, original space)"
-                                       f"{self._drawn_note(self._neighbour_rows)}{self._table_html(table)}")
+                                       f"{self._drawn_note(self._neighbour_rows)}"
+                                       f"{self._table_html(table, table['position'])}")
         self._list_neighbours(table, metric)
         self._redraw()
         return table
