@@ -277,6 +277,8 @@ def test_explorer_renders_and_redraws_in_jupyterlab(browser, jupyter_lab):
         assert copy[0] == "none" and copy[1].startswith("PCA of 360") and "kept with the notebook" in copy[1]
         page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
         page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000)
+        saved = (root / "explore.ipynb").stat().st_size
+        assert saved < 2_000_000, saved  # outputs and the kept copy, no widget bundle: JupyterLab saves no widget state
         sessions = json.load(urllib.request.urlopen(f"{url}/api/sessions?token={token}", timeout=10))
         for session in sessions:  # the kernel ends: its widgets with it
             urllib.request.urlopen(urllib.request.Request(f"{url}/api/sessions/{session['id']}?token={token}",
@@ -380,5 +382,126 @@ def test_the_question_figures_draw_in_a_browser(browser, tmp_path, minilm_dir, m
             drawn = page.evaluate("() => document.querySelectorAll('.js-plotly-plot .scatterlayer .point').length")
             assert drawn == expected, name  # every point drawn as an SVG marker
             page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    finally:
+        page.close()
+
+
+QUESTIONS_CELLS = [
+    ("setup", """import numpy as np
+import nlu_lite
+from nlu_lite.viz import load_corpus
+
+corpus = load_corpus()
+token_pipe = nlu_lite.load("en.embed.minilm_l6")
+tokens = token_pipe.predict(corpus[corpus.keyword == "bank"].text, output_level="token")
+pipe = nlu_lite.load("en.embed_sentence.minilm_l6")
+sentences = pipe.predict(corpus.text).join(corpus[["topic"]], on="origin_index")
+token_means = token_pipe.predict(corpus.text, output_level="sentence").join(corpus[["topic"]], on="origin_index")"""),
+    ("senses", 'senses_explorer = nlu_lite.explore(tokens)\nsenses_explorer'),
+    ("compare", ('linked = nlu_lite.compare(sentences, token_means, names=("sentence model", "token model means"))'
+                '.explore(color="topic")\nlinked')),
+    ("stop", ('slow = nlu_lite.explore(np.random.default_rng(0).normal(size=(4000, 64)).astype("float32"), '
+             'labels=[f"row {i}" for i in range(4000)], method="tsne", max_iter=5000)\nslow')),
+]
+
+
+def _fit_workers() -> list[int]:
+    """Process ids of running projection workers (nlu_lite.viz._fit_worker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"nlu_lite.viz._fit_worker" in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _lasso(page, plot) -> None:
+    box = plot.locator(".nsewdrag").first.bounding_box()
+    left, top, bottom = box["x"] + 4, box["y"] + 4, box["y"] + box["height"] - 4
+    middle = box["x"] + box["width"] / 2
+    page.mouse.move(left, top)
+    page.mouse.down()
+    for x, y in ((middle, top), (middle, bottom), (left, bottom), (left, top + 1)):
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+
+
+def test_the_explorers_questions_in_jupyterlab(browser, jupyter_lab):
+    """Issue 23 in a real browser: the Senses box of a token explorer circles each sense of 'bank'; two linked
+    explorers (compare) mirror a lasso selection; Stop ends a running t-SNE and its process (the CPU goes idle)."""
+    nbformat = pytest.importorskip("nbformat")
+    url, token, root = jupyter_lab
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source, metadata={"tags": [tag]}) for tag, source in QUESTIONS_CELLS]
+    nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "nlu_lite test", "language": "python"}
+    nbformat.write(nb, root / "questions.ipynb")
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        page.goto(f"{url}/lab/tree/questions.ipynb?token={token}")
+        page.wait_for_function(
+            "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+            " const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
+            " return k && k.status === 'idle'; }", timeout=120_000)
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        explorers = page.locator(".nlu-lite-explorer")
+        page.wait_for_function("() => document.querySelectorAll('.nlu-lite-explorer').length === 4", timeout=240_000)
+
+        # senses: type the word, the panel names two senses, the plot circles each one
+        senses = explorers.nth(0)
+        box = senses.locator(".widget-text", has_text="Senses of").locator("input")
+        box.fill("bank")
+        box.press("Enter")
+        senses.locator("text=2 senses").first.wait_for(timeout=60_000)
+        sense_traces = ("() => document.querySelectorAll('.nlu-lite-explorer')[0].querySelector('.js-plotly-plot').data"
+                        ".filter(t => t.meta === 'highlight' && t.name.startsWith('sense '))"
+                        ".map(t => [t.name, t.customdata.length])")
+        page.wait_for_function(f"() => ({sense_traces})().length === 2", timeout=60_000)
+        names = page.evaluate(sense_traces)
+        assert [n.split(":")[0] for n, _ in names] == ["sense 0", "sense 1"] and all(c > 0 for _, c in names), names
+        senses.scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / "explore_senses_bank.png"), full_page=True)
+
+        # compare: a lasso in the left view selects the same rows in the right one
+        linked = page.locator(".nlu-lite-linked")
+        left_plot = linked.locator(".nlu-lite-explorer").nth(0).locator(".js-plotly-plot")
+        left_plot.scroll_into_view_if_needed()
+        _lasso(page, left_plot)
+        counts = linked.locator(".nlu-lite-selected")
+        page.wait_for_function(
+            "() => { const s = [...document.querySelectorAll('.nlu-lite-linked .nlu-lite-selected')]"
+            ".map(e => e.textContent); return s.length === 2 && s[0] === s[1] && s[0] !== '0 selected'; }",
+            timeout=30_000)
+        assert counts.nth(0).inner_text() == counts.nth(1).inner_text()
+        page.screenshot(path=str(SHOTS / "explore_compare_linked.png"), full_page=True)
+
+        # stop: the t-SNE of 4,000 points runs in its own process; Stop ends it and the status says so
+        slow = explorers.nth(3)
+        slow.locator(".nlu-lite-busy").wait_for(timeout=60_000)
+        deadline = time.monotonic() + 30
+        while not _fit_workers() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _fit_workers(), "no projection process while t-SNE runs"
+        slow.locator("button", has_text="Stop").click()
+        slow.locator(".nlu-lite-stopped").wait_for(timeout=30_000)
+        deadline = time.monotonic() + 10
+        while _fit_workers() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _fit_workers(), "the projection process outlived Stop"
+        assert "PCA is shown instead" in slow.locator(".nlu-lite-stopped").inner_text()
+        page.wait_for_function("() => { const gd = document.querySelectorAll('.nlu-lite-explorer')[3]"
+                               ".querySelector('.js-plotly-plot'); return gd && gd.layout && "
+                               "String(gd.layout.title.text).startsWith('PCA of 4,000'); }", timeout=30_000)
+        slow.scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / "explore_tsne_stopped.png"), full_page=True)
+        assert not errors, errors
+    except Exception:
+        page.screenshot(path=str(SHOTS / "questions_failure.png"), full_page=True)
+        raise
     finally:
         page.close()

@@ -266,9 +266,9 @@ def _shown(ex) -> set[str]:
 def test_the_explorer_offers_every_method():
     ex = _explorer(sentence_frame(clusters=2, per_cluster=10), background=False)
     offered = [key for _label, key in ex.method.options]
-    assert offered == [key for key in METHODS if key != "umap" or umap_available()]
+    assert offered == [key for key in METHODS if key != "umap" or umap_available()] + ["axes"]  # + Semantic axes
     assert set(NEW) | {"pca", "tsne"} <= set(offered)
-    assert [label for label, _key in ex.method.options] == [METHODS[key] for key in offered]
+    assert [label for label, _key in ex.method.options] == [METHODS[key] for key in offered[:-1]] + ["Semantic axes"]
 
 
 @pytest.mark.parametrize("method, controls, shown", [

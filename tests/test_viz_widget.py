@@ -524,7 +524,8 @@ def test_the_explorer_keeps_a_static_copy_of_its_view_for_the_saved_notebook(mon
     assert "kept with the notebook" in copy["layout"]["title"]["text"]
     points = [t for t in copy["data"] if t.get("meta") == "points"]
     assert sorted(np.concatenate([decode(t["customdata"]) for t in points]).astype(int).tolist()) == list(range(30))
-    assert any(".jp-OutputArea-child:has(.nlu-lite-explorer) + .jp-OutputArea-child" in str(getattr(c, "value", ""))
+    assert any(".jp-OutputArea-child:has(.nlu-lite-explorer) + .jp-OutputArea-child:has(.js-plotly-plot)"
+               in str(getattr(c, "value", ""))
                for c in ex.widget.children)
     monkeypatch.setenv("VSCODE_PID", "1")
     assert not explore(df, background=False).snapshot
@@ -554,3 +555,20 @@ def test_token_tables_show_each_token_in_its_sentence():
     selected = html_lib.unescape(ex._selection_info.value)
     assert "the bank of the river [bank]" in selected and "a loan from the [bank]" in selected
     assert "context" not in explore(sentence_frame(), background=False).find_neighbours(0, k=2).columns
+
+
+def test_stopping_the_first_projection_shows_pca_instead_of_empty_axes():
+    """An explorer opened on t-SNE and stopped before its first view fell back to nothing: empty axes. It now
+    shows PCA, the method menu says so, and the status names what was stopped."""
+    import time
+
+    from _viz_support import clustered_matrix
+
+    matrix, _ = clustered_matrix(clusters=4, per_cluster=1000, dim=32)
+    ex = explore(matrix, labels=[str(i) for i in range(len(matrix))], max_points=None, method="tsne", max_iter=5000)
+    assert ex.points is None and ex._job.running
+    time.sleep(0.5)
+    ex.stop()
+    ex.wait(30)
+    assert ex.method.value == "pca" and ex.points is not None and ex.plot.layout.title.text.startswith("PCA of 4,000")
+    assert "t-SNE was stopped after" in ex.status.value and "PCA is shown instead" in ex.status.value

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .reduce import Projection, cached, finish, prepare, with_defaults
+from .reduce import METHODS, Projection, cached, finish, prepare, with_defaults
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,8 @@ class FitJob:
             out, _ = self._process.communicate(payload)
             reader.join(timeout=5)
             if self._stopped:
-                raise FitStopped(f"{self.method} was stopped after {time.perf_counter() - self.started:.1f} s")
+                raise FitStopped(f"{METHODS.get(self.method, self.method)} was stopped after "
+                                 f"{time.perf_counter() - self.started:.1f} s")
             if self._process.returncode != 0:
                 tail = b"".join(errors[-20:]).decode("utf-8", "replace").strip()
                 raise InputError(f"the {self.method} fit failed in its process (exit {self._process.returncode}): "

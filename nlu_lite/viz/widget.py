@@ -468,9 +468,20 @@ class Explorer:
         try:
             projection = job.result()
         except FitStopped as exc:
-            if generation == self._generation:  # stopped by the user, not replaced by a newer run
-                self.status.value = (f"<span class='nlu-lite-stopped'>⏹ {html.escape(str(exc))}; the plot shows the "
-                                     "last finished projection</span>")
+            if generation != self._generation:  # replaced by a newer run, not stopped by the user
+                return
+            if self._points is None:  # nothing drawn yet: PCA (fast) rather than empty axes
+                muted, self._muted = self._muted, True
+                try:
+                    self.method.value = "pca"
+                finally:
+                    self._muted = muted
+                self._refresh()
+                self.status.value = (f"<span class='nlu-lite-stopped'>⏹ {html.escape(str(exc))} before its first view: "
+                                     "PCA is shown instead</span>")
+                return
+            self.status.value = (f"<span class='nlu-lite-stopped'>⏹ {html.escape(str(exc))}; the plot shows the "
+                                 "last finished projection</span>")
             return
         except Exception as exc:
             logger.exception("projection failed")
@@ -872,8 +883,9 @@ VIEW_KEYS = ("xaxis.range", "yaxis.range", "scene.camera")
 
 
 AXES, AXES_LABEL = "axes", "Semantic axes"
-# JupyterLab / Notebook 7: each output is a .jp-OutputArea-child; the one after a live explorer is its copy
-SNAPSHOT_STYLE = ("<style>.jp-OutputArea-child:has(.nlu-lite-explorer) + .jp-OutputArea-child "
+# JupyterLab / Notebook 7: each output is a .jp-OutputArea-child; the plotly output right after a live explorer is
+# its copy (_ipython_display_ puts it there)
+SNAPSHOT_STYLE = ("<style>.jp-OutputArea-child:has(.nlu-lite-explorer) + .jp-OutputArea-child:has(.js-plotly-plot) "
                   "{display: none !important;}</style>")
 
 
