@@ -10,6 +10,7 @@ to plotly's ``plotly_afterplot`` event (WebGL past 2,000 points). Best of 3. The
 """
 from __future__ import annotations
 
+import os
 import platform
 import tempfile
 import time
@@ -64,6 +65,100 @@ def browser_first_view(html: Path) -> float:
     return min(seconds)
 
 
+NOTEBOOK_SETUP = """import sys
+sys.path.insert(0, {root!r})
+import nlu_lite
+from benchmarks.explorer_scale import frame
+df = frame({n})
+print("MARK-A")"""
+
+
+def jupyterlab_first_view(n: int) -> tuple[float, float]:
+    """Seconds from an explorer's cell starting (the cell before it printed a mark) to its plot holding all ``n``
+    points in JupyterLab's page (the widget path: kernel, comm messages, plotly.js), headless Chromium: the
+    first explorer of the session (imports, plotly.js's bundle loaded by the page) and a second one."""
+    import json
+    import secrets
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    import nbformat
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell(NOTEBOOK_SETUP.format(root=str(ROOT), n=n)),
+                    nbformat.v4.new_code_cell('ex = nlu_lite.explore(df, max_points=None, color="topic")\nex'),
+                    nbformat.v4.new_code_cell('print("MARK-B")'),
+                    nbformat.v4.new_code_cell('again = nlu_lite.explore(df, max_points=None, color="topic")\nagain')]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, root / "scale.ipynb")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        token = secrets.token_hex(16)
+        env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(root / ".runtime"), "JUPYTER_CONFIG_DIR": str(root / ".config"),
+               "JUPYTERLAB_WORKSPACES_DIR": str(root / ".workspaces"), "NLU_LITE_PROGRESS": "0"}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+             "--LabApp.news_url=None"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(180):
+                try:
+                    json.load(urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2))
+                    break
+                except OSError:
+                    time.sleep(0.5)
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                            args=["--no-sandbox", "--use-gl=swiftshader", "--enable-webgl",
+                                                  "--ignore-gpu-blocklist"])
+                page = browser.new_page(viewport={"width": 1400, "height": 1300})
+                page.goto(f"{url}/lab/tree/scale.ipynb?token={token}")
+                page.wait_for_function(
+                    "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+                    " const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
+                    " return k && k.status === 'idle'; }", timeout=180_000)
+                # timed in the page: when READY is printed (the explorer's cell starts) and when the plot holds
+                # every point, each seen on the next animation frame
+                page.evaluate("""(n) => {
+                    window.__t = {};
+                    const complete = (i) => {
+                        const gd = document.querySelectorAll('.nlu-lite-explorer .js-plotly-plot')[i];
+                        if (!gd || !gd.data || !gd.querySelector('.gl-container canvas, .scatterlayer .point')) return false;
+                        return gd.data.filter(t => t.meta === 'points').reduce((s, t) => s + t.x.length, 0) === n;
+                    };
+                    const tick = () => {
+                        const now = performance.now(), t = window.__t;
+                        const text = (t.a === undefined || (t.d1 !== undefined && t.b === undefined))
+                            ? document.body.innerText : '';
+                        if (t.a === undefined && text.includes('MARK-A')) t.a = now;
+                        if (t.a !== undefined && t.d1 === undefined && complete(0)) t.d1 = now;
+                        if (t.d1 !== undefined && t.b === undefined && text.includes('MARK-B')) t.b = now;
+                        if (t.b !== undefined && t.d2 === undefined && complete(1)) { t.d2 = now; return; }
+                        requestAnimationFrame(tick);
+                    };
+                    requestAnimationFrame(tick);
+                }""", n)
+                page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+                page.wait_for_function("() => window.__t.d2 !== undefined", timeout=600_000)
+                t = page.evaluate("() => window.__t")
+                seconds = ((t["d1"] - t["a"]) / 1000, (t["d2"] - t["b"]) / 1000)
+                browser.close()
+        finally:
+            server.terminate()
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    return seconds
+
+
 def cpu() -> str:
     try:
         text = Path("/proc/cpuinfo").read_text()
@@ -94,15 +189,23 @@ def main() -> None:
             html = Path(tmp) / f"plot_{n}.html"
             fig.write_html(html, include_plotlyjs=True)
             view_s = browser_first_view(html)
-            rows.append((n, build_s, len(text) / 1e6, json_s, explorer_s, view_s))
+            lab_first, lab_again = jupyterlab_first_view(n)
+            rows.append((n, build_s, len(text) / 1e6, json_s, explorer_s, view_s, lab_first, lab_again))
     lines = [
         "# Explorer scale: 10,000 and 100,000 points", "",
         f"CPU: {cpu()}; plotly {plotly.__version__}; `python -m benchmarks.explorer_scale`; best of 3.", "",
-        "| points | PCA + figure (s) | figure JSON (MB) | to_json (s) | Explorer built (s) | first view in Chromium (s) |",
-        "|---:|---:|---:|---:|---:|---:|",
-        *(f"| {n:,} | {b:.2f} | {mb:.1f} | {j:.2f} | {e:.2f} | {v:.2f} |" for n, b, mb, j, e, v in rows), "",
+        ("| points | PCA + figure (s) | figure JSON (MB) | to_json (s) | Explorer built (s) | first view in Chromium "
+         "(s) | JupyterLab: first explorer (s) | JupyterLab: another (s) |"),
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *(f"| {n:,} | {b:.2f} | {mb:.1f} | {j:.2f} | {e:.2f} | {v:.2f} | {lab:.2f} | {again:.2f} |"
+          for n, b, mb, j, e, v, lab, again in rows), "",
         ("First view: navigation to the first drawn frame of a static page holding the figure and plotly.js; "
          "headless Chromium renders WebGL in software (SwiftShader), slower than a desktop GPU."),
+        ("JupyterLab: the widget path end to end, from the explorer's cell starting (`explore(df, max_points=None)`: "
+         "projection, traces, hover texts in the kernel; the FigureWidget's state over the comm; plotly.js drawing) to "
+         "every point in the page's plot, one run, the same headless Chromium. The first explorer of a session also "
+         "imports the viz stack in the kernel (about 3 s here) and loads plotly.js's bundle in the page; another "
+         "explorer after it is the steady state."),
     ]
     out = ROOT / "benchmarks" / "explorer_scale.md"
     out.write_text("\n".join(lines) + "\n")
