@@ -243,7 +243,8 @@ def test_umap_gets_its_parameters(monkeypatch):
     monkeypatch.setitem(sys.modules, "umap", types.SimpleNamespace(UMAP=FakeUMAP))
     df = sentence_frame(clusters=2, per_cluster=5)
     points = plotted(plot_embeddings(df, "umap", 3, n_neighbors=50, min_dist=0.3, random_state=4))
-    assert seen == {"n_components": 3, "n_neighbors": 9, "min_dist": 0.3, "random_state": 4, "metric": "euclidean"}
+    assert seen == {"n_components": 3, "n_neighbors": 9, "min_dist": 0.3, "random_state": 4, "metric": "euclidean",
+                    "verbose": False}  # verbose only in the child process, whose epoch lines are progress
     np.testing.assert_allclose(points.sort_values("position")[["x", "y", "z"]].to_numpy(),
                                to_matrix(df)[:, :3] * 2, rtol=1e-6)
 

@@ -25,7 +25,8 @@ from .reduce import METHODS, Projection, cached, finish, prepare, with_defaults
 
 logger = logging.getLogger(__name__)
 
-_ITERATION = re.compile(rb"Iteration (\d+)")
+_ITERATION = re.compile(rb"Iteration (\d+)")  # scikit-learn's t-SNE, verbose=2
+_EPOCH = re.compile(rb"completed\s+(\d+)\s+/\s+(\d+)\s+epochs")  # umap-learn's layout, verbose=True
 
 
 class FitStopped(InputError):
@@ -33,7 +34,8 @@ class FitStopped(InputError):
 
 
 class FitJob:
-    """A projection running in a child process. ``progress`` is ``(iteration, max_iter)`` for t-SNE, else None;
+    """A projection running in a child process. ``progress`` is ``(iteration, max_iter)`` for t-SNE, ``(epoch,
+    epochs)`` for UMAP's layout (after its neighbour graph), else None;
     :meth:`result` waits for it; :meth:`stop` ends it at once."""
 
     def __init__(self, method: str, dimensions: int, params: dict[str, Any], key: tuple | None,
@@ -51,7 +53,7 @@ class FitJob:
             [sys.executable, "-m", "nlu_lite.viz._fit_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, env=env)
         payload = pickle.dumps((np.ascontiguousarray(matrix, dtype=np.float32), method, dimensions,
-                                {**params, "verbose": 2} if method == "tsne" else params),
+                                {**params, "verbose": 2} if method in ("tsne", "umap") else params),
                                protocol=pickle.HIGHEST_PROTOCOL)
         self._shape = matrix.shape
         threading.Thread(target=self._run, args=(payload,), name=f"nlu-lite-{method}-job", daemon=True).start()
@@ -67,11 +69,14 @@ class FitJob:
     def _read_progress(self, lines: list[bytes]) -> None:
         for line in iter(self._process.stderr.readline, b""):
             lines.append(line)
-            match = _ITERATION.search(line)
-            if match and self.method == "tsne":
+            if self.method == "tsne" and (match := _ITERATION.search(line)):
                 self.progress = (int(match.group(1)), int(self.params["max_iter"]))
-                if self._on_progress is not None:
-                    self._on_progress(*self.progress)
+            elif self.method == "umap" and (match := _EPOCH.search(line)):
+                self.progress = (int(match.group(1)), int(match.group(2)))
+            else:
+                continue
+            if self._on_progress is not None:
+                self._on_progress(*self.progress)
 
     def _run(self, payload: bytes) -> None:
         errors: list[bytes] = []

@@ -485,12 +485,12 @@ def _tsne(x: np.ndarray, dimensions: int, params: dict[str, Any]):
 
 def _umap(x: np.ndarray, dimensions: int, params: dict[str, Any]):
     umap = require("umap", "viz", package="umap-learn")
-    params.pop("verbose", 0)
+    verbose = bool(params.pop("verbose", 0))  # the subprocess runner reads its epoch lines as progress
     x, first = _principal_first(x, params)
     _fewer_neighbours(params, len(x))
     reducer = umap.UMAP(
         n_components=dimensions, n_neighbors=params["n_neighbors"], min_dist=params["min_dist"],
-        random_state=params["random_state"], metric=params["metric"],
+        random_state=params["random_state"], metric=params["metric"], verbose=verbose,
     )
     return reducer.fit_transform(x), params, None, _Chain(first, reducer)
 

@@ -377,7 +377,8 @@ class Explorer:
 
         def progress(iteration: int, total: int) -> None:
             if generation == self._generation:
-                self.status.value = f"<span class='nlu-lite-busy'>{busy} iteration {iteration:,} of {total:,}</span>"
+                step = "epoch" if method == "umap" else "iteration"
+                self.status.value = f"<span class='nlu-lite-busy'>{busy} {step} {iteration:,} of {total:,}</span>"
 
         try:
             job = fit_in_process(self._matrix, method, dims, on_progress=progress, **params)
