@@ -81,7 +81,7 @@ CANNOT = {
     "Doc2VecModel": "doc2vec: a Doc2Vec model infers a document vector by training steps at prediction time, which "
                     "nlu_lite does not do. Nearest that runs: en.embed_sentence.minilm_l6",
     "WordEmbeddingsModel": "static: a static word-vector table whose card names no public table nlu_lite can fetch "
-                           "(fastText's and GloVe's load: en.embed, de.embed.w2v_cc_300d); nlu_lite loads GloVe, "
+                           "(fastText's and GloVe's load: en.embed, af.embed.w2v_cc_300d); nlu_lite loads GloVe, "
                            "word2vec and fastText files you have (load(path='vectors.txt'))",
     "Word2VecModel": "static: a word2vec table; nlu_lite loads word2vec files (load(path='vectors.bin')) but records "
                      "no source it can fetch for this one",
