@@ -114,8 +114,13 @@ def _load(alias: str | None, path: str | os.PathLike | None, options: Any) -> Pi
 
     if path is None and isinstance(alias, str) and len(alias.split()) > 1:  # NLU: several references in one request
         from .group import PipelineGroup
+        from .registry import nlu_action, not_an_embedding
 
-        return PipelineGroup([_load(part, None, options) for part in alias.split()])
+        parts = alias.split()
+        others = [part for part in parts if nlu_action(part) is not None]
+        if others:  # 'pos sentiment bert': say what nlu_lite does not do, and what it would run, before any load
+            raise not_an_embedding(others, [part for part in parts if part not in others])
+        return PipelineGroup([_load(part, None, options) for part in parts])
     if path is None and isinstance(alias, str) and alias.split():
         alias = alias.split()[0]  # '  org/name  ' as 'org/name', as a registry alias with spaces already was
     if path is None and alias is not None and looks_like_folder(alias):
@@ -148,6 +153,10 @@ def _resolve(alias: str, options: Any) -> ModelSpec:
     except UnknownModelError as exc:
         row = catalogue_row(alias)
         if row is None:
+            from .registry import nlu_action, not_an_embedding
+
+            if nlu_action(alias) is not None:  # 'pos', 'en.ner.onto': NLU annotators nlu_lite does not run
+                raise not_an_embedding([alias]) from None
             raise exc from None
     if row.status == "table":
         return row.table_spec()

@@ -406,3 +406,44 @@ def test_a_table_reference_offline_names_the_url_it_needs(isolated_cache):
     with pytest.raises(nlu_lite.errors.OfflineError) as info:
         nlu_lite.load(row.nlu_reference, offline=True)
     assert row.table_url in str(info.value) and "no published sha256" in str(info.value)
+
+
+# --- NLU's names for what is not an embedding -------------------------------------------------------------------
+
+def test_nlus_non_embedding_actions_are_read_from_its_spellbook():
+    """nlu_actions.csv (build.py actions, from NLU's spellbook): the actions of NLU's references that are not
+    embeddings, with how many references use each and the annotator most of them are."""
+    from nlu_lite.registry import nlu_actions
+
+    table = nlu_actions()
+    assert {"pos": "PerceptronModel", "lemma": "LemmatizerModel", "ner": "BertForTokenClassification",
+            "speech2text": "Wav2Vec2ForCTC"}.items() <= {a: anno for a, (_, anno) in table.items()}.items()
+    assert {"sentiment", "classify", "translate_to", "stopwords", "spell"} <= set(table)
+    assert not {"embed", "embed_sentence", "embed_chunk", "bert", "glove", "elmo"} & set(table)
+    assert all(count > 0 for count, _ in table.values())
+    rows = list(csv.DictReader((ROOT / "nlu_lite" / "data" / "nlu_actions.csv").read_text().splitlines()))
+    assert {r["source"] for r in rows} == {"JohnSnowLabs/nlu@1bc034114e6e:nlu/spellbook.py"}
+
+
+def test_no_name_nlu_lite_resolves_is_taken_for_an_action():
+    from nlu_lite.registry import nlu_action
+
+    registry = default_registry()
+    names = [a for spec in registry for a in spec.aliases] + list(catalogue())
+    assert names and not [n for n in names if nlu_action(n) is not None]
+
+
+@pytest.mark.parametrize("request_, named, runs", [
+    ("pos sentiment bert", ["'pos'", "'sentiment'"], "nlu_lite.load('bert')"),
+    ("en.ner.onto", ["'en.ner.onto'", "NLU's ner"], "for vectors load an embedding"),
+    ("de.lemma en.embed_sentence.minilm_l6", ["'de.lemma'", "LemmatizerModel"],
+     "nlu_lite.load('en.embed_sentence.minilm_l6')"),
+])
+def test_a_request_naming_annotators_that_do_not_embed_says_so_and_what_would_run(request_, named, runs,
+                                                                                   isolated_cache):
+    """NLU's load('pos sentiment bert') runs a tagger, a classifier and embeddings; nlu_lite embeds only: one error,
+    before anything is downloaded, naming each part it does not run and what of the request it would run."""
+    with pytest.raises(UnavailableModelError) as info:
+        nlu_lite.load(request_, offline=True)
+    message = str(info.value)
+    assert all(part in message for part in named) and runs in message and "embeddings only" in message

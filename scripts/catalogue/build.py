@@ -4,6 +4,8 @@ Two steps:
 
     # 1. NLU's references, from NLU's own spellbook (JohnSnowLabs/nlu, nlu/spellbook.py; 5.4.1 for the snapshot)
     python scripts/catalogue/build.py snapshot --spellbook /path/to/nlu/nlu/spellbook.py
+    # 1a. NLU's actions that are not embeddings (pos, ner, sentiment, ...), for load('pos sentiment bert')'s error
+    python scripts/catalogue/build.py actions --spellbook /path/to/nlu/nlu/spellbook.py --source JohnSnowLabs/nlu@<commit>
     # 1b. the public vector tables static cards name, from their publishers' pages (git dirs of the three repos)
     python scripts/catalogue/build.py tables --fasttext <facebookresearch/fastText> --glove <stanfordnlp/GloVe> \
         --torchtext <pytorch/text>
@@ -184,6 +186,56 @@ def tables(fasttext: Path, glove: Path, torchtext: Path) -> int:
     return len(out)
 
 
+ACTIONS = ROOT / "nlu_lite" / "data" / "nlu_actions.csv"
+EMBED_ACTIONS = ("embed", "embed_sentence", "embed_chunk")
+
+
+def actions(spellbook: Path, source: str) -> int:
+    """Step 1c: NLU's actions that are not embeddings (``pos``, ``ner``, ``sentiment``, ``translate`` ...), from every
+    reference of its spellbook (component aliases, pipelines, models): the action (the reference's part after its
+    language, or its first part), how many references use it, and the annotator class most of its models are
+    (``nlp_ref_to_anno_class``; ``pipeline`` where they are pipelines). ``load('pos sentiment bert')`` reads it
+    to say what nlu_lite would run and what it does not do."""
+    tree = ast.parse(spellbook.read_text(encoding="utf-8"))
+    book = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Spellbook")
+    wanted = ("component_alias_references", "pretrained_pipe_references", "pretrained_models_references",
+              "nlp_ref_to_anno_class")
+    tables = {node.targets[0].id: ast.literal_eval(node.value) for node in book.body
+              if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and node.targets[0].id in wanted}
+    languages = set(tables["pretrained_models_references"]) | set(tables["pretrained_pipe_references"])
+    counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+
+    def add(ref: str, annotator: str) -> None:
+        parts = ref.split(".")
+        while len(parts) > 1 and (parts[0] in languages or parts[1] in ("marian", "translate_to")):
+            parts = parts[1:]  # 'xx.de.translate_to.en', 'xx.aav.marian.translate_to.en': the codes go
+        counts[parts[0]][annotator] += 1
+
+    for ref, entry in tables["component_alias_references"].items():  # (name, kind) or (name, kind, ...)
+        name, kind = entry[0], entry[1]
+        add(ref, "pipeline" if kind == "component_list" else tables["nlp_ref_to_anno_class"].get(name, ""))
+    for refs in tables["pretrained_pipe_references"].values():
+        for ref in refs:
+            add(ref, "pipeline")
+    for refs in tables["pretrained_models_references"].values():
+        for ref, model in refs.items():
+            add(ref, tables["nlp_ref_to_anno_class"].get(model, ""))
+    rows = []
+    for action, annotators in sorted(counts.items()):
+        named = [(a, n) for a, n in annotators.most_common() if a]
+        embeds = any(a.endswith("Embeddings") or a in ("WordEmbeddingsModel", "Word2VecModel", "Doc2VecModel",
+                                                         "UniversalSentenceEncoder") for a, _ in named)
+        if action in EMBED_ACTIONS or embeds or not re.fullmatch(r"[a-z][a-z0-9_]*", action):
+            continue  # embeddings, under NLU's bare names too ('bert', 'glove', 'elmo')
+        rows.append({"action": action, "references": sum(annotators.values()),
+                     "annotator": named[0][0] if named else "", "source": source})
+    with ACTIONS.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, ("action", "references", "annotator", "source"), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return len(rows)
+
+
 def _cards() -> dict[tuple[str, str], dict]:
     out = {}
     for line in CARDS.read_text(encoding="utf-8").splitlines():
@@ -345,10 +397,16 @@ def main(argv: list[str] | None = None) -> int:
     step.add_argument("--fasttext", type=Path, required=True, help="git dir of facebookresearch/fastText")
     step.add_argument("--glove", type=Path, required=True, help="git dir of stanfordnlp/GloVe")
     step.add_argument("--torchtext", type=Path, required=True, help="git dir of pytorch/text")
+    step = sub.add_parser("actions", help="NLU's non-embedding actions from its spellbook.py")
+    step.add_argument("--spellbook", type=Path, required=True)
+    step.add_argument("--source", required=True, help="where the spellbook is from, e.g. JohnSnowLabs/nlu@<commit>")
     sub.add_parser("build", help="catalogue.csv and docs/catalogue.md from the snapshot and the card extracts")
     args = parser.parse_args(argv)
     if args.step == "snapshot":
         print(f"{snapshot(args.spellbook)} references -> {SNAPSHOT}")
+        return 0
+    if args.step == "actions":
+        print(f"{actions(args.spellbook, args.source)} actions -> {ACTIONS}")
         return 0
     if args.step == "tables":
         print(f"{tables(args.fasttext, args.glove, args.torchtext)} tables -> {TABLES}")
