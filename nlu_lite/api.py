@@ -143,6 +143,17 @@ def _load(alias: str | None, path: str | os.PathLike | None, options: Any) -> Pi
     return Pipeline.load(spec, options)
 
 
+def resolve_spec(alias: str, *, offline: bool | None = None, progress: bool | None = None) -> ModelSpec:
+    """The entry ``alias`` loads, as :func:`load` resolves it: a Hub id (its files read first), the registry, or
+    NLU's catalogue (a card's repo or public table); what ``nlu-lite download`` fetches."""
+    from .runtime import LoadOptions
+
+    repo = hub_repo(alias)
+    if repo is not None:
+        return spec_from_hub(repo, offline=offline, progress=progress)
+    return _resolve(alias, LoadOptions.resolve(offline=offline, progress=progress))
+
+
 def _resolve(alias: str, options: Any) -> ModelSpec:
     """The registry's entry for ``alias``; else NLU's catalogue: the Hub repo its model card states (read
     through the Hub like any repo id, named after the NLU model), or an error saying why it cannot load."""

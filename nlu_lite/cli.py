@@ -62,7 +62,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     options = {"batch_size": args.batch_size, "progress": False if args.no_progress else None,
                "subtoken_pooling": args.subtoken_pooling, "pooling": args.pooling, "normalize": args.normalize}
-    _check_before_loading(args.alias, args.level, options)
+    _check_before_loading(args.alias, args.level, options, offline=args.offline or None)
     texts = _read_texts(args)
     pipe = load(args.alias, offline=args.offline or None, precision=args.precision, threads=args.threads,
                 engine=args.engine)
@@ -92,18 +92,27 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_before_loading(alias: str, level: str | None, options: dict) -> None:
+def _check_before_loading(alias: str, level: str | None, options: dict, offline: bool | None = None) -> None:
     """Options checked against the registry entry (or the folder's config) before stdin is read or
-    a model downloaded; predict() checks them again against the loaded model (its pooler)."""
-    from .specs import hub_repo, looks_like_folder, spec_from_folder, spec_from_hub
+    a model downloaded; predict() checks them again against the loaded model (its pooler). Several
+    references (``'bert en.embed_sentence.minilm_l6'``): each one; NLU's non-embedding ones are refused first."""
+    from .api import resolve_spec
     from .options import ModelFacts, resolve_options
-    from .registry import default_registry
+    from .registry import nlu_action, not_an_embedding
+    from .specs import looks_like_folder, spec_from_folder
 
-    repo = None if looks_like_folder(alias) else hub_repo(alias)
+    parts = alias.split()
+    if len(parts) > 1:
+        others = [part for part in parts if nlu_action(part) is not None]
+        if others:
+            raise not_an_embedding(others, [part for part in parts if part not in others])
+        for part in parts:
+            _check_before_loading(part, level, options, offline)
+        return
     if looks_like_folder(alias):
         spec = spec_from_folder(alias)
-    else:  # a Hub id costs its config.json (small, cached), never its weights, before the options are checked
-        spec = spec_from_hub(repo) if repo else default_registry().resolve(alias)
+    else:  # a Hub id (or a catalogue row's repo) costs its config.json (small, cached), never its weights
+        spec = resolve_spec(alias, offline=offline)
     facts = ModelFacts(hidden_size=spec.dim, num_layers=spec.layers, has_pooler=True, max_positions=spec.max_length)
     resolve_options(spec, facts, level, options)
 
@@ -118,10 +127,10 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from .specs import hub_repo, spec_from_hub
+    from .api import resolve_spec
     from .artifacts import download
 
-    wanted = [spec_from_hub(repo) if (repo := hub_repo(alias)) else alias for alias in args.aliases]  # hf:owner/name too
+    wanted = [resolve_spec(alias) for alias in args.aliases]  # registry, NLU's catalogue, hf:owner/name
     for path in download(wanted, progress=False if args.no_progress else None, force=args.force):
         print(path)
     return 0

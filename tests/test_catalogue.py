@@ -447,3 +447,53 @@ def test_a_request_naming_annotators_that_do_not_embed_says_so_and_what_would_ru
         nlu_lite.load(request_, offline=True)
     message = str(info.value)
     assert all(part in message for part in named) and runs in message and "embeddings only" in message
+
+
+def test_nlu_lite_download_fetches_a_catalogue_reference(isolated_cache, monkeypatch, capsys):
+    """The offline errors tell users to run `nlu-lite download <reference>` where the network is: that must take
+    NLU's catalogue references too (it took registry aliases and Hub ids only). A table reference against the
+    loopback server: the download prints the folder holding the table, and a load offline then needs nothing."""
+    import numpy as np
+
+    from nlu_lite import cli
+    from nlu_lite import registry as registry_module
+
+    row = next(r for r in _table_rows() if r.table_url.endswith(".vec.gz"))
+    words = ["the", "river"]
+    matrix = np.random.default_rng(5).normal(size=(2, int(row.table_dim))).astype(np.float32)
+    monkeypatch.setenv("NLU_LITE_PROGRESS", "0")
+    with HubServer() as server:
+        served, _ = _serve_table(server, row, {row.table_url.rsplit("/", 1)[-1]: _vec(words, matrix)})
+        rows = dict(catalogue())
+        rows[next(k for k, v in rows.items() if v is row)] = served
+        monkeypatch.setattr(registry_module, "catalogue", lambda: rows)
+        assert cli.main(["download", row.nlu_reference]) == 0
+    folder = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (folder / row.table_url.rsplit("/", 1)[-1]).is_file()
+    frame = nlu_lite.load(row.nlu_reference, offline=True).predict("river", output_level="token")
+    np.testing.assert_array_equal(nlu_lite.to_matrix(frame)[0], matrix[1])
+
+
+def test_nlu_lite_predict_takes_catalogue_references_and_refuses_annotators(isolated_cache, monkeypatch, capsys):
+    """`nlu-lite predict` checks its options against the entry before loading: a catalogue reference is an entry
+    (it was 'unknown model alias'), and a request with NLU annotators is the same error load() gives."""
+    import numpy as np
+
+    from nlu_lite import cli
+    from nlu_lite import registry as registry_module
+
+    row = next(r for r in _table_rows() if r.table_url.endswith(".vec.gz"))
+    matrix = np.random.default_rng(6).normal(size=(1, int(row.table_dim))).astype(np.float32)
+    monkeypatch.setenv("NLU_LITE_PROGRESS", "0")
+    with HubServer() as server:
+        served, _ = _serve_table(server, row, {row.table_url.rsplit("/", 1)[-1]: _vec(["river"], matrix)})
+        rows = dict(catalogue())
+        rows[next(k for k, v in rows.items() if v is row)] = served
+        monkeypatch.setattr(registry_module, "catalogue", lambda: rows)
+        assert cli.main(["predict", row.nlu_reference, "river", "--format", "jsonl"]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert len(out) == 1 and out[0]["token"] == "river"
+    vector = next(v for k, v in out[0].items() if k.endswith("_embeddings"))
+    np.testing.assert_allclose(vector, matrix[0], rtol=1e-6)
+    assert cli.main(["predict", "pos bert", "hi", "--offline"]) == 2
+    assert "'pos' (NLU's pos: PerceptronModel" in capsys.readouterr().err
