@@ -472,12 +472,18 @@ def test_the_explorers_questions_in_jupyterlab(browser, jupyter_lab):
         left_plot = linked.locator(".nlu-lite-explorer").nth(0).locator(".js-plotly-plot")
         left_plot.scroll_into_view_if_needed()
         _lasso(page, left_plot)
-        counts = linked.locator(".nlu-lite-selected")
-        page.wait_for_function(
-            "() => { const s = [...document.querySelectorAll('.nlu-lite-linked .nlu-lite-selected')]"
-            ".map(e => e.textContent); return s.length === 2 && s[0] === s[1] && s[0] !== '0 selected'; }",
-            timeout=30_000)
-        assert counts.nth(0).inner_text() == counts.nth(1).inner_text()
+        read_counts = ("() => [...document.querySelectorAll('.nlu-lite-linked .nlu-lite-selected')]"
+                       ".map(e => e.textContent)")
+        # plotly.js may report a lasso in steps (a first, smaller selection, then the whole): wait until the two
+        # views agree and stay so for a second, reading both at once
+        deadline, stable, last = time.monotonic() + 30, 0, None
+        while time.monotonic() < deadline and stable < 4:
+            counts = page.evaluate(read_counts)
+            agreed = len(counts) == 2 and counts[0] == counts[1] and counts[0] != "0 selected"
+            stable = stable + 1 if agreed and counts == last else 0
+            last = counts
+            time.sleep(0.25)
+        assert stable >= 4, last
         page.screenshot(path=str(SHOTS / "explore_compare_linked.png"), full_page=True)
 
         # stop: the t-SNE of 4,000 points runs in its own process; Stop ends it and the status says so
