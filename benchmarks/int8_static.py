@@ -20,28 +20,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def batches(pipe, texts, size=32, longest=256):
-    tok = pipe.tokenizer
-    framing = tok.framing
-    pieces = tok.encode(texts, words=False)
-    sequences = []
-    for t in range(len(texts)):
-        ids = pieces.ids[pieces.text_piece_start[t]:pieces.text_piece_start[t + 1]].tolist()
-        room = longest - len(framing.prefix) - len(framing.suffix)
-        for start in range(0, max(len(ids), 1), room):
-            sequences.append([*framing.prefix, *ids[start:start + room], *framing.suffix])
-    sequences.sort(key=len)
-    out = []
-    for i in range(0, len(sequences), size):
-        chunk = sequences[i:i + size]
-        ids = np.full((len(chunk), len(chunk[-1])), framing.pad_id, np.int64)
-        mask = np.zeros_like(ids)
-        for row, seq in enumerate(chunk):
-            ids[row, :len(seq)], mask[row, :len(seq)] = seq, 1
-        out.append((ids, mask))
-    return out
+sys.path.insert(0, str(ROOT / "tests"))
 
 
 def cosines(a, b, mask):
@@ -58,6 +37,9 @@ def main() -> int:
         QuantType,
         quantize_static,
     )
+    from test_real_mpnet import (
+        _batches as batches,  # the pipeline's framing, length-sorted padded batches
+    )
 
     import nlu_lite
     from nlu_lite.convert import ensure_onnx
@@ -70,7 +52,7 @@ def main() -> int:
     with open(ROOT / "nlu_lite" / "data" / "topics.csv", encoding="utf-8", newline="") as fh:
         topics = [row["text"] for row in csv.DictReader(fh) if row["text"].strip()]
     topics = topics + [" ".join(topics[i:i + 40]) for i in range(0, 200, 40)]
-    evaluation = batches(pipe, topics)
+    evaluation = batches(pipe, topics, size=32, longest=256)
     # the check corpus joined and cut into full windows of 128 positions, 8 per batch (the histogram calibrators
     # need one shape throughout)
     tok = pipe.tokenizer

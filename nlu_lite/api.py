@@ -114,12 +114,10 @@ def _load(alias: str | None, path: str | os.PathLike | None, options: Any) -> Pi
 
     if path is None and isinstance(alias, str) and len(alias.split()) > 1:  # NLU: several references in one request
         from .group import PipelineGroup
-        from .registry import nlu_action, not_an_embedding
+        from .registry import check_request
 
         parts = alias.split()
-        others = [part for part in parts if nlu_action(part) is not None]
-        if others:  # 'pos sentiment bert': say what nlu_lite does not do, and what it would run, before any load
-            raise not_an_embedding(others, [part for part in parts if part not in others])
+        check_request(parts)  # 'pos sentiment bert': what nlu_lite does not do, and what it would run, before any load
         return PipelineGroup([_load(part, None, options) for part in parts])
     if path is None and isinstance(alias, str) and alias.split():
         alias = alias.split()[0]  # '  org/name  ' as 'org/name', as a registry alias with spaces already was

@@ -98,14 +98,12 @@ def _check_before_loading(alias: str, level: str | None, options: dict, offline:
     references (``'bert en.embed_sentence.minilm_l6'``): each one; NLU's non-embedding ones are refused first."""
     from .api import resolve_spec
     from .options import ModelFacts, resolve_options
-    from .registry import nlu_action, not_an_embedding
+    from .registry import check_request
     from .specs import looks_like_folder, spec_from_folder
 
     parts = alias.split()
     if len(parts) > 1:
-        others = [part for part in parts if nlu_action(part) is not None]
-        if others:
-            raise not_an_embedding(others, [part for part in parts if part not in others])
+        check_request(parts)
         for part in parts:
             _check_before_loading(part, level, options, offline)
         return

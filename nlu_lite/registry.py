@@ -560,6 +560,14 @@ def nlu_action(alias: str) -> str | None:
     return parts[0] if parts[0] in nlu_actions() else None
 
 
+def check_request(parts: Sequence[str]) -> None:
+    """Refuse a several-reference request that names NLU annotators that are not embeddings, before anything loads
+    (:func:`not_an_embedding`: what each is, and what of the request would run)."""
+    others = [part for part in parts if nlu_action(part) is not None]
+    if others:
+        raise not_an_embedding(others, [part for part in parts if part not in others])
+
+
 def not_an_embedding(names: Sequence[str], runnable: Sequence[str] = ()) -> UnavailableModelError:
     """The error for a request naming NLU annotators that are not embeddings: what each is, and what of the
     request nlu_lite would run (``runnable``)."""

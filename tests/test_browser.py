@@ -127,6 +127,16 @@ def _trimmed_explore_notebook(target: Path) -> None:
     nbformat.write(nb, target)
 
 
+def _run_all(page, url: str, token: str, name: str) -> None:
+    """Open notebook ``name`` in JupyterLab, wait for its kernel, run every cell."""
+    page.goto(f"{url}/lab/tree/{name}?token={token}")
+    page.wait_for_function(
+        "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+        " const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
+        " return k && k.status === 'idle'; }", timeout=120_000)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+
 def _points(snapshot) -> dict[int, float]:
     """customdata (row position) → x, over the explorer's point traces."""
     return {int(p): x for _, positions, xs in snapshot[1] for p, x in zip(positions, xs)}
@@ -166,12 +176,7 @@ def test_explorer_renders_and_redraws_in_jupyterlab(browser, jupyter_lab):
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     SHOTS.mkdir(parents=True, exist_ok=True)
     try:
-        page.goto(f"{url}/lab/tree/explore.ipynb?token={token}")
-        page.wait_for_function(
-            "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
-            " const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
-            " return k && k.status === 'idle'; }", timeout=120_000)
-        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        _run_all(page, url, token, "explore.ipynb")
 
         first = _wait_plot(page, "s[1].reduce((n, t) => n + t[1].length, 0) > 0", 240)
         assert first[0].startswith("PCA of 360 sentence embeddings")
@@ -443,12 +448,7 @@ def test_the_explorers_questions_in_jupyterlab(browser, jupyter_lab):
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     SHOTS.mkdir(parents=True, exist_ok=True)
     try:
-        page.goto(f"{url}/lab/tree/questions.ipynb?token={token}")
-        page.wait_for_function(
-            "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
-            " const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
-            " return k && k.status === 'idle'; }", timeout=120_000)
-        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        _run_all(page, url, token, "questions.ipynb")
         explorers = page.locator(".nlu-lite-explorer")
         page.wait_for_function("() => document.querySelectorAll('.nlu-lite-explorer').length === 4", timeout=240_000)
 

@@ -327,6 +327,18 @@ def _serve_table(server, row, files: dict[str, bytes] | None = None):
     return dataclasses.replace(row, table_url=new_url + (f"#{member}" if member else "")), data
 
 
+def _serve_in_catalogue(server, row, files: dict[str, bytes], monkeypatch):
+    """``row``'s table served by the loopback server and the packaged catalogue answering with the re-pointed row
+    (for this test); returns the row and the bytes served."""
+    from nlu_lite import registry as registry_module
+
+    served, data = _serve_table(server, row, files)
+    rows = dict(catalogue())
+    rows[next(k for k, v in rows.items() if v is row)] = served
+    monkeypatch.setattr(registry_module, "catalogue", lambda: rows)
+    return served, data
+
+
 def _vec(words, matrix, header=True) -> bytes:
     body = "".join(f"{w} {' '.join(repr(float(v)) for v in row)}\n" for w, row in zip(words, matrix))
     return ((f"{len(words)} {matrix.shape[1]}\n" if header else "") + body).encode("utf-8")
@@ -341,7 +353,6 @@ def test_a_table_reference_downloads_the_table_and_answers_with_its_rows(isolate
 
     import numpy as np
 
-    from nlu_lite import registry as registry_module
     from nlu_lite.artifacts import url as url_source
 
     row = next(r for r in _table_rows() if r.table_url.endswith(".vec.gz"))
@@ -349,10 +360,8 @@ def test_a_table_reference_downloads_the_table_and_answers_with_its_rows(isolate
     matrix = np.random.default_rng(3).normal(size=(len(words), int(row.table_dim))).astype(np.float32)
     monkeypatch.setenv("NLU_LITE_PROGRESS", "0")
     with HubServer() as server:
-        served, data = _serve_table(server, row, {row.table_url.rsplit("/", 1)[-1]: _vec(words, matrix)})
-        rows = dict(catalogue())
-        rows[next(k for k, v in rows.items() if v is row)] = served
-        monkeypatch.setattr(registry_module, "catalogue", lambda: rows)
+        _, data = _serve_in_catalogue(server, row, {row.table_url.rsplit("/", 1)[-1]: _vec(words, matrix)},
+                                      monkeypatch)
         pipe = nlu_lite.load(row.nlu_reference)
         assert server.count(contains=".vec.gz") == 1
         spec = pipe.spec
@@ -379,7 +388,6 @@ def test_a_glove_reference_takes_its_width_out_of_the_zip(isolated_cache, monkey
     """GloVe's zip holds several widths (glove.6B.50d.txt ... 300d): the reference gets its own member only."""
     import numpy as np
 
-    from nlu_lite import registry as registry_module
 
     rows = [r for r in _table_rows() if "#glove." in r.table_url]
     if not rows:
@@ -392,11 +400,9 @@ def test_a_glove_reference_takes_its_width_out_of_the_zip(isolated_cache, monkey
     other = np.random.default_rng(2).normal(size=(3, 4)).astype(np.float32)
     monkeypatch.setenv("NLU_LITE_PROGRESS", "0")
     with HubServer() as server:
-        served, _ = _serve_table(server, row, {member: _vec(words, wanted, header=False),
-                                               member.replace(f".{dim}d", ".4d"): _vec(words, other, header=False)})
-        table = dict(catalogue())
-        table[next(k for k, v in table.items() if v is row)] = served
-        monkeypatch.setattr(registry_module, "catalogue", lambda: table)
+        _serve_in_catalogue(server, row, {member: _vec(words, wanted, header=False),
+                                          member.replace(f".{dim}d", ".4d"): _vec(words, other, header=False)},
+                            monkeypatch)
         frame = nlu_lite.load(row.nlu_reference).predict("The naïve cat", output_level="token")
     np.testing.assert_array_equal(nlu_lite.to_matrix(frame), wanted[[0, 2, 1]])
 
@@ -456,17 +462,13 @@ def test_nlu_lite_download_fetches_a_catalogue_reference(isolated_cache, monkeyp
     import numpy as np
 
     from nlu_lite import cli
-    from nlu_lite import registry as registry_module
 
     row = next(r for r in _table_rows() if r.table_url.endswith(".vec.gz"))
     words = ["the", "river"]
     matrix = np.random.default_rng(5).normal(size=(2, int(row.table_dim))).astype(np.float32)
     monkeypatch.setenv("NLU_LITE_PROGRESS", "0")
     with HubServer() as server:
-        served, _ = _serve_table(server, row, {row.table_url.rsplit("/", 1)[-1]: _vec(words, matrix)})
-        rows = dict(catalogue())
-        rows[next(k for k, v in rows.items() if v is row)] = served
-        monkeypatch.setattr(registry_module, "catalogue", lambda: rows)
+        _serve_in_catalogue(server, row, {row.table_url.rsplit("/", 1)[-1]: _vec(words, matrix)}, monkeypatch)
         assert cli.main(["download", row.nlu_reference]) == 0
     folder = Path(capsys.readouterr().out.strip().splitlines()[-1])
     assert (folder / row.table_url.rsplit("/", 1)[-1]).is_file()
@@ -480,16 +482,12 @@ def test_nlu_lite_predict_takes_catalogue_references_and_refuses_annotators(isol
     import numpy as np
 
     from nlu_lite import cli
-    from nlu_lite import registry as registry_module
 
     row = next(r for r in _table_rows() if r.table_url.endswith(".vec.gz"))
     matrix = np.random.default_rng(6).normal(size=(1, int(row.table_dim))).astype(np.float32)
     monkeypatch.setenv("NLU_LITE_PROGRESS", "0")
     with HubServer() as server:
-        served, _ = _serve_table(server, row, {row.table_url.rsplit("/", 1)[-1]: _vec(["river"], matrix)})
-        rows = dict(catalogue())
-        rows[next(k for k, v in rows.items() if v is row)] = served
-        monkeypatch.setattr(registry_module, "catalogue", lambda: rows)
+        _serve_in_catalogue(server, row, {row.table_url.rsplit("/", 1)[-1]: _vec(["river"], matrix)}, monkeypatch)
         assert cli.main(["predict", row.nlu_reference, "river", "--format", "jsonl"]) == 0
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert len(out) == 1 and out[0]["token"] == "river"

@@ -54,20 +54,22 @@ def test_sentence_vectors_equal_sentence_transformers(mpnet_dir, corpus, cache):
     np.testing.assert_allclose(got, want, atol=5e-5, rtol=0)
 
 
-def _batches(pipe, texts):
-    """The corpus as the pipeline frames it ([CLS] ... [SEP], at most 384 positions), length-sorted batches of 16."""
+def _batches(pipe, texts, size=16, longest=384):
+    """The corpus as the pipeline frames it ([CLS] ... [SEP], at most ``longest`` positions), length-sorted batches
+    of ``size`` (benchmarks/int8_static.py and int8_mpnet_min.py use it too)."""
     tok = pipe.tokenizer
     framing = tok.framing
+    room = longest - framing.overhead
     pieces = tok.encode(texts, words=False)
     sequences = []
     for t in range(len(texts)):
         ids = pieces.ids[pieces.text_piece_start[t]:pieces.text_piece_start[t + 1]].tolist()
-        for start in range(0, max(len(ids), 1), 382):
-            sequences.append([*framing.prefix, *ids[start:start + 382], *framing.suffix])
+        for start in range(0, max(len(ids), 1), room):
+            sequences.append([*framing.prefix, *ids[start:start + room], *framing.suffix])
     sequences.sort(key=len)
     out = []
-    for i in range(0, len(sequences), 16):
-        chunk = sequences[i:i + 16]
+    for i in range(0, len(sequences), size):
+        chunk = sequences[i:i + size]
         ids = np.full((len(chunk), len(chunk[-1])), framing.pad_id, np.int64)
         mask = np.zeros_like(ids)
         for row, seq in enumerate(chunk):
