@@ -159,9 +159,9 @@ def _assert_selection_kept(page, marked: list[int], after: str) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     try:  # the selection is restyled into the new traces just after they are drawn
-        page.wait_for_function(f"() => {count} === {len(marked)}", timeout=10_000)
+        page.wait_for_function(f"() => {count} === {len(marked)}", timeout=30_000)
     except PlaywrightTimeout:
-        logging.getLogger(__name__).warning("the selection was not drawn in 10 s (%s)", after)  # asserted below
+        logging.getLogger(__name__).warning("the selection was not drawn in 30 s (%s)", after)  # asserted below
     drawn = page.evaluate(SELECTED_ROWS)
     reported = page.locator(".nlu-lite-explorer .nlu-lite-selected").inner_text()
     assert (len(drawn), reported) == (len(marked), f"{len(marked)} selected"), after
