@@ -290,6 +290,15 @@ def test_explorer_renders_and_redraws_in_jupyterlab(browser, jupyter_lab):
                                                           method="DELETE"), timeout=30)
         page.reload()
         kept = page.locator(".jp-OutputArea-child .js-plotly-plot", has_text="kept with the notebook")
+        # JupyterLab draws only the cells in view (windowed notebook): bring the explorer cell there
+        page.wait_for_function("() => { const nb = window.jupyterapp?.shell?.currentWidget?.content;"
+                               " return nb && nb.widgets && nb.widgets.length >= 5; }", timeout=60_000)
+        page.evaluate("() => { const nb = window.jupyterapp.shell.currentWidget.content;"
+                      " const i = nb.widgets.findIndex(c => (c.model.getMetadata('tags') || []).includes('explorer'));"
+                      " nb.activeCellIndex = i; return nb.scrollToItem(i, 'start'); }")
+        # the copy may come back as the PNG jupyterlab-plotly kept when it drew it (it was in view while the live plot
+        # loaded); plotly.js redraws it from the data on mouseenter
+        page.locator(".jp-OutputArea-child .jp-RenderedPlotly").first.hover(timeout=60_000)
         kept.first.wait_for(timeout=120_000)
         reopened = page.evaluate(
             "() => [...document.querySelectorAll('.jp-OutputArea-child .js-plotly-plot')]"

@@ -34,6 +34,7 @@ from .frames import (
 from .jobs import FitJob, FitStopped, fit_in_process
 from .neighbours import METRICS, neighbour_table, query_vector
 from .plots import MAX_POINTS, ROLE_POINTS, Points, figure_from_points
+from .plotwidget import LIVE_CLASS, plot_widget_class
 from .reduce import (
     AFFINITIES,
     KERNELS,
@@ -80,15 +81,6 @@ def _mark_selected(traces: Any, positions: np.ndarray) -> None:
             continue
         drawn = np.asarray(trace.customdata, dtype=np.int64).ravel()
         trace.selectedpoints = np.flatnonzero(np.isin(drawn, positions)).tolist()
-
-
-def _figure_widget_class():
-    """plotly's FigureWidget, or None when anywidget (which it needs since plotly 6) is missing."""
-    try:
-        require("anywidget", "viz")
-    except ImportError:
-        return None
-    return require("plotly.graph_objects", "viz", package="plotly").FigureWidget
 
 
 class Explorer:
@@ -221,7 +213,7 @@ class Explorer:
         self._senses_row = w.VBox([w.HBox([self.senses_word, self._senses_button]), self._senses_panel],
                                   layout=w.Layout(display=None if self.level == "token" else "none"))
         self._selection_info = w.HTML("<i>lasso or box-select points to get them as rows: explorer.selected</i>")
-        figure_widget = _figure_widget_class()
+        figure_widget = plot_widget_class()
         if figure_widget is not None:
             self.plot = figure_widget(layout={"height": height})
             self._static_output = None
@@ -886,8 +878,8 @@ VIEW_KEYS = ("xaxis.range", "yaxis.range", "scene.camera")
 AXES, AXES_LABEL = "axes", "Semantic axes"
 # JupyterLab / Notebook 7: each output is a .jp-OutputArea-child; the plotly output right after a live explorer is
 # its copy (_ipython_display_ puts it there)
-SNAPSHOT_STYLE = ("<style>.jp-OutputArea-child:has(.nlu-lite-explorer) + .jp-OutputArea-child:has(.js-plotly-plot) "
-                  "{display: none !important;}</style>")
+SNAPSHOT_STYLE = (f"<style>.jp-OutputArea-child:has(.nlu-lite-explorer .{LIVE_CLASS}) + "
+                  ".jp-OutputArea-child:has(.js-plotly-plot) {display: none !important;}</style>")
 
 
 def _snapshot_default() -> bool:

@@ -1,0 +1,125 @@
+"""The explorer's plot: plotly's ``FigureWidget`` with its 5 MB JavaScript bundle sent by message, not kept in the
+widget's state.
+
+anywidget keeps a widget's code in its ``_esm`` trait, and plotly's is its whole bundle (plotly.js and the widget,
+4.96 MB): every explorer carried it, so a notebook whose widget state is saved (``nbconvert --execute``, or
+JupyterLab's "save widget state") grew by 5 MB per explorer. Here ``_esm`` is a loader of about 2 kB. It asks the
+kernel for the bundle (one custom message, the bundle as a binary buffer, once per page: later plots reuse the
+module), imports it, asks the kernel to bring the figure's full state up to date (edits sent before plotly's model
+existed in the page would be lost otherwise, plotly reads ``_widget_data`` only when it starts), then starts
+plotly's own widget on the same model. Nothing waits on the kernel inside anywidget's start-up (it gives a widget 2
+s): a busy kernel (a notebook running its later cells) only delays the drawing.
+
+The rendered plot carries the class ``nlu-lite-live``; the explorer's stylesheet hides its kept static copy only
+then, so a notebook reopened without a kernel (saved state, no one to send the bundle) shows the copy.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+from typing import Any
+
+from .._optional import require
+
+LIVE_CLASS = "nlu-lite-live"
+BUNDLE_MESSAGE, SYNC_MESSAGE, SYNCED_MESSAGE = "nlu_lite_bundle", "nlu_lite_sync", "nlu_lite_synced"
+
+LOADER = """\
+// nlu_lite: plotly's FigureWidget, its bundle sent once per page by message (nlu_lite/viz/plotwidget.py)
+const CACHE = (globalThis.__nluLitePlotly ??= { module: null, pending: new Map() });
+
+function bundle(model) {
+  if (CACHE.module) return Promise.resolve(CACHE.module);
+  const key = model.widget_manager ?? "page";  // one request per kernel connection
+  let pending = CACHE.pending.get(key);
+  if (!pending) {
+    pending = new Promise((resolve, reject) => {
+      const answer = (msg, buffers) => {
+        if (!msg || msg.type !== "@BUNDLE@") return;
+        model.off("msg:custom", answer);
+        const url = URL.createObjectURL(new Blob([buffers[0]], { type: "text/javascript" }));
+        import(url).then((module) => { CACHE.module = module; resolve(module); }, reject);
+      };
+      model.on("msg:custom", answer);
+      model.send({ type: "@BUNDLE@" });
+    });
+    pending.catch(() => CACHE.pending.delete(key));
+    CACHE.pending.set(key, pending);
+  }
+  return pending;
+}
+
+export default () => {
+  let plotly = null;
+  let ready = null;
+  return {
+    initialize({ model }) {
+      ready = bundle(model).then((module) => new Promise((resolve) => {
+        const synced = (msg) => {
+          if (!msg || msg.type !== "@SYNCED@") return;
+          model.off("msg:custom", synced);
+          plotly = module.default();
+          plotly.initialize({ model });
+          resolve();
+        };
+        model.on("msg:custom", synced);
+        model.send({ type: "@SYNC@" });
+      }));
+      ready.catch((error) => console.error("nlu_lite: plotly's widget did not load", error));
+    },
+    render({ model, el }) {
+      let cleanup = null;
+      let removed = false;
+      ready.then(() => {
+        if (removed) return;
+        cleanup = plotly.render({ model, el });
+        el.classList.add("@LIVE@");
+      });
+      return () => {
+        removed = true;
+        if (typeof cleanup === "function") cleanup();
+      };
+    },
+  };
+};
+""".replace("@BUNDLE@", BUNDLE_MESSAGE).replace("@SYNCED@", SYNCED_MESSAGE).replace("@SYNC@", SYNC_MESSAGE).replace(
+    "@LIVE@", LIVE_CLASS)
+
+
+@functools.cache
+def bundle_bytes() -> bytes:
+    """plotly's widget bundle (the file its FigureWidget names as ``_esm``)."""
+    import plotly.basewidget
+
+    return (Path(plotly.basewidget.__file__).parent / "package_data" / "widgetbundle.js").read_bytes()
+
+
+@functools.cache
+def plot_widget_class() -> type | None:
+    """The explorer's plot widget class, or None when anywidget (plotly's FigureWidget needs it) is missing."""
+    try:
+        require("anywidget", "viz")
+    except ImportError:
+        return None
+    figure_widget = require("plotly.graph_objects", "viz", package="plotly").FigureWidget
+
+    class PlotWidget(figure_widget):
+        """plotly's FigureWidget whose front-end code is :data:`LOADER` (see the module's docstring)."""
+
+        _esm = LOADER
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.on_msg(self._answer)
+
+        def _answer(self, _widget: Any, content: Any, _buffers: Any) -> None:
+            kind = content.get("type") if isinstance(content, dict) else None
+            if kind == BUNDLE_MESSAGE:
+                self.send({"type": BUNDLE_MESSAGE}, buffers=[bundle_bytes()])
+            elif kind == SYNC_MESSAGE:  # the figure as it is now, as plotly's _repr_mimebundle_ sets it
+                self._widget_layout = copy.deepcopy(self._layout_obj._props)
+                self._widget_data = copy.deepcopy(self._data)
+                self.send({"type": SYNCED_MESSAGE})
+
+    return PlotWidget
