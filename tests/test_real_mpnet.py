@@ -113,12 +113,40 @@ def test_int8_per_token_fidelity(mpnet_dir, corpus, cache):
 
 
 @pytest.mark.xfail(strict=True, reason="issue 22's min bound on a 12-layer model: the checked graph's mean passes "
-                                       "(0.99841) but one '.' piece deep in a 384-piece window stays near 0.63: any "
-                                       "one kind of MatMul in int8 moves it to 0.65-0.69, all fp32 gives 0.9967 "
-                                       "(benchmarks/int8.md, benchmarks/int8_mpnet_min.py)")
+                                       "(0.99841) but a '.' piece deep in a 384-piece window stays near 0.63. These "
+                                       "pieces have two states and fp32 itself moves them under a one-word edit 20+ "
+                                       "positions away (test below); which int8 variant flips them is luck, not "
+                                       "precision (benchmarks/int8.md, benchmarks/int8_mpnet_min.py bistable, "
+                                       "fakequant)")
 def test_int8_meets_issue_22s_bound(mpnet_dir, corpus, cache):
     cos = _int8_cosines(mpnet_dir, corpus)
     assert cos.mean() >= 0.998 and cos.min() >= 0.98, (cos.mean(), cos.min())
+
+
+def test_fp32s_own_dot_pieces_in_a_long_window_move_under_a_far_one_word_edit(mpnet_dir, corpus, cache):
+    """Why the min bound is xfailed: in a 384-piece window, a '.' piece's fp32 vector falls under cosine 0.9 to itself
+    when one word more than 20 positions away is replaced (measured: 33 of 35 '.' pieces of the window holding the
+    int8 min, within 60 seeded edits; benchmarks/int8_mpnet_min.py bistable). Seeded edits, first flip ends it."""
+    pipe = nlu_lite.load(path=mpnet_dir)
+    fp32 = OnnxEncoder.from_path(ensure_onnx(mpnet_dir), threads=2)
+    window = next(i[r:r + 1] for i, m in _batches(pipe, corpus) for r in range(len(i)) if m[r].sum() == 384)
+    ones = np.ones_like(window)
+    base = fp32.run(window, ones)["last_hidden_state"][0]
+    dot = int(pipe.tokenizer.encode(["x."], words=False).ids[-1])
+    dots = np.flatnonzero(window[0] == dot)
+    assert len(dots) >= 10, len(dots)
+    word = int(pipe.tokenizer.encode(["x the"], words=False).ids[-1])
+    rng = np.random.default_rng(0)
+    for edit in range(60):
+        at = int(rng.integers(1, window.shape[1] - 1))
+        edited = window.copy()
+        edited[0, at] = word
+        out = fp32.run(edited, ones)["last_hidden_state"][0]
+        far = dots[np.abs(dots - at) > 20]
+        cos = cosine_per_token(out[None, far], base[None, far], np.ones((1, len(far)), np.int64))
+        if cos.min() < 0.9:
+            return
+    pytest.fail("no '.' piece moved under 60 far one-word edits: the xfail above may no longer hold")
 
 
 def test_int8_vectors_do_not_depend_on_their_batch(mpnet_dir, corpus, cache):
