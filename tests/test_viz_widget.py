@@ -2,6 +2,8 @@
 thread with a busy notice, search and neighbours highlight, and the static fallback renders."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -527,8 +529,9 @@ def test_the_explorer_keeps_a_static_copy_of_its_view_for_the_saved_notebook(mon
     assert "kept with the notebook" in copy["layout"]["title"]["text"]
     points = [t for t in copy["data"] if t.get("meta") == "points"]
     assert sorted(np.concatenate([decode(t["customdata"]) for t in points]).astype(int).tolist()) == list(range(30))
-    # hidden only once the plot is drawn (a reopened notebook without a kernel keeps showing the copy)
-    assert any(".jp-OutputArea-child:has(.nlu-lite-explorer .nlu-lite-live) + .jp-OutputArea-child:has(.js-plotly-plot)"
+    # hidden under a live explorer unless its plot waits for plotly (no kernel to send it, or a busy one)
+    assert any(".jp-OutputArea-child:has(.nlu-lite-explorer):not(:has(.nlu-lite-waiting)) + "
+               ".jp-OutputArea-child:has(.js-plotly-plot)"
                in str(getattr(c, "value", ""))
                for c in ex.widget.children)
     monkeypatch.setenv("VSCODE_PID", "1")
@@ -576,3 +579,39 @@ def test_stopping_the_first_projection_shows_pca_instead_of_empty_axes():
     ex.wait(30)
     assert ex.method.value == "pca" and ex.points is not None and ex.plot.layout.title.text.startswith("PCA of 4,000")
     assert "t-SNE was stopped after" in ex.status.value and "PCA is shown instead" in ex.status.value
+
+
+def test_the_plot_widget_keeps_plotlys_bundle_out_of_its_state_and_sends_it_on_request():
+    """The explorer's plot: ``_esm`` (kept in saved widget state) is the 2 kB loader; the 4.96 MB bundle goes by
+    one message when the page asks, and a sync request brings plotly's start-up state up to date with edits made
+    before the page had plotly (the browser tests run the page side)."""
+    from nlu_lite.viz.plotwidget import LOADER, plot_widget_class
+
+    plot = plot_widget_class()(layout={"height": 300})
+    sent = []
+    plot.send = lambda content, buffers=None: sent.append((content, buffers))
+    assert plot._esm == LOADER and len(plot._esm) < 4_000
+    edits = []
+    plot.observe(lambda change: change["new"] is not None and edits.append(change["name"]),
+                 names=["_py2js_addTraces", "_py2js_restyle", "_py2js_relayout", "_py2js_update"])
+    plot.add_scatter(x=[1.0, 2.0], y=[3.0, 4.0], name="later")  # edits after the widget exists, before a page
+    plot.data[0].marker.color = "red"  # has plotly: not sent (the sync carries the figure whole)
+    plot.layout.title = "before"
+    assert plot._widget_data == [] and edits == []
+    plot._answer(plot, {"type": "nlu_lite_bundle"}, [])
+    (content, buffers), = sent
+    assert content == {"type": "nlu_lite_bundle"} and len(buffers) == 1 and len(buffers[0]) > 4_000_000
+    import plotly.basewidget
+
+    bundle = Path(plotly.basewidget.__file__).parent / "package_data" / "widgetbundle.js"
+    assert b"FigureModel" in buffers[0] and len(buffers[0]) == bundle.stat().st_size  # plotly's widget module, whole
+    plot._answer(plot, {"type": "nlu_lite_sync"}, [])
+    assert sent[-1] == ({"type": "nlu_lite_synced"}, None)
+    assert [t["name"] for t in plot._widget_data] == ["later"] and plot._widget_layout["height"] == 300
+    assert plot._widget_data[0]["marker"]["color"] == "red" and plot._widget_layout["title"]["text"] == "before"
+    plot.add_scatter(x=[5.0], y=[6.0], name="after")  # a page has plotly now: edits go as plotly sends them
+    plot.layout.title = "after"
+    assert edits == ["_py2js_addTraces", "_py2js_relayout"]
+    plot._answer(plot, {"type": "something else"}, [])
+    plot._answer(plot, "not a dict", [])
+    assert len(sent) == 2

@@ -7,11 +7,13 @@ JupyterLab's "save widget state") grew by 5 MB per explorer. Here ``_esm`` is a 
 kernel for the bundle (one custom message, the bundle as a binary buffer, once per page: later plots reuse the
 module), imports it, asks the kernel to bring the figure's full state up to date (edits sent before plotly's model
 existed in the page would be lost otherwise, plotly reads ``_widget_data`` only when it starts), then starts
-plotly's own widget on the same model. Nothing waits on the kernel inside anywidget's start-up (it gives a widget 2
+plotly's own widget on the same model. Until a page has synced, plotly's edit messages are not sent at all: the
+sync carries the figure whole, so a first view's points cross the comm once. Nothing waits on the kernel inside anywidget's start-up (it gives a widget 2
 s): a busy kernel (a notebook running its later cells) only delays the drawing.
 
-The rendered plot carries the class ``nlu-lite-live``; the explorer's stylesheet hides its kept static copy only
-then, so a notebook reopened without a kernel (saved state, no one to send the bundle) shows the copy.
+A plot still waiting for its bundle after 5 s (a kernel busy with later cells, or none: a notebook reopened
+with saved widget state and no kernel) carries the class ``nlu-lite-waiting``, and the explorer's stylesheet
+shows its kept static copy while it does.
 """
 from __future__ import annotations
 
@@ -22,7 +24,11 @@ from typing import Any
 
 from .._optional import require
 
-LIVE_CLASS = "nlu-lite-live"
+WAITING_CLASS = "nlu-lite-waiting"  # on a plot still without plotly after WAITING_MS: its kept copy shows
+WAITING_MS = 5000
+# plotly's FigureWidget methods that send an edit to the page (plotly/basewidget.py)
+EDIT_MESSAGES = ("_send_relayout_msg", "_send_restyle_msg", "_send_addTraces_msg", "_send_moveTraces_msg",
+                 "_send_update_msg", "_send_animate_msg", "_send_deleteTraces_msg")
 BUNDLE_MESSAGE, SYNC_MESSAGE, SYNCED_MESSAGE = "nlu_lite_bundle", "nlu_lite_sync", "nlu_lite_synced"
 
 LOADER = """\
@@ -71,20 +77,23 @@ export default () => {
     render({ model, el }) {
       let cleanup = null;
       let removed = false;
+      const waiting = setTimeout(() => el.classList.add("@WAITING@"), @WAITING_MS@);
       ready.then(() => {
+        clearTimeout(waiting);
+        el.classList.remove("@WAITING@");
         if (removed) return;
         cleanup = plotly.render({ model, el });
-        el.classList.add("@LIVE@");
       });
       return () => {
         removed = true;
+        clearTimeout(waiting);
         if (typeof cleanup === "function") cleanup();
       };
     },
   };
 };
 """.replace("@BUNDLE@", BUNDLE_MESSAGE).replace("@SYNCED@", SYNCED_MESSAGE).replace("@SYNC@", SYNC_MESSAGE).replace(
-    "@LIVE@", LIVE_CLASS)
+    "@WAITING@", WAITING_CLASS).replace("@WAITING_MS@", str(WAITING_MS))
 
 
 @functools.cache
@@ -110,6 +119,7 @@ def plot_widget_class() -> type | None:
         _esm = LOADER
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self._page_ready = False  # set by the first page's sync: plotly's edit messages are sent from then on
             super().__init__(*args, **kwargs)
             self.on_msg(self._answer)
 
@@ -120,6 +130,20 @@ def plot_widget_class() -> type | None:
             elif kind == SYNC_MESSAGE:  # the figure as it is now, as plotly's _repr_mimebundle_ sets it
                 self._widget_layout = copy.deepcopy(self._layout_obj._props)
                 self._widget_data = copy.deepcopy(self._data)
+                self._page_ready = True
                 self.send({"type": SYNCED_MESSAGE})
 
+    def held(name: str) -> Any:
+        """plotly's edit message ``name``, not sent before a page has plotly: no page would read it, and the sync
+        carries the figure whole (a 100,000-point first view would otherwise cross the comm twice)."""
+        def send(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if self._page_ready:
+                return getattr(super(PlotWidget, self), name)(*args, **kwargs)
+            return None
+
+        send.__name__ = name
+        return send
+
+    for name in EDIT_MESSAGES:
+        setattr(PlotWidget, name, held(name))
     return PlotWidget

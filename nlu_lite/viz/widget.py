@@ -34,7 +34,7 @@ from .frames import (
 from .jobs import FitJob, FitStopped, fit_in_process
 from .neighbours import METRICS, neighbour_table, query_vector
 from .plots import MAX_POINTS, ROLE_POINTS, Points, figure_from_points
-from .plotwidget import LIVE_CLASS, plot_widget_class
+from .plotwidget import WAITING_CLASS, plot_widget_class
 from .reduce import (
     AFFINITIES,
     KERNELS,
@@ -877,8 +877,8 @@ VIEW_KEYS = ("xaxis.range", "yaxis.range", "scene.camera")
 
 AXES, AXES_LABEL = "axes", "Semantic axes"
 # JupyterLab / Notebook 7: each output is a .jp-OutputArea-child; the plotly output right after a live explorer is
-# its copy (_ipython_display_ puts it there)
-SNAPSHOT_STYLE = (f"<style>.jp-OutputArea-child:has(.nlu-lite-explorer .{LIVE_CLASS}) + "
+# its copy (_ipython_display_ puts it there), shown only while the explorer's plot waits for plotly (plotwidget.py)
+SNAPSHOT_STYLE = (f"<style>.jp-OutputArea-child:has(.nlu-lite-explorer):not(:has(.{WAITING_CLASS})) + "
                   ".jp-OutputArea-child:has(.js-plotly-plot) {display: none !important;}</style>")
 
 
