@@ -127,6 +127,22 @@ def _trimmed_explore_notebook(target: Path) -> None:
     nbformat.write(nb, target)
 
 
+# what a failure report shows of the page: the kernel's status, whether plotly's bundle has arrived, each
+# explorer's plot (drawn, waiting for plotly, traces)
+PAGE_STATE = """() => {
+    const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+    const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+    const cache = globalThis.__nluLitePlotly;
+    return JSON.stringify({kernel: k ? k.status : null, bundle: cache ? !!cache.module : null,
+        pending: cache ? cache.pending.size : null,
+        explorers: [...document.querySelectorAll('.nlu-lite-explorer')].map(e => {
+            const gd = e.querySelector('.js-plotly-plot');
+            return {drawn: !!gd, waiting: !!e.querySelector('.nlu-lite-waiting'),
+                    traces: gd && gd.data ? gd.data.length : 0};
+        })});
+}"""
+
+
 def _run_all(page, url: str, token: str, name: str) -> None:
     """Open notebook ``name`` in JupyterLab, wait for its kernel, run every cell."""
     page.goto(f"{url}/lab/tree/{name}?token={token}")
@@ -312,6 +328,7 @@ def test_explorer_renders_and_redraws_in_jupyterlab(browser, jupyter_lab):
         assert not errors, errors
     except Exception:
         page.screenshot(path=str(SHOTS / "explore_failure.png"), full_page=True)
+        print("page state at the failure:", page.evaluate(PAGE_STATE))
         raise
     finally:
         page.close()
@@ -467,8 +484,9 @@ def test_the_explorers_questions_in_jupyterlab(browser, jupyter_lab):
         box.fill("bank")
         box.press("Enter")
         senses.locator("text=2 senses").first.wait_for(timeout=60_000)
-        sense_traces = ("() => document.querySelectorAll('.nlu-lite-explorer')[0].querySelector('.js-plotly-plot').data"
-                        ".filter(t => t.meta === 'highlight' && t.name.startsWith('sense '))"
+        # the plot is drawn once the kernel, free after the last cell, has sent plotly's bundle (plotwidget.py)
+        sense_traces = ("() => (document.querySelectorAll('.nlu-lite-explorer')[0].querySelector('.js-plotly-plot')"
+                        "?.data || []).filter(t => t.meta === 'highlight' && t.name.startsWith('sense '))"
                         ".map(t => [t.name, t.customdata.length])")
         page.wait_for_function(f"() => ({sense_traces})().length === 2", timeout=60_000)
         names = page.evaluate(sense_traces)
@@ -517,6 +535,7 @@ def test_the_explorers_questions_in_jupyterlab(browser, jupyter_lab):
         assert not errors, errors
     except Exception:
         page.screenshot(path=str(SHOTS / "questions_failure.png"), full_page=True)
+        print("page state at the failure:", page.evaluate(PAGE_STATE))
         raise
     finally:
         page.close()
