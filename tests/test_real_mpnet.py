@@ -19,13 +19,19 @@ pytestmark = pytest.mark.slow
 TOPICS = Path(__file__).resolve().parent.parent / "nlu_lite" / "data" / "topics.csv"
 
 
-@pytest.fixture(scope="module")
-def corpus():
+def topics_corpus() -> list[str]:
+    """The shipped topics sentences, the tokenizer tests' hostile texts and five 40-sentence documents (the long
+    windows): the real-text corpus here and in benchmarks/int8_mpnet_min.py and int8_mpnet_layers.py."""
     with TOPICS.open(encoding="utf-8", newline="") as fh:
         texts = [row["text"] for row in csv.DictReader(fh) if row["text"].strip()]
     from _tokenizers import EXTRA_TEXTS
 
     return texts + EXTRA_TEXTS + [" ".join(texts[i:i + 40]) for i in range(0, 200, 40)]
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return topics_corpus()
 
 
 @pytest.fixture(scope="module")
