@@ -226,6 +226,16 @@ def isolated_cache(tmp_path, monkeypatch) -> Path:
     return root
 
 
+@pytest.fixture()
+def fresh_projection_cache():
+    """nlu_lite.viz's projection cache emptied before and after the test (the viz modules use it for every test)."""
+    from nlu_lite.viz import clear_cache
+
+    clear_cache()
+    yield
+    clear_cache()
+
+
 @pytest.fixture(scope="module")
 def tiny_pipe(tiny_bert_dir, tmp_path_factory):
     """The tiny BERT loaded once per test module, from a cache of its own, progress bars off."""

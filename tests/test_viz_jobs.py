@@ -12,12 +12,7 @@ from _viz_support import clustered_matrix
 from nlu_lite.viz.jobs import fit_in_process
 from nlu_lite.viz.reduce import clear_cache, project
 
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    clear_cache()
-    yield
-    clear_cache()
+pytestmark = pytest.mark.usefixtures("fresh_projection_cache")
 
 
 def test_tsne_reports_its_iterations_and_equals_the_in_process_fit():

@@ -12,30 +12,31 @@ import pytest
 pytest.importorskip("plotly")
 pytest.importorskip("sklearn")
 
-from _viz_support import EMBEDDING, decode, plotted, point_traces, sentence_frame, token_frame  # noqa: E402
-from sklearn.decomposition import PCA  # noqa: E402
-from sklearn.manifold import TSNE  # noqa: E402
-from sklearn.metrics.pairwise import cosine_similarity, euclidean_distances  # noqa: E402
-from sklearn.neighbors import NearestNeighbors  # noqa: E402
+from _viz_support import (
+    EMBEDDING,
+    decode,
+    plotted,
+    point_traces,
+    sentence_frame,
+    token_frame,
+)
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
+from sklearn.metrics.pairwise import cosine_similarity, euclidean_distances
+from sklearn.neighbors import NearestNeighbors
 
-from nlu_lite.errors import InputError, MissingDependencyError  # noqa: E402
-from nlu_lite.frame import build_frame, to_matrix  # noqa: E402
-from nlu_lite.viz import (  # noqa: E402
-    clear_cache,
+from nlu_lite.errors import InputError, MissingDependencyError
+from nlu_lite.frame import build_frame, to_matrix
+from nlu_lite.viz import (
     nearest_neighbours,
     plot_embeddings,
     plot_neighbours,
     plot_similarity,
     project,
 )
-from nlu_lite.viz.frames import hover_texts  # noqa: E402
+from nlu_lite.viz.frames import hover_texts
 
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    clear_cache()
-    yield
-    clear_cache()
+pytestmark = pytest.mark.usefixtures("fresh_projection_cache")
 
 
 def test_importing_nlu_lite_and_viz_does_not_import_plotly_sklearn_or_widgets():

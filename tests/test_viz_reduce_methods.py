@@ -19,7 +19,7 @@ from sklearn.decomposition import PCA, KernelPCA, TruncatedSVD
 
 from nlu_lite.errors import InputError
 from nlu_lite.frame import to_matrix
-from nlu_lite.viz import clear_cache, plot_embeddings, project
+from nlu_lite.viz import plot_embeddings, project
 from nlu_lite.viz.reduce import (
     METHODS,
     cached_projection,
@@ -32,11 +32,7 @@ LOCAL = {"tsne": {"perplexity": 10, "max_iter": 500}}  # keep t-SNE quick
 NEIGHBOUR_GRAPH = ("isomap", "spectral", "lle")
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    clear_cache()
-    yield
-    clear_cache()
+pytestmark = pytest.mark.usefixtures("fresh_projection_cache")
 
 
 def two_blobs(per_blob: int = 30, dim: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

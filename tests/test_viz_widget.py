@@ -20,12 +20,7 @@ from nlu_lite.errors import InputError
 from nlu_lite.frame import to_matrix
 from nlu_lite.viz import clear_cache, explore, nearest_neighbours, project
 
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    clear_cache()
-    yield
-    clear_cache()
+pytestmark = pytest.mark.usefixtures("fresh_projection_cache")
 
 
 def _traces(explorer, role="points"):
