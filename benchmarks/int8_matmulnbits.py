@@ -12,7 +12,7 @@ import numpy as np
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from nlu_lite.convert.int8 import quantize_weight
+from nlu_lite.convert.int8 import Plan, rewrite
 
 K, N, ROWS = 768, 3072, 4096
 rng = np.random.default_rng(0)
@@ -40,19 +40,8 @@ def nbits(block):
     return model([node], [numpy_helper.from_array(q, "B"), numpy_helper.from_array(scale.reshape(-1).astype(np.float32), "S")])
 
 
-def per_token():  # the library's: symmetric u8 per row (zero point 128), MatMulIntegerToFloat, int8 weights per column
-    wq, ws = quantize_weight(W)
-    nodes = [helper.make_node("ReduceMax", ["A"], ["mx"], axes=[1], keepdims=0),
-             helper.make_node("ReduceMin", ["A"], ["mn"], axes=[1], keepdims=0),
-             helper.make_node("Neg", ["mn"], ["nmn"]), helper.make_node("Max", ["mx", "nmn"], ["amax"]),
-             helper.make_node("Mul", ["amax", "inv127"], ["sc0"]), helper.make_node("Max", ["sc0", "tiny"], ["sc"]),
-             helper.make_node("Shape", ["sc"], ["shp"]), helper.make_node("Expand", ["zp", "shp"], ["zps"]),
-             helper.make_node("QuantizeLinear", ["A", "sc", "zps"], ["q"], axis=0),
-             helper.make_node("MatMulIntegerToFloat", ["q", "WQ", "one", "WS", "zp"], ["y0"], domain="com.microsoft"),
-             helper.make_node("Unsqueeze", ["sc", "ax1"], ["col"]), helper.make_node("Mul", ["y0", "col"], ["Y"])]
-    consts = {"inv127": np.float32(1 / 127), "tiny": np.float32(1e-30), "zp": np.uint8(128), "WQ": wq, "WS": ws,
-              "one": np.float32(1.0), "ax1": np.array([1], np.int64)}
-    return model(nodes, [numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items()])
+def per_token():  # the library's own rewrite: symmetric u8 per row, MatMulIntegerToFloat, int8 weights per column
+    return rewrite(fp32(), Plan(kinds={"A": "token"}))
 
 
 options = ort.SessionOptions()
