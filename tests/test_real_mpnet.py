@@ -96,21 +96,28 @@ def _int8_cosines(mpnet_dir, corpus) -> np.ndarray:
     return np.concatenate(cosines)
 
 
-def test_the_self_check_keeps_the_feed_forward_output_in_fp32(mpnet_dir, cache):
+def test_the_self_check_keeps_the_costliest_third_of_the_feed_forward_outputs_in_fp32(mpnet_dir, cache):
     """On the check corpus every MatMul int8 measured 0.99658 mean / 0.98618 min per token (AMD EPYC, onnxruntime
-    1.32), short of the 0.998 mean: the check kept the GELU-fed MatMuls (feed-forward output) fp32 and accepted
-    0.99855 / 0.99660."""
+    1.32), short of the 0.998 mean. The check ranks the twelve GELU-fed MatMuls (feed-forward output) by their
+    simulated int8 error and kept the costliest four fp32 (layers 5, 4, 6, 0): 0.99810 / 0.99301, at 2.28x fp32
+    where all twelve fp32 ran 1.49x (benchmarks/int8_check_speed.py). Keeping one layer's fp32 at a time and
+    measuring (benchmarks/int8_mpnet_layers.py) put layers 5 and 4 first too."""
     from nlu_lite.convert.store import int8_report
 
     report = int8_report(nlu_lite.load(path=mpnet_dir, precision="int8").model_path)
-    assert report["accepted"] and report["kept_fp32"] == ["gelu", "relu"], report["steps"]
+    ffn_out = [f"encoder.layer.{layer}.output.dense.weight_t" for layer in range(12)]
+    assert report["accepted"] and sorted(name for name, _ in report["ranking"]) == sorted(ffn_out), report
+    ranked = [name for name, _ in report["ranking"]]
+    assert report["kept_fp32"] == ranked[:4] and set(ranked[:2]) == {ffn_out[5], ffn_out[4]}, report
     first, accepted = report["steps"]
     assert first["token_mean"] < 0.998 <= accepted["token_mean"] and accepted["token_min"] >= 0.98
+    assert accepted["label"] == "4 of 12 GELU/ReLU-fed MatMuls (costliest)"
 
 
 def test_int8_per_token_fidelity(mpnet_dir, corpus, cache):
-    """Measured on 7,110 positions (AMD EPYC, onnxruntime 1.32) with the checked graph (feed-forward output fp32):
-    mean 0.99841, 1st percentile 0.9964, min 0.631; every MatMul int8 gave 0.99725 / 0.9937 / 0.663. The min is
+    """Measured on 7,110 positions (AMD EPYC, onnxruntime 1.32) with the checked graph (four feed-forward outputs
+    fp32): mean 0.99808, 1st percentile 0.9961, min 0.633 (all twelve fp32, check version 1: 0.99841 / 0.9964 /
+    0.631); every MatMul int8 gave 0.99725 / 0.9937 / 0.663. The min is
     two '.' pieces deep inside 384-piece windows: no single group of MatMuls kept fp32 lifts it (feed-forward
     output 0.631, input 0.724, Q/K/V 0.724, attention output 0.634, layers 0 and 11 whole 0.660)."""
     cos = _int8_cosines(mpnet_dir, corpus)
@@ -119,7 +126,7 @@ def test_int8_per_token_fidelity(mpnet_dir, corpus, cache):
 
 
 @pytest.mark.xfail(strict=True, reason="issue 22's min bound on a 12-layer model: the checked graph's mean passes "
-                                       "(0.99841) but a '.' piece deep in a 384-piece window stays near 0.63. These "
+                                       "(0.99808) but a '.' piece deep in a 384-piece window stays near 0.63. These "
                                        "pieces have two states and fp32 itself moves them under a one-word edit 20+ "
                                        "positions away (test below); which int8 variant flips them is luck, not "
                                        "precision (benchmarks/int8.md, benchmarks/int8_mpnet_min.py bistable, "

@@ -121,16 +121,20 @@ def _check_options(precision: str, graph: str) -> None:
         raise ConversionError(f"graph={graph!r} is not one of {list(GRAPH_VARIANTS)}")
 
 
-def quantize_int8(source: str | os.PathLike, out_path: str | os.PathLike, keep_kinds: tuple[str, ...] = ()) -> Path:
+def quantize_int8(source: str | os.PathLike, out_path: str | os.PathLike, keep_kinds: tuple[str, ...] = (),
+                  keep_weights: tuple[str, ...] = ()) -> Path:
     """Dynamic int8 of an fp32 nlu_lite ONNX model, written atomically (with its ``.data`` file).
 
     Per-channel int8 weights; activations quantised per token where that decides accuracy
     (see :mod:`nlu_lite.convert.int8`): all-MiniLM-L6-v2's per-token cosine to fp32 goes from
     0.991 mean / 0.952 min (one scale per MatMul call) to 0.9986 / 0.990 at the same speed
     (``benchmarks/int8.md``). The metadata records ``"precision": "int8"`` and ``"int8_method"``.
-    Deterministic: the same source gives the same bytes. ``keep_kinds``: MatMul input kinds kept fp32 (the
-    self-check's escalation, recorded as ``"int8_fp32_kinds"``).
+    Deterministic: the same source gives the same bytes. ``keep_kinds``: MatMul input kinds kept fp32, and
+    ``keep_weights``: the weights (by name) whose MatMuls stay fp32, the self-check's escalation (recorded as
+    ``"int8_fp32_kinds"`` and ``"int8_fp32_weights"``).
     """
+    import glob
+
     import onnx
 
     from .int8 import INT8_METHOD, quantize_model
@@ -138,11 +142,12 @@ def quantize_int8(source: str | os.PathLike, out_path: str | os.PathLike, keep_k
     model = onnx.load_model(str(source))  # with its external data
     props = {p.key: p.value for p in model.metadata_props}
     metadata = json.loads(props[METADATA_KEY]) if METADATA_KEY in props else {}
-    keep, per_token = _int8_plan(metadata)
-    quantize_model(model, metadata, keep, per_token, keep_kinds)
+    keep, per_token = family_int8_plan(metadata)
+    quantize_model(model, metadata, keep + tuple(glob.escape(w) for w in keep_weights), per_token, keep_kinds)
     if METADATA_KEY in props:
         extra = {**({"int8_fp32": list(keep)} if keep else {}), **({"int8_per_token": list(per_token)} if per_token else {}),
-                 **({"int8_fp32_kinds": list(keep_kinds)} if keep_kinds else {})}
+                 **({"int8_fp32_kinds": list(keep_kinds)} if keep_kinds else {}),
+                 **({"int8_fp32_weights": list(keep_weights)} if keep_weights else {})}
         props[METADATA_KEY] = json.dumps({**metadata, "precision": "int8", "int8_method": INT8_METHOD, **extra},
                                          sort_keys=True)
         onnx.helper.set_model_props(model, props)
@@ -151,7 +156,7 @@ def quantize_int8(source: str | os.PathLike, out_path: str | os.PathLike, keep_k
     return save_model(model, out_path)
 
 
-def _int8_plan(metadata: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def family_int8_plan(metadata: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The family's int8 plan: weight-name patterns whose MatMuls stay fp32, and those whose inputs are
     quantised per token though no LayerNormalization made them (none for the BERT-shaped families)."""
     from .families import find_family
@@ -319,7 +324,7 @@ def ensure_onnx(folder: str | os.PathLike, *, precision: Precision = "fp32", cac
 
     ``int8_check`` (int8 only): a callable ``check(fp32_path, int8_path, requantize) -> report`` with a ``key``
     (a dict, part of the entry's key) that measures the int8 graph against fp32 and may quantise again with
-    more kept fp32 (``requantize(kinds)``); its report is stored in the manifest (``"int8_report"``) and read
+    more kept fp32 (``requantize(kinds, weights)``: input kinds, weight names); its report is stored in the manifest (``"int8_report"``) and read
     back with :func:`int8_report` (:mod:`nlu_lite.int8_check` builds it: the tokenizer lives right of here).
 
     >>> path = ensure_onnx("all-MiniLM-L6-v2/")  # doctest: +SKIP
@@ -360,7 +365,8 @@ def ensure_onnx(folder: str | os.PathLike, *, precision: Precision = "fp32", cac
             fp32 = ensure_onnx(folder, precision="fp32", cache_dir=cache_dir, graph=graph)
             quantize_int8(fp32, model)
             if int8_check is not None:
-                report = int8_check(fp32, model, lambda kinds: quantize_int8(fp32, model, keep_kinds=tuple(kinds)))
+                report = int8_check(fp32, model, lambda kinds, weights=(): quantize_int8(
+                    fp32, model, keep_kinds=tuple(kinds), keep_weights=tuple(weights)))
         else:
             convert_checkpoint(folder, model, precision="fp32", graph=graph)
         manifest = {**expected, **({"int8_report": report} if report is not None else {}),
