@@ -202,6 +202,9 @@ def test_explorer_renders_and_redraws_in_jupyterlab(browser, jupyter_lab):
         assert sorted(pca) == list(range(360))  # every sentence once, in plotly.js's data
         drawn = page.locator(f"{PLOT} .scatterlayer .point").count()
         assert drawn == 360  # and as SVG markers on screen (under 2,000 points: no WebGL)
+        # the kernel's first explorer sent plotly's bundle while its cell ran: the plot did not ask for it
+        marks = page.evaluate("() => performance.getEntriesByType('mark').map(m => m.name)")
+        assert "nlu_lite:bundle-carried" in marks and "nlu_lite:bundle-requested" not in marks, marks
         page.locator(PLOT).scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / "explore_pca_by_topic.png"), full_page=True)
 

@@ -503,6 +503,38 @@ def test_the_senses_box_clusters_a_words_occurrences_and_circles_each_sense():
     assert explore(sentence_frame(), background=False)._senses_row.layout.display == "none"  # not for sentences
 
 
+def test_the_kept_copy_of_a_large_view_is_a_seeded_sample_that_says_so(monkeypatch):
+    """A 100,000-point first view kept whole added 9.6 MB to the notebook: the copy draws SNAPSHOT_POINTS of them,
+    a seeded sample across the colour groups, each drawn point still its own row (position, hover text)."""
+    import IPython.display
+
+    monkeypatch.setattr(widget_module, "SNAPSHOT_POINTS", 50)
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append(obj))
+    df = sentence_frame(clusters=3, per_cluster=60)
+    ex = explore(df, color="topic", background=False, snapshot=True)
+    ex._ipython_display_()
+    copy = shown[1]["application/vnd.plotly.v1+json"]
+    assert "50 of 180 points, kept with the notebook" in copy["layout"]["title"]["text"]
+    points = [t for t in copy["data"] if t.get("meta") == "points"]
+    live = {int(p): (x, h) for t in point_traces(ex.plot)
+            for p, x, h in zip(decode(t["customdata"]), decode(t["x"]), t["hovertext"])}
+    kept = []
+    for trace in points:
+        rows, xs = decode(trace["customdata"]).astype(int), decode(trace["x"])
+        assert len(rows) == len(xs) == len(trace["hovertext"]) == len(decode(trace["y"]))
+        assert len(rows) >= 5  # every colour group keeps its share
+        for row, x, hover in zip(rows, xs, trace["hovertext"]):
+            assert live[row] == (pytest.approx(x), hover)
+        kept += rows.tolist()
+    assert len(kept) == len(set(kept)) == 50
+    shown.clear()
+    explore(df, color="topic", background=False, snapshot=True)._ipython_display_()
+    again = [decode(t["customdata"]).astype(int).tolist() for t in shown[1]["application/vnd.plotly.v1+json"]["data"]
+             if t.get("meta") == "points"]
+    assert sorted(sum(again, [])) == sorted(kept)  # seeded: the same sample each time
+
+
 def test_the_explorer_keeps_a_static_copy_of_its_view_for_the_saved_notebook(monkeypatch):
     """Issue 23: a reopened notebook has no widgets (they live in the kernel): under the widget the explorer keeps
     a static copy of its first view (plotly's mimetype, which JupyterLab draws without a kernel); the widget's
@@ -610,3 +642,38 @@ def test_the_plot_widget_keeps_plotlys_bundle_out_of_its_state_and_sends_it_on_r
     plot._answer(plot, {"type": "something else"}, [])
     plot._answer(plot, "not a dict", [])
     assert len(sent) == 2
+
+
+def test_a_kernels_first_explorer_sends_plotlys_bundle_at_once_and_empties_it_after_the_cell(monkeypatch):
+    """The page imports plotly while the kernel is still busy with the cell (the plot's own request would wait
+    for the cell to finish): the first explorer of a kernel opens a widget whose state is the bundle; after the
+    cell (IPython's post_run_cell) its bundle is emptied and it is closed, so no saved widget state keeps 5 MB.
+    Once per kernel; never outside one (plain IPython, scripts)."""
+    import IPython
+    from IPython.core.events import EventManager, available_events
+
+    import nlu_lite.viz.plotwidget as plotwidget
+
+    class Shell:
+        kernel = object()
+
+    shell = Shell()
+    shell.events = EventManager(shell, available_events)
+    monkeypatch.setattr(plotwidget, "_CARRIED", [])
+    monkeypatch.setattr(IPython, "get_ipython", lambda: None)
+    explore(sentence_frame(), background=False)
+    assert plotwidget._CARRIED == []  # no kernel: nothing sent
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+    explore(sentence_frame(), background=False)
+    (carrier,) = plotwidget._CARRIED
+    assert carrier.bundle == plotwidget.bundle_bytes() and b"FigureModel" in carrier.bundle
+    assert carrier._esm == plotwidget.CARRIER and carrier.comm is not None
+    states = []
+    carrier.observe(lambda change: states.append(len(change["new"])), names="bundle")
+    explore(sentence_frame(), background=False)  # the same cell: not sent again
+    assert len(plotwidget._CARRIED) == 1
+    shell.events.trigger("post_run_cell", None)
+    assert states == [0] and carrier.bundle == b"" and carrier.comm is None  # emptied, then closed
+    shell.events.trigger("post_run_cell", None)  # unregistered: a later cell does nothing
+    explore(sentence_frame(), background=False)  # a later explorer of the kernel: its page has the bundle
+    assert len(plotwidget._CARRIED) == 1

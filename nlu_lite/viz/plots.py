@@ -228,11 +228,11 @@ def figure_from_points(
             elif colour_by is not None:
                 marker["color"] = OTHER_COLOUR if c in (OTHER, MISSING, EMPTY) else palette[ci % len(palette)]
             name = ", ".join(part for part in (c, s) if part) or "points"
-            labelled = {"mode": "markers+text", "text": short[idx].tolist(), "textposition": "top center",
+            labelled = {"mode": "markers+text", "text": short[idx], "textposition": "top center",
                         "textfont": {"size": 10}} if show_labels else {"mode": "markers"}
             traces.append(trace_type(
                 **coords(idx), name=name, legendgroup=name, marker=marker, legendrank=len(traces) + 1,
-                hovertext=hover[idx].tolist(), hovertemplate="%{hovertext}<extra>%{fullData.name}</extra>",
+                hovertext=hover[idx], hovertemplate="%{hovertext}<extra>%{fullData.name}</extra>",
                 customdata=pos[idx].astype(np.int32), meta=ROLE_POINTS, showlegend=bool(colour_by or symbol_by), **labelled,
             ))
     # draw order: grey groups under everything, then the largest first, so no group is painted over by a bigger

@@ -11,6 +11,11 @@ plotly's own widget on the same model. Until a page has synced, plotly's edit me
 sync carries the figure whole, so a first view's points cross the comm once. Nothing waits on the kernel inside anywidget's start-up (it gives a widget 2
 s): a busy kernel (a notebook running its later cells) only delays the drawing.
 
+A kernel's first explorer does not wait for the cell to finish before the page has the bundle: it sends it
+at once, in the opening state of a short-lived widget (:func:`carry_bundle`), so the page imports plotly while
+the kernel projects and builds the figure, and the plot's loader finds it there; that widget's bundle is
+emptied and the widget closed when the cell ends, so no saved widget state keeps it.
+
 A plot still waiting for its bundle after 5 s (a kernel busy with later cells, or none: a notebook reopened
 with saved widget state and no kernel) carries the class ``nlu-lite-waiting``, and the explorer's stylesheet
 shows its kept static copy while it does.
@@ -34,6 +39,7 @@ BUNDLE_MESSAGE, SYNC_MESSAGE, SYNCED_MESSAGE = "nlu_lite_bundle", "nlu_lite_sync
 LOADER = """\
 // nlu_lite: plotly's FigureWidget, its bundle sent once per page by message (nlu_lite/viz/plotwidget.py)
 const CACHE = (globalThis.__nluLitePlotly ??= { module: null, pending: new Map() });
+const mark = (name) => globalThis.performance?.mark?.(`nlu_lite:${name}`);  // benchmarks/explorer_scale.py reads them
 
 function bundle(model) {
   if (CACHE.module) return Promise.resolve(CACHE.module);
@@ -44,10 +50,12 @@ function bundle(model) {
       const answer = (msg, buffers) => {
         if (!msg || msg.type !== "@BUNDLE@") return;
         model.off("msg:custom", answer);
+        mark("bundle-received");
         const url = URL.createObjectURL(new Blob([buffers[0]], { type: "text/javascript" }));
-        import(url).then((module) => { CACHE.module = module; resolve(module); }, reject);
+        import(url).then((module) => { mark("bundle-imported"); CACHE.module = module; resolve(module); }, reject);
       };
       model.on("msg:custom", answer);
+      mark("bundle-requested");
       model.send({ type: "@BUNDLE@" });
     });
     pending.catch(() => CACHE.pending.delete(key));
@@ -65,16 +73,19 @@ export default () => {
         const synced = (msg) => {
           if (!msg || msg.type !== "@SYNCED@") return;
           model.off("msg:custom", synced);
+          mark("synced");
           plotly = module.default();
           plotly.initialize({ model });
           resolve();
         };
         model.on("msg:custom", synced);
+        mark("sync-requested");
         model.send({ type: "@SYNC@" });
       }));
       ready.catch((error) => console.error("nlu_lite: plotly's widget did not load", error));
     },
     render({ model, el }) {
+      mark("view");
       let cleanup = null;
       let removed = false;
       const waiting = setTimeout(() => el.classList.add("@WAITING@"), @WAITING_MS@);
@@ -82,6 +93,7 @@ export default () => {
         clearTimeout(waiting);
         el.classList.remove("@WAITING@");
         if (removed) return;
+        mark("plotly-render");
         cleanup = plotly.render({ model, el });
       });
       return () => {
@@ -96,12 +108,81 @@ export default () => {
     "@WAITING@", WAITING_CLASS).replace("@WAITING_MS@", str(WAITING_MS))
 
 
+CARRIER = """\
+// nlu_lite: plotly's bundle in this widget's opening state, imported at once (nlu_lite/viz/plotwidget.py)
+const CACHE = (globalThis.__nluLitePlotly ??= { module: null, pending: new Map() });
+
+export default {
+  initialize({ model }) {
+    const key = model.widget_manager ?? "page";
+    const data = model.get("bundle");
+    if (CACHE.module || CACHE.pending.has(key) || !data || !data.byteLength) return;
+    globalThis.performance?.mark?.("nlu_lite:bundle-carried");
+    const url = URL.createObjectURL(new Blob([data], { type: "text/javascript" }));
+    const pending = import(url).then((module) => {
+      globalThis.performance?.mark?.("nlu_lite:bundle-imported");
+      CACHE.module = module;
+      return module;
+    });
+    pending.catch(() => CACHE.pending.delete(key));  // the plot's loader asks the kernel instead
+    CACHE.pending.set(key, pending);
+  },
+};
+"""
+
+
 @functools.cache
 def bundle_bytes() -> bytes:
-    """plotly's widget bundle (the file its FigureWidget names as ``_esm``)."""
-    import plotly.basewidget
+    """plotly's widget bundle (the file its FigureWidget names as ``_esm``), found without importing
+    ``plotly.basewidget`` (1.3 s: nbformat, jsonschema), so :func:`carry_bundle` can send it first."""
+    import importlib.util
 
-    return (Path(plotly.basewidget.__file__).parent / "package_data" / "widgetbundle.js").read_bytes()
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("plotly is not installed")
+    return (Path(next(iter(spec.submodule_search_locations))) / "package_data" / "widgetbundle.js").read_bytes()
+
+
+_CARRIED: list[Any] = []  # the kernel's carrier, once sent
+
+
+def carry_bundle() -> bool:
+    """Send plotly's bundle to the page now, while the kernel is busy, in the opening state of a widget that
+    only imports it: once per kernel process, and only inside an IPython kernel. Its bundle is emptied and the
+    widget closed after the cell (IPython's ``post_run_cell``): JupyterLab drops closed widgets from the state it
+    saves, and nbclient (``nbconvert --execute``) saves the last state sent, now empty. A page that missed it
+    (opened later, reloaded) gets the bundle from the plot's own request. Returns whether it was sent."""
+    if _CARRIED:
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return False
+    try:
+        import anywidget
+        import traitlets
+
+        payload = bundle_bytes()
+    except (ImportError, OSError):
+        return False
+
+    class BundleCarrier(anywidget.AnyWidget):
+        _esm = CARRIER
+        bundle = traitlets.Bytes(b"").tag(sync=True)
+
+    carrier = BundleCarrier(bundle=payload)
+    _CARRIED.append(carrier)
+
+    def release(*_: Any) -> None:
+        shell.events.unregister("post_run_cell", release)
+        carrier.bundle = b""
+        carrier.close()
+
+    shell.events.register("post_run_cell", release)
+    return True
 
 
 @functools.cache

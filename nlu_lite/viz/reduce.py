@@ -555,9 +555,9 @@ _FITS = {
 
 
 def umap_available() -> bool:
-    """Whether the optional ``umap-learn`` package can be imported."""
-    try:
-        require("umap", "viz", package="umap-learn")
-    except ImportError:
-        return False
-    return True
+    """Whether the optional ``umap-learn`` package is installed: found, not imported (importing umap and numba
+    takes 1.5-2 s, which the explorer's menu should not cost; a broken install fails where UMAP runs, with
+    :func:`~nlu_lite._optional.require`'s error)."""
+    import importlib.util
+
+    return importlib.util.find_spec("umap") is not None

@@ -34,7 +34,7 @@ from .frames import (
 from .jobs import FitJob, FitStopped, fit_in_process
 from .neighbours import METRICS, neighbour_table, query_vector
 from .plots import MAX_POINTS, ROLE_POINTS, Points, figure_from_points
-from .plotwidget import WAITING_CLASS, plot_widget_class
+from .plotwidget import WAITING_CLASS, carry_bundle, plot_widget_class
 from .reduce import (
     AFFINITIES,
     KERNELS,
@@ -125,6 +125,7 @@ class Explorer:
         self.opacity, self.point_labels = opacity, point_labels
         self.level = frame_level(df)
         embedding_column(df)  # fail early on frames without one embedding column
+        carry_bundle()  # a kernel's first explorer: the page imports plotly while the rest of this runs
         self.pipe = pipe
         self.background = background
         self.max_points = max_points
@@ -308,8 +309,10 @@ class Explorer:
             fig = self._current_figure()
         except InputError:  # a slow method still running: nothing drawn to keep yet
             return {"text/plain": f"{self!r}: the explorer's first view was still being computed"}
-        fig.update_layout(height=self._height, title=f"{fig.layout.title.text} (the explorer's first view, kept "
-                                                         "with the notebook)")
+        drawn, total = _sample_points(fig, SNAPSHOT_POINTS)
+        shown = f"{drawn:,} of {total:,} points, " if drawn < total else ""
+        fig.update_layout(height=self._height, title=f"{fig.layout.title.text} (the explorer's first view, {shown}"
+                                                         "kept with the notebook)")
         return {**renderer.to_mimebundle(fig.to_dict()), "text/plain": repr(self)}
 
     def __repr__(self) -> str:
@@ -880,6 +883,33 @@ AXES, AXES_LABEL = "axes", "Semantic axes"
 # its copy (_ipython_display_ puts it there), shown only while the explorer's plot waits for plotly (plotwidget.py)
 SNAPSHOT_STYLE = (f"<style>.jp-OutputArea-child:has(.nlu-lite-explorer):not(:has(.{WAITING_CLASS})) + "
                   ".jp-OutputArea-child:has(.js-plotly-plot) {display: none !important;}</style>")
+
+
+SNAPSHOT_POINTS = 5_000  # the kept copy draws at most this many points: 100,000 would add 9.6 MB to the notebook
+
+
+def _sample_points(fig: Any, limit: int) -> tuple[int, int]:
+    """Thin the point traces of a figure (in place) to ``limit`` points in all, a seeded uniform sample (each
+    trace keeps its share; queries and highlights stay whole). Returns (points kept, points before)."""
+    traces = [t for t in fig.data if t.meta == ROLE_POINTS and t.x is not None]
+    sizes = [len(t.x) for t in traces]
+    total = sum(sizes)
+    if total <= limit:
+        return total, total
+    chosen = np.sort(np.random.default_rng(0).choice(total, size=limit, replace=False))
+    start = 0
+    for trace, size in zip(traces, sizes):
+        keep = chosen[(chosen >= start) & (chosen < start + size)] - start
+        start += size
+        update: dict[str, Any] = {"selectedpoints": None}  # positions in the full trace
+        for key in ("x", "y", "z", "hovertext", "customdata", "text", "ids", "marker.color", "marker.size",
+                    "marker.symbol", "marker.opacity"):
+            owner, name = (trace, key) if "." not in key else (trace[key.split(".")[0]], key.split(".")[1])
+            value = owner[name] if name in owner else None
+            if value is not None and not isinstance(value, (str, bytes)) and np.ndim(value) == 1 and len(value) == size:
+                update[key.replace(".", "_")] = np.asarray(value)[keep]
+        trace.update(update)
+    return limit, total
 
 
 def _snapshot_default() -> bool:
