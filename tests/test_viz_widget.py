@@ -532,7 +532,7 @@ def test_the_kept_copy_of_a_large_view_is_a_seeded_sample_that_says_so(monkeypat
     explore(df, color="topic", background=False, snapshot=True)._ipython_display_()
     again = [decode(t["customdata"]).astype(int).tolist() for t in shown[1]["application/vnd.plotly.v1+json"]["data"]
              if t.get("meta") == "points"]
-    assert sorted(sum(again, [])) == sorted(kept)  # seeded: the same sample each time
+    assert sorted(x for rows in again for x in rows) == sorted(kept)  # seeded: the same sample each time
 
 
 def test_the_explorer_keeps_a_static_copy_of_its_view_for_the_saved_notebook(monkeypatch):
@@ -652,7 +652,7 @@ def test_a_kernels_first_explorer_sends_plotlys_bundle_at_once_and_empties_it_af
     import IPython
     from IPython.core.events import EventManager, available_events
 
-    import nlu_lite.viz.plotwidget as plotwidget
+    from nlu_lite.viz import plotwidget
 
     class Shell:
         kernel = object()

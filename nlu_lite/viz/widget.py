@@ -905,7 +905,7 @@ def _sample_points(fig: Any, limit: int) -> tuple[int, int]:
         for key in ("x", "y", "z", "hovertext", "customdata", "text", "ids", "marker.color", "marker.size",
                     "marker.symbol", "marker.opacity"):
             owner, name = (trace, key) if "." not in key else (trace[key.split(".")[0]], key.split(".")[1])
-            value = owner[name] if name in owner else None
+            value = getattr(owner, name, None)  # None where the trace type has no such property (z in 2-D)
             if value is not None and not isinstance(value, (str, bytes)) and np.ndim(value) == 1 and len(value) == size:
                 update[key.replace(".", "_")] = np.asarray(value)[keep]
         trace.update(update)
