@@ -76,11 +76,13 @@ if {plain!r}:  # the previous path: plotly's own FigureWidget, its bundle in the
 print("MARK-A")"""
 
 
-def jupyterlab_first_view(n: int, plain: bool = False) -> tuple[float, float]:
+def jupyterlab_first_view(n: int, plain: bool = False) -> tuple[float, float | None, float | None, float]:
     """Seconds from running an explorer's cell (one cell, as Shift-Enter does) to its plot holding all ``n``
     points in JupyterLab's page (the widget path: kernel, comm messages, plotly.js), headless Chromium: the
-    first explorer of the session (imports, plotly.js's bundle loaded by the page), then a second one.
-    ``plain``: plotly's own FigureWidget, as the explorer used it before (its bundle in the widget's state)."""
+    first explorer of the session (imports, plotly.js's bundle loaded by the page), with the seconds at which
+    the page had imported plotly's bundle and had the figure's state (the loader's marks; None for ``plain``),
+    then a second explorer. ``plain``: plotly's own FigureWidget, as the explorer used it before (its bundle in
+    the widget's state)."""
     import json
     import secrets
     import socket
@@ -138,9 +140,15 @@ def jupyterlab_first_view(n: int, plain: bool = False) -> tuple[float, float]:
                     window.__run = (i) => new Promise((resolve) => {  // run cell i; resolve with the seconds until
                         const nb = window.jupyterapp.shell.currentWidget.content;  // its plot holds every point
                         nb.activeCellIndex = i;
+                        performance.clearMarks();
                         const start = performance.now();
-                        const tick = () => window.__complete(i - 1) ? resolve((performance.now() - start) / 1000)
-                                                                    : requestAnimationFrame(tick);
+                        const mark = (name) => {  // the plot loader's marks (nlu_lite/viz/plotwidget.py)
+                          const m = performance.getEntriesByName('nlu_lite:' + name)[0];
+                          return m ? (m.startTime - start) / 1000 : null;
+                        };
+                        const tick = () => window.__complete(i - 1)
+                          ? resolve([(performance.now() - start) / 1000, mark('bundle-imported'), mark('synced')])
+                          : requestAnimationFrame(tick);
                         window.jupyterapp.commands.execute('notebook:run-cell');
                         requestAnimationFrame(tick);
                     });
@@ -152,7 +160,7 @@ def jupyterlab_first_view(n: int, plain: bool = False) -> tuple[float, float]:
                 first = page.evaluate("() => window.__run(1)")
                 page.wait_for_function(idle, timeout=300_000)
                 again = page.evaluate("() => window.__run(2)")
-                seconds = (first, again)
+                seconds = (*first, again[0])
                 browser.close()
         finally:
             server.terminate()
@@ -161,6 +169,10 @@ def jupyterlab_first_view(n: int, plain: bool = False) -> tuple[float, float]:
             except subprocess.TimeoutExpired:
                 server.kill()
     return seconds
+
+
+def _s(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.2f}"
 
 
 def cpu() -> str:
@@ -193,19 +205,19 @@ def main() -> None:
             html = Path(tmp) / f"plot_{n}.html"
             fig.write_html(html, include_plotlyjs=True)
             view_s = browser_first_view(html)
-            lab_first, lab_again = jupyterlab_first_view(n)
-            plain_first, plain_again = jupyterlab_first_view(n, plain=True)
-            rows.append((n, build_s, len(text) / 1e6, json_s, explorer_s, view_s, lab_first, lab_again, plain_first,
-                         plain_again))
+            lab_first, imported, synced, lab_again = jupyterlab_first_view(n)
+            plain_first, _, _, plain_again = jupyterlab_first_view(n, plain=True)
+            rows.append((n, build_s, len(text) / 1e6, json_s, explorer_s, view_s, lab_first, imported, synced,
+                         lab_again, plain_first, plain_again))
     lines = [
         "# Explorer scale: 10,000 and 100,000 points", "",
         f"CPU: {cpu()}; plotly {plotly.__version__}; `python -m benchmarks.explorer_scale`; best of 3.", "",
         ("| points | PCA + figure (s) | figure JSON (MB) | to_json (s) | Explorer built (s) | first view in Chromium "
-         "(s) | JupyterLab: first explorer (s) | JupyterLab: another (s) | previous widget: first (s) | previous "
-         "widget: another (s) |"),
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        *(f"| {n:,} | {b:.2f} | {mb:.1f} | {j:.2f} | {e:.2f} | {v:.2f} | {lab:.2f} | {again:.2f} | {pf:.2f} | {pa:.2f} |"
-          for n, b, mb, j, e, v, lab, again, pf, pa in rows), "",
+         "(s) | JupyterLab: first explorer (s) | of which: page has plotly (s) | page has the figure (s) | "
+         "JupyterLab: another (s) | previous widget: first (s) | previous widget: another (s) |"),
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *(f"| {n:,} | {b:.2f} | {mb:.1f} | {j:.2f} | {e:.2f} | {v:.2f} | {lab:.2f} | {_s(imp)} | {_s(syn)} | "
+          f"{again:.2f} | {pf:.2f} | {pa:.2f} |" for n, b, mb, j, e, v, lab, imp, syn, again, pf, pa in rows), "",
         ("First view: navigation to the first drawn frame of a static page holding the figure and plotly.js; "
          "headless Chromium renders WebGL in software (SwiftShader), slower than a desktop GPU."),
         ("JupyterLab: the widget path end to end, from running the explorer's cell alone (as Shift-Enter does: "
@@ -214,9 +226,11 @@ def main() -> None:
          "explorer of a session also imports the viz stack in the kernel and loads plotly.js's bundle in the page; "
          "another explorer after it is the steady state. 'previous widget': plotly's own FigureWidget, as the "
          "explorer used it before, its 4.96 MB bundle in every widget's state (a fresh JupyterLab session, same run). "
-         "The explorer's plot asks the kernel for the bundle once the kernel is free: under Run All it is drawn when "
-         "the notebook's cells have finished (the kept static copy shows meanwhile), as the explorer's controls "
-         "answer only then too."),
+         "A kernel's first explorer sends plotly's bundle as its cell starts (a short-lived widget's opening "
+         "state), so the page imports plotly while the kernel works ('page has plotly', from the cell's start); "
+         "the plot asks the kernel for the figure's state once the kernel is free ('page has the figure'), then "
+         "plotly.js draws: under Run All it is drawn when the notebook's cells have finished (the kept static copy "
+         "shows meanwhile), as the explorer's controls answer only then too."),
     ]
     out = ROOT / "benchmarks" / "explorer_scale.md"
     out.write_text("\n".join(lines) + "\n")
