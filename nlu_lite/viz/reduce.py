@@ -244,7 +244,7 @@ def _params(method: str, **given: Any) -> dict[str, Any]:
 
 def _key(matrix: np.ndarray, method: str, dimensions: int, params: dict[str, Any]) -> tuple:
     data = np.ascontiguousarray(matrix, dtype=np.float32)
-    digest = hashlib.blake2b(data.tobytes(), digest_size=16).hexdigest()
+    digest = hashlib.blake2b(memoryview(data).cast("B"), digest_size=16).hexdigest()  # hashed in place, not copied
     return (digest, data.shape, method, dimensions, tuple(sorted(params.items())))
 
 
