@@ -13,8 +13,8 @@ measured on all-mpnet-base-v2 as the largest share of int8's error for a quarter
 the costliest first: a third of them, then two thirds, ranked by their simulated int8 error on the fp32
 graph's own activations for the check corpus (:func:`nlu_lite.convert.int8.bounded_errors`; one fp32 run,
 no graph built per MatMul), then all of them; then also those fed by a LayerNorm output (Q/K/V and
-feed-forward input). On all-mpnet-base-v2 the third (layers 5, 4, 6, 0) meets the bound at 2.1x fp32 where
-all twelve ran 1.5x (``benchmarks/int8.md``). If the last step too misses, int8 is refused: the report
+feed-forward input). On all-mpnet-base-v2 the third (layers 5, 4, 6, 0) meets the bound at 2.3x fp32 where
+all twelve ran 1.7x (``benchmarks/int8.md``). If the last step too misses, int8 is refused: the report
 (every step's figures) is stored with the cached graph, so a refusal is not measured again, and
 ``load(..., precision='int8')`` raises naming the figures and the fix.
 """

@@ -99,8 +99,8 @@ def _int8_cosines(mpnet_dir, corpus) -> np.ndarray:
 def test_the_self_check_keeps_the_costliest_third_of_the_feed_forward_outputs_in_fp32(mpnet_dir, cache):
     """On the check corpus every MatMul int8 measured 0.99658 mean / 0.98618 min per token (AMD EPYC, onnxruntime
     1.32), short of the 0.998 mean. The check ranks the twelve GELU-fed MatMuls (feed-forward output) by their
-    simulated int8 error and kept the costliest four fp32 (layers 5, 4, 6, 0): 0.99810 / 0.99301, at 2.28x fp32
-    where all twelve fp32 ran 1.49x (benchmarks/int8_check_speed.py). Keeping one layer's fp32 at a time and
+    simulated int8 error and kept the costliest four fp32 (layers 5, 4, 6, 0): 0.99810 / 0.99301, at 2.34x fp32
+    where all twelve fp32 ran 1.70x in the same run (benchmarks/int8_check_speed.py). Keeping one layer's fp32 at a time and
     measuring (benchmarks/int8_mpnet_layers.py) put layers 5 and 4 first too."""
     from nlu_lite.convert.store import int8_report
 
