@@ -138,5 +138,5 @@ def test_chunk_frames_plot_and_rows_without_vectors_are_left_out(tiny_pipe):
     fig = plot_embeddings(df, "pca")
     placed = sum(len(trace.x) for trace in fig.data)
     assert placed == int((df["n_tokens"] > 0).sum()) == 6  # the three empty spans have no point
-    hover = " ".join(t for trace in fig.data for t in (trace.hovertext or []))
+    hover = " ".join(t for trace in fig.data if trace.hovertext is not None for t in trace.hovertext)
     assert "Dr. Smith" in hover and "love nlp" in hover
