@@ -185,6 +185,33 @@ def carry_bundle() -> bool:
     return True
 
 
+def _import_in_worker(module: str) -> None:
+    """Import ``module`` in a worker thread and wait for it (an error is left for the caller's own import).
+
+    plotly's FigureWidget module imports ``plotly.io._renderers``, which imports nbformat -> jsonschema ->
+    rfc3987_syntax, which compiles 38 lark grammars. Measured in an IPython kernel (2-core AMD EPYC): 2.5-6.4 s
+    when the explorer's call in the kernel's main thread imports it, 1.4 s in a worker thread of the same kernel
+    (1.0-1.7 s at a cell's top level). py-spy shows lark doing the work either way; why the main thread's import
+    is slower there was not found (not GC, warnings, logging, the hash seed or the bundle message: each ruled out).
+    """
+    import importlib
+    import sys
+    import threading
+
+    if module in sys.modules:
+        return
+
+    def run() -> None:
+        try:
+            importlib.import_module(module)
+        except BaseException:  # noqa: BLE001 - the caller imports again and reports it
+            return
+
+    worker = threading.Thread(target=run, name=f"nlu_lite: import {module}", daemon=True)
+    worker.start()
+    worker.join()
+
+
 @functools.cache
 def plot_widget_class() -> type | None:
     """The explorer's plot widget class, or None when anywidget (plotly's FigureWidget needs it) is missing."""
@@ -192,6 +219,7 @@ def plot_widget_class() -> type | None:
         require("anywidget", "viz")
     except ImportError:
         return None
+    _import_in_worker("plotly.graph_objs._figurewidget")
     figure_widget = require("plotly.graph_objects", "viz", package="plotly").FigureWidget
 
     class PlotWidget(figure_widget):
