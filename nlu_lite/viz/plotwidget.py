@@ -36,32 +36,50 @@ EDIT_MESSAGES = ("_send_relayout_msg", "_send_restyle_msg", "_send_addTraces_msg
                  "_send_update_msg", "_send_animate_msg", "_send_deleteTraces_msg")
 BUNDLE_MESSAGE, SYNC_MESSAGE, SYNCED_MESSAGE = "nlu_lite_bundle", "nlu_lite_sync", "nlu_lite_synced"
 
-LOADER = """\
-// nlu_lite: plotly's FigureWidget, its bundle sent once per page by message (nlu_lite/viz/plotwidget.py)
-const CACHE = (globalThis.__nluLitePlotly ??= { module: null, pending: new Map() });
+# both front-end modules: one bundle per kernel connection, from whichever source brings it first
+SHARED = """\
+const CACHE = (globalThis.__nluLitePlotly2 ??= { module: null, slots: new Map() });
 const mark = (name) => globalThis.performance?.mark?.(`nlu_lite:${name}`);  // benchmarks/explorer_scale.py reads them
 
+function slot(model) {
+  const key = model.widget_manager ?? "page";
+  let s = CACHE.slots.get(key);
+  if (!s) {
+    s = { loading: false, requested: false };
+    s.promise = new Promise((resolve, reject) => { s.resolve = resolve; s.reject = reject; });
+    s.promise.catch(() => CACHE.slots.delete(key));
+    CACHE.slots.set(key, s);
+  }
+  return s;
+}
+
+function load(s, bytes, source) {
+  if (CACHE.module || s.loading) return;
+  s.loading = true;
+  mark(`bundle-${source}`);
+  const url = URL.createObjectURL(new Blob([bytes], { type: "text/javascript" }));
+  import(url).then((module) => { mark("bundle-imported"); CACHE.module = module; s.resolve(module); }, s.reject);
+}
+"""
+
+LOADER = """\
+// nlu_lite: plotly's FigureWidget, its bundle sent once per page by message (nlu_lite/viz/plotwidget.py)
+@SHARED@
 function bundle(model) {
   if (CACHE.module) return Promise.resolve(CACHE.module);
-  const key = model.widget_manager ?? "page";  // one request per kernel connection
-  let pending = CACHE.pending.get(key);
-  if (!pending) {
-    pending = new Promise((resolve, reject) => {
-      const answer = (msg, buffers) => {
-        if (!msg || msg.type !== "@BUNDLE@") return;
-        model.off("msg:custom", answer);
-        mark("bundle-received");
-        const url = URL.createObjectURL(new Blob([buffers[0]], { type: "text/javascript" }));
-        import(url).then((module) => { mark("bundle-imported"); CACHE.module = module; resolve(module); }, reject);
-      };
-      model.on("msg:custom", answer);
-      mark("bundle-requested");
-      model.send({ type: "@BUNDLE@" });
-    });
-    pending.catch(() => CACHE.pending.delete(key));
-    CACHE.pending.set(key, pending);
+  const s = slot(model);
+  if (!s.loading && !s.requested) {  // nothing on its way (a carrier, see carry_bundle): ask the kernel
+    s.requested = true;
+    const answer = (msg, buffers) => {
+      if (!msg || msg.type !== "@BUNDLE@") return;
+      model.off("msg:custom", answer);
+      load(s, buffers[0], "received");
+    };
+    model.on("msg:custom", answer);
+    mark("bundle-requested");
+    model.send({ type: "@BUNDLE@" });
   }
-  return pending;
+  return s.promise;
 }
 
 export default () => {
@@ -104,31 +122,20 @@ export default () => {
     },
   };
 };
-""".replace("@BUNDLE@", BUNDLE_MESSAGE).replace("@SYNCED@", SYNCED_MESSAGE).replace("@SYNC@", SYNC_MESSAGE).replace(
+""".replace("@SHARED@", SHARED).replace("@BUNDLE@", BUNDLE_MESSAGE).replace("@SYNCED@", SYNCED_MESSAGE).replace("@SYNC@", SYNC_MESSAGE).replace(
     "@WAITING@", WAITING_CLASS).replace("@WAITING_MS@", str(WAITING_MS))
 
 
 CARRIER = """\
 // nlu_lite: plotly's bundle in this widget's opening state, imported at once (nlu_lite/viz/plotwidget.py)
-const CACHE = (globalThis.__nluLitePlotly ??= { module: null, pending: new Map() });
-
+@SHARED@
 export default {
   initialize({ model }) {
-    const key = model.widget_manager ?? "page";
     const data = model.get("bundle");
-    if (CACHE.module || CACHE.pending.has(key) || !data || !data.byteLength) return;
-    globalThis.performance?.mark?.("nlu_lite:bundle-carried");
-    const url = URL.createObjectURL(new Blob([data], { type: "text/javascript" }));
-    const pending = import(url).then((module) => {
-      globalThis.performance?.mark?.("nlu_lite:bundle-imported");
-      CACHE.module = module;
-      return module;
-    });
-    pending.catch(() => CACHE.pending.delete(key));  // the plot's loader asks the kernel instead
-    CACHE.pending.set(key, pending);
+    if (data && data.byteLength) load(slot(model), data, "carried");  // a plot still waiting gets it too
   },
 };
-"""
+""".replace("@SHARED@", SHARED)
 
 
 @functools.cache
