@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 CHECK_VERSION = 2  # 2: the ranked steps between nothing and every GELU/ReLU-fed MatMul kept fp32
 DEFAULT_BOUND = (0.998, 0.98)  # per-token cosine to fp32: mean, min
 BOUNDED = ("gelu", "relu")
-# step by step: (input kinds kept fp32, share of the other GELU/ReLU-fed MatMuls kept fp32, costliest first)
+# step by step: (input kinds kept fp32, share of the GELU/ReLU-fed MatMuls kept fp32, costliest first)
 ESCALATION = (((), 0.0), ((), 1 / 3), ((), 2 / 3), (BOUNDED, 0.0), ((*BOUNDED, "ln"), 0.0))
 MAX_WINDOWS = 4  # full-length windows of the joined corpus
 
@@ -181,7 +181,7 @@ def _ranking(fp32_path: Path, sequences: list[list[int]], threads: int | None) -
     metadata = json.loads({p.key: p.value for p in model.metadata_props}.get(METADATA_KEY, "{}"))
     feeds = ({"input_ids": np.asarray([s], np.int64), "attention_mask": np.ones((1, len(s)), np.int64)}
              for s in sequences)
-    return bounded_errors(model, feeds, family_int8_plan(metadata)[0], threads or 1)
+    return bounded_errors(model, feeds, family_int8_plan(metadata)[0], threads or 0)  # 0: onnxruntime picks
 
 
 def _ranked(ranking: dict[str, float] | None) -> dict[str, Any]:
