@@ -83,14 +83,11 @@ def _sequences(tokenizer: Any, max_length: int) -> list[list[int]]:
 
 def _positions(path: Path) -> int | None:
     """The positions the graph takes (its nlu_lite metadata's ``max_position_embeddings``), without its weights."""
-    import json
-
     import onnx
 
-    from .convert.graph import METADATA_KEY
+    from .convert.graph import nlu_metadata
 
-    props = {p.key: p.value for p in onnx.load_model(str(path), load_external_data=False).metadata_props}
-    value = json.loads(props.get(METADATA_KEY, "{}")).get("max_position_embeddings")
+    value = nlu_metadata(onnx.load_model(str(path), load_external_data=False)).get("max_position_embeddings")
     return int(value) if value else None
 
 
@@ -141,7 +138,6 @@ class Int8Check:
         mean_bound, min_bound = self.bound
         steps: list[dict[str, Any]] = []
         ranking: dict[str, float] | None = None
-        tried: set[tuple[str, ...]] = set()
         for i, (kinds, share) in enumerate(ESCALATION):
             weights: list[str] = []
             if share:
@@ -149,11 +145,9 @@ class Int8Check:
                     ranking = _ranking(Path(fp32_path), sequences, self.threads)
                 weights = list(ranking)[:math.ceil(share * len(ranking))]
                 if not weights or len(weights) == len(ranking):
-                    continue  # nothing to rank, or the same as the step keeping every one of them
+                    continue  # nothing to rank, or the same as the step keeping every one of them (a third and
+                    # two thirds differ for two or more)
             kept = [*kinds, *weights]
-            if tuple(kept) in tried:
-                continue
-            tried.add(tuple(kept))
             if i:
                 requantize(kinds, weights)
             label = (f"{len(weights)} of {len(ranking or ())} GELU/ReLU-fed MatMuls (costliest)" if weights
@@ -169,16 +163,14 @@ class Int8Check:
 
 def _ranking(fp32_path: Path, sequences: list[list[int]], threads: int | None) -> dict[str, float]:
     """Each GELU/ReLU-fed MatMul's simulated int8 error on the check sequences, costliest first."""
-    import json
-
     import onnx
 
-    from .convert.graph import METADATA_KEY
+    from .convert.graph import nlu_metadata
     from .convert.int8 import bounded_errors
     from .convert.store import family_int8_plan
 
     model = onnx.load_model(str(fp32_path))
-    metadata = json.loads({p.key: p.value for p in model.metadata_props}.get(METADATA_KEY, "{}"))
+    metadata = nlu_metadata(model)
     feeds = ({"input_ids": np.asarray([s], np.int64), "attention_mask": np.ones((1, len(s)), np.int64)}
              for s in sequences)
     return bounded_errors(model, feeds, family_int8_plan(metadata)[0], threads or 0)  # 0: onnxruntime picks

@@ -13,7 +13,6 @@ is in the call (``tests/test_engine_openvino.py``).
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -40,9 +39,9 @@ def bf16_supported() -> bool:
 def _metadata(path: Path) -> dict[str, Any]:
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
-    props = {p.key: p.value for p in model.metadata_props}
-    return json.loads(props["nlu_lite"]) if "nlu_lite" in props else {}
+    from .convert.graph import nlu_metadata
+
+    return nlu_metadata(onnx.load(str(path), load_external_data=False))
 
 
 class OpenVinoEncoder(OnnxEncoder):

@@ -42,6 +42,12 @@ PENDING_PREFIX = "nlu-lite-pending:"
 _PENDING: dict[str, np.ndarray] = {}
 
 
+def nlu_metadata(model: Any) -> dict[str, Any]:
+    """A ModelProto's nlu_lite metadata (``METADATA_KEY``), or {} for a graph without it."""
+    props = {p.key: p.value for p in model.metadata_props}
+    return json.loads(props[METADATA_KEY]) if METADATA_KEY in props else {}
+
+
 def pending_array(location: str) -> np.ndarray | None:
     """The array a pending external tensor's ``location`` names (removed from the registry), or None."""
     return _PENDING.pop(location[len(PENDING_PREFIX):], None) if location.startswith(PENDING_PREFIX) else None

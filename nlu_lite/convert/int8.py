@@ -253,12 +253,19 @@ def calibrate(model: Any, tensors: list[str], metadata: Mapping[str, Any]) -> di
 # --- which bounded-input MatMuls cost most: the self-check's finer step ------------------------
 
 
+def bounded_scale(kind: str) -> tuple[int, int, float]:
+    """A GELU/ReLU output's per-token u8 quantisation: (zero point, levels above it, smallest scale); the scale
+    is ``max(row max / levels, smallest)``. The rewrite builds it as graph nodes, the self-check's ranking in
+    numpy (:func:`bounded_dequantised`)."""
+    zero = BOUNDED_ZERO_POINT[kind]
+    return zero, 255 - zero, (GELU_MIN / zero if zero else _TINY)
+
+
 def bounded_dequantised(x: np.ndarray, kind: str) -> np.ndarray:
     """What the rewrite's per-token quantisation of a GELU/ReLU output (``kind``) gives back: ``x`` [rows, k]
     float32 rounded as its QuantizeLinear rounds it (half to even, saturated), then dequantised."""
-    zero = BOUNDED_ZERO_POINT[kind]
-    levels, floor = 255 - zero, np.float32(GELU_MIN / zero if zero else _TINY)
-    scale = np.maximum(x.max(axis=-1, keepdims=True) * np.float32(1.0 / levels), floor)
+    zero, levels, floor = bounded_scale(kind)
+    scale = np.maximum(x.max(axis=-1, keepdims=True) * np.float32(1.0 / levels), np.float32(floor))
     return (np.clip(np.rint(x / scale) + zero, 0, 255) - zero).astype(np.float32) * scale
 
 
@@ -463,8 +470,8 @@ class _Rewriter:
             amax = self.op("Max", [high, self.op("Neg", [self.reduce("ReduceMin", rows)])])
             zero, levels, floor = 128, 127, _TINY
         else:  # bounded below: the low end needs `zero` steps
-            zero = BOUNDED_ZERO_POINT[kind]
-            amax, levels, floor = high, 255 - zero, (GELU_MIN / zero if zero else _TINY)
+            zero, levels, floor = bounded_scale(kind)
+            amax = high
         scale = self.op("Max", [self.op("Mul", [amax, self.const(f"int8/inv_{levels}", np.float32(1.0 / levels))]),
                                 self.const(f"int8/floor_{floor:g}", np.float32(floor))])
         zp = self.const(f"int8/zero_point_{zero}", np.uint8(zero))

@@ -51,7 +51,14 @@ from ..cache import (
 from ..choices import GRAPH_VARIANTS, PRECISIONS, GraphVariant, Precision
 from ..errors import ConversionError, IntegrityError
 from .families import build_model, read_config
-from .graph import CONVERTER_VERSION, DEFAULT_GRAPH, METADATA_KEY, OPSET, pending_array
+from .graph import (
+    CONVERTER_VERSION,
+    DEFAULT_GRAPH,
+    METADATA_KEY,
+    OPSET,
+    nlu_metadata,
+    pending_array,
+)
 from .weights import load_weights, weights_file
 
 logger = logging.getLogger(__name__)
@@ -141,7 +148,7 @@ def quantize_int8(source: str | os.PathLike, out_path: str | os.PathLike, keep_k
 
     model = onnx.load_model(str(source))  # with its external data
     props = {p.key: p.value for p in model.metadata_props}
-    metadata = json.loads(props[METADATA_KEY]) if METADATA_KEY in props else {}
+    metadata = nlu_metadata(model)
     keep, per_token = family_int8_plan(metadata)
     quantize_model(model, metadata, keep + tuple(glob.escape(w) for w in keep_weights), per_token, keep_kinds)
     if METADATA_KEY in props:
