@@ -896,18 +896,16 @@ def _sample_points(fig: Any, limit: int) -> tuple[int, int]:
     total = sum(sizes)
     if total <= limit:
         return total, total
-    chosen = np.sort(np.random.default_rng(0).choice(total, size=limit, replace=False))
-    start = 0
-    for trace, size in zip(traces, sizes):
+    chosen = sample_positions(total, limit)
+    for trace, start, size in zip(traces, np.cumsum([0, *sizes[:-1]]), sizes):
         keep = chosen[(chosen >= start) & (chosen < start + size)] - start
-        start += size
         update: dict[str, Any] = {"selectedpoints": None}  # positions in the full trace
-        for key in ("x", "y", "z", "hovertext", "customdata", "text", "ids", "marker.color", "marker.size",
-                    "marker.symbol", "marker.opacity"):
-            owner, name = (trace, key) if "." not in key else (trace[key.split(".")[0]], key.split(".")[1])
-            value = getattr(owner, name, None)  # None where the trace type has no such property (z in 2-D)
-            if value is not None and not isinstance(value, (str, bytes)) and np.ndim(value) == 1 and len(value) == size:
-                update[key.replace(".", "_")] = np.asarray(value)[keep]
+        for owner, prefix, names in ((trace, "", ("x", "y", "z", "hovertext", "customdata", "text", "ids")),
+                                     (trace.marker, "marker_", ("color", "size", "symbol", "opacity"))):
+            for name in names:
+                value = getattr(owner, name, None)  # None where the trace type has no such property (z in 2-D)
+                if value is not None and np.ndim(value) == 1 and len(value) == size:
+                    update[prefix + name] = np.asarray(value)[keep]
         trace.update(update)
     return limit, total
 
