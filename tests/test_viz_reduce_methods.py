@@ -147,6 +147,38 @@ def test_results_are_cached_per_parameters_the_method_reads():
     assert cached_projection(x, "isomap", n_neighbors=7) is None
 
 
+def test_a_frozen_matrix_is_hashed_once_and_a_changed_one_is_not_served_from_the_cache(monkeypatch):
+    """The cache key hashes the matrix's bytes; a frozen matrix (read-only, holding its data: the explorer's)
+    is hashed once however often it is looked up. A writeable one is hashed on every lookup, so changing it in
+    place gives a new entry, never the old projection."""
+    import hashlib
+
+    from nlu_lite.viz import reduce
+
+    calls = []
+    real = hashlib.blake2b
+    monkeypatch.setattr(reduce.hashlib, "blake2b", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x, _ = two_blobs()
+    writeable = x.astype(np.float32)
+    first = project(writeable, "pca")
+    assert project(writeable, "pca") is first and len(calls) == 2
+    writeable[0] += 1.0
+    assert cached_projection(writeable, "pca") is None and len(calls) == 3
+    moved = project(writeable, "pca")
+    assert moved is not first and not np.allclose(moved.coords, first.coords)
+
+    calls.clear()
+    still = reduce.frozen(x.astype(np.float32))
+    with pytest.raises(ValueError, match="read-only"):
+        still[0] += 1.0
+    again = project(still, "pca")
+    assert project(still, "pca") is again and cached_projection(still, "pca", 3) is None and len(calls) == 1
+    view = reduce.frozen(x.astype(np.float32)[:, :5])  # a view: left writeable, hashed each time
+    assert view.flags.writeable
+    project(view, "pca"), project(view, "pca")
+    assert len(calls) == 3
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"method": "kernel_pca", "kernel": "gaussian"}, r"kernel='gaussian' is not supported; choose one of \['linear'"),
     ({"method": "spectral", "affinity": "knn"}, r"affinity='knn' is not supported; choose one of \['nearest_neigh"),

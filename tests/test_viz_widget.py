@@ -38,7 +38,7 @@ def test_explorer_draws_every_row_coloured_as_asked():
     assert sorted(np.concatenate([t.customdata for t in traces]).tolist()) == list(range(len(df)))
     for trace in traces:
         assert set(df.topic.iloc[np.asarray(trace.customdata)]) == {trace.name}
-    expected = PCA(n_components=2, random_state=0).fit_transform(to_matrix(df))
+    expected = PCA(n_components=2, svd_solver="full").fit_transform(to_matrix(df).astype(np.float64))  # float64 PCA
     first = traces[0]
     np.testing.assert_allclose(np.c_[first.x, first.y], expected[np.asarray(first.customdata)], atol=1e-6)
     assert ex.widget._repr_mimebundle_()["application/vnd.jupyter.widget-view+json"]["model_id"]
@@ -343,7 +343,7 @@ def test_neighbours_outside_the_sample_and_a_typed_query_are_drawn_where_the_met
     assert not np.isin(rows, ex.positions).all()  # some neighbours are outside the 30 plotted rows
     (near,) = _traces(ex, "highlight")
     assert sorted(near.customdata) == sorted(rows) and "drawn" not in near.name  # every one of them drawn
-    pca = PCA(n_components=2, random_state=0).fit(m[ex.positions])
+    pca = PCA(n_components=2, svd_solver="full").fit(m[ex.positions].astype(np.float64))
     placed = dict(zip(near.customdata, zip(near.x, near.y)))
     for row in rows:
         np.testing.assert_allclose(placed[row], pca.transform(m[[row]])[0], atol=1e-4)
@@ -679,6 +679,24 @@ def test_a_kernels_first_explorer_sends_plotlys_bundle_at_once_and_empties_it_af
     assert len(plotwidget._CARRIED) == 1
 
 
+def test_an_explorers_first_view_fits_once_and_hashes_its_matrix_once(monkeypatch):
+    """The explorer's matrix is frozen (read-only) and hashed as it is read, while plotly's widget module
+    imports in a worker; the first view's cache lookup and projection reuse that digest: one fit, one hash."""
+    import hashlib
+
+    from nlu_lite.viz import reduce
+
+    fits, hashes = [], []
+    real_fit, real_hash = reduce._FITS["pca"], hashlib.blake2b
+    monkeypatch.setitem(reduce._FITS, "pca", lambda *a: fits.append(1) or real_fit(*a))
+    monkeypatch.setattr(reduce.hashlib, "blake2b", lambda *a, **k: hashes.append(1) or real_hash(*a, **k))
+    df = sentence_frame(clusters=3, per_cluster=10)
+    ex = explore(df, color="topic", background=False)
+    assert len(fits) == 1 and len(hashes) == 1 and len(_traces(ex)) == 3 and not ex._matrix.flags.writeable
+    ex.dimensions.value = 3
+    assert len(fits) == 2 and len(hashes) == 1
+
+
 def test_plotlys_figure_widget_module_is_imported_in_a_worker_thread(tmp_path, monkeypatch):
     """The FigureWidget module's import chain (nbformat, jsonschema, rfc3987_syntax's lark grammars) measured
     2.5-6.4 s from the kernel's main thread inside the explorer's call, 1.4 s in a worker: the import runs in a
@@ -687,7 +705,7 @@ def test_plotlys_figure_widget_module_is_imported_in_a_worker_thread(tmp_path, m
 
     from nlu_lite._optional import require
     from nlu_lite.errors import MissingDependencyError
-    from nlu_lite.viz.plotwidget import _import_in_worker
+    from nlu_lite.viz.plotwidget import _import_in_worker, import_soon
 
     (tmp_path / "nlu_lite_probe_ok.py").write_text("import threading\nTHREAD = threading.current_thread().name\n")
     (tmp_path / "nlu_lite_probe_bad.py").write_text("raise ImportError('no such thing')\n")
@@ -696,6 +714,18 @@ def test_plotlys_figure_widget_module_is_imported_in_a_worker_thread(tmp_path, m
         monkeypatch.delitem(sys.modules, name, raising=False)
     _import_in_worker("nlu_lite_probe_ok")
     assert sys.modules["nlu_lite_probe_ok"].THREAD == "nlu_lite: import nlu_lite_probe_ok"
+    # import_soon starts it and returns at once; the wait joins that same worker (imported once)
+    runs = tmp_path / "runs.txt"
+    (tmp_path / "nlu_lite_probe_slow.py").write_text(
+        f"import threading, time\nwith open({str(runs)!r}, 'a') as f:\n    f.write('run\\n')\ntime.sleep(0.3)\n"
+        "THREAD = threading.current_thread().name\n")
+    monkeypatch.delitem(sys.modules, "nlu_lite_probe_slow", raising=False)
+    import_soon("nlu_lite_probe_slow")
+    import_soon("nlu_lite_probe_slow")
+    assert getattr(sys.modules.get("nlu_lite_probe_slow"), "THREAD", None) is None  # still importing
+    _import_in_worker("nlu_lite_probe_slow")
+    assert sys.modules["nlu_lite_probe_slow"].THREAD == "nlu_lite: import nlu_lite_probe_slow"
+    assert runs.read_text() == "run\n"
     _import_in_worker("nlu_lite_probe_ok")  # imported: nothing to do
     _import_in_worker("nlu_lite_probe_bad")
     assert "nlu_lite_probe_bad" not in sys.modules

@@ -192,10 +192,17 @@ def carry_bundle() -> bool:
     return True
 
 
-def _import_in_worker(module: str) -> None:
-    """Import ``module`` in a worker thread and wait for it (an error is left for the caller's own import).
+FIGURE_WIDGET_MODULE = "plotly.graph_objs._figurewidget"
+_IMPORTS: dict[str, Any] = {}  # module -> the worker thread importing it
 
-    plotly's FigureWidget module imports ``plotly.io._renderers``, which imports nbformat -> jsonschema ->
+
+def import_soon(module: str = FIGURE_WIDGET_MODULE) -> None:
+    """Start importing ``module`` in a worker thread (once), so the caller's work goes on meanwhile;
+    :func:`_import_in_worker` waits for it. The explorer starts plotly's FigureWidget module first thing: while
+    the worker imports it, the explorer reads and projects its matrix (hashing and the PCA's matrix products
+    leave Python's lock free, so the two share the machine's cores).
+
+    Why a worker at all: the module imports ``plotly.io._renderers``, which imports nbformat -> jsonschema ->
     rfc3987_syntax, which compiles 38 lark grammars. Measured in an IPython kernel (2-core AMD EPYC): 2.5-6.4 s
     when the explorer's call in the kernel's main thread imports it, 1.4 s in a worker thread of the same kernel
     (1.0-1.7 s at a cell's top level). py-spy shows lark doing the work either way; why the main thread's import
@@ -205,7 +212,7 @@ def _import_in_worker(module: str) -> None:
     import sys
     import threading
 
-    if module in sys.modules:
+    if module in sys.modules or module in _IMPORTS:
         return
 
     def run() -> None:
@@ -215,8 +222,17 @@ def _import_in_worker(module: str) -> None:
             return
 
     worker = threading.Thread(target=run, name=f"nlu_lite: import {module}", daemon=True)
+    _IMPORTS[module] = worker
     worker.start()
-    worker.join()
+
+
+def _import_in_worker(module: str) -> None:
+    """Import ``module`` in a worker thread (:func:`import_soon`, or the one it started) and wait for it; an
+    error is left for the caller's own import to report."""
+    import_soon(module)
+    worker = _IMPORTS.pop(module, None)
+    if worker is not None:
+        worker.join()
 
 
 @functools.cache
@@ -226,7 +242,7 @@ def plot_widget_class() -> type | None:
         require("anywidget", "viz")
     except ImportError:
         return None
-    _import_in_worker("plotly.graph_objs._figurewidget")
+    _import_in_worker(FIGURE_WIDGET_MODULE)
     figure_widget = require("plotly.graph_objects", "viz", package="plotly").FigureWidget
 
     class PlotWidget(figure_widget):

@@ -34,7 +34,7 @@ from .frames import (
 from .jobs import FitJob, FitStopped, fit_in_process
 from .neighbours import METRICS, neighbour_table, query_vector
 from .plots import MAX_POINTS, ROLE_POINTS, Points, figure_from_points
-from .plotwidget import WAITING_CLASS, carry_bundle, plot_widget_class
+from .plotwidget import WAITING_CLASS, carry_bundle, import_soon, plot_widget_class
 from .reduce import (
     AFFINITIES,
     KERNELS,
@@ -43,6 +43,7 @@ from .reduce import (
     Projection,
     cached_projection,
     check_choice,
+    frozen,
     method_parameters,
     normalize_method,
     project,
@@ -125,6 +126,7 @@ class Explorer:
         self.opacity, self.point_labels = opacity, point_labels
         self.level = frame_level(df)
         embedding_column(df)  # fail early on frames without one embedding column
+        import_soon()  # plotly's widget module, in a worker, while the matrix is read and hashed
         carry_bundle()  # a kernel's first explorer: the page imports plotly while the rest of this runs
         self.pipe = pipe
         self.background = background
@@ -132,7 +134,7 @@ class Explorer:
         self.sample_seed = sample_seed
         self.positions = sample_positions(len(df), max_points, seed=sample_seed)
         sub = df.iloc[self.positions]
-        self._matrix = to_matrix(sub)
+        self._matrix = frozen(to_matrix(sub))  # hashed now, once, while plotly's widget module imports
         self._hover = hover_texts(sub)
         self._points: Points | None = None
         self._selection: dict[int, np.ndarray] = {}
