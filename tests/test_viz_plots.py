@@ -103,14 +103,29 @@ def test_pca_of_vectors_wider_than_the_exact_limit_is_scikit_learns(monkeypatch)
     assert got.explained_variance_ratio == tuple(float(r) for r in expected.explained_variance_ratio_)
 
 
-def test_a_pca_explorer_imports_no_scikit_learn():
-    """A session's first explorer (PCA, the default) does not pay scikit-learn's import (1.2-1.4 s here)."""
-    code = ("import sys; sys.path.insert(0, 'tests'); from _viz_support import sentence_frame; import nlu_lite; "
-            "ex = nlu_lite.explore(sentence_frame(), color='topic'); assert len(ex.positions) == 60; "
-            "print([m for m in ('sklearn', 'scipy') if m in sys.modules])")
+def test_a_fresh_explorer_imports_no_scikit_learn_and_nothing_beside_its_import_worker():
+    """A session's first explorer (PCA, the default) does not pay scikit-learn's import (1.2-1.4 s here). And
+    while its worker thread imports plotly's widget module, the calling thread imports nothing: two threads
+    importing modules that import each other deadlock, which Python raises as ``_DeadlockError`` (the explorer
+    once imported IPython meanwhile and failed so). A fresh process, outside a kernel, as a script would run it."""
+    code = """
+import sys, threading
+sys.path.insert(0, 'tests')
+during = []
+def audit(event, args):
+    if event == 'import' and threading.current_thread() is threading.main_thread() and any(
+            t.name.startswith('nlu_lite: import') for t in threading.enumerate()):
+        during.append(args[0])
+sys.addaudithook(audit)
+from _viz_support import sentence_frame
+import nlu_lite
+ex = nlu_lite.explore(sentence_frame(), color='topic')
+assert len(ex.positions) == 60 and 'plotly.graph_objs._figurewidget' in sys.modules
+print([m for m in ('sklearn', 'scipy') if m in sys.modules], during)
+"""
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent).stdout
-    assert out.strip() == "[]"
+    assert out.strip() == "[] []"
 
 
 def test_pca_axis_titles_give_scikit_learns_explained_variance():

@@ -551,6 +551,7 @@ def test_the_explorer_keeps_a_static_copy_of_its_view_for_the_saved_notebook(mon
     assert ex.snapshot
     ex._ipython_display_()
     assert shown[0] == (ex.widget, False) and shown[1][1] is True
+    assert shown[1][0]["image/png"]  # its picture: jupyterlab-plotly shows it, and the graph on hover
     copy = shown[1][0]["application/vnd.plotly.v1+json"]
     assert copy["layout"]["title"]["text"].startswith("PCA of 30 sentence embeddings")
     assert "kept with the notebook" in copy["layout"]["title"]["text"]
@@ -558,7 +559,7 @@ def test_the_explorer_keeps_a_static_copy_of_its_view_for_the_saved_notebook(mon
     assert sorted(np.concatenate([decode(t["customdata"]) for t in points]).astype(int).tolist()) == list(range(30))
     # hidden under a live explorer unless its plot waits for plotly (no kernel to send it, or a busy one)
     assert any(".jp-OutputArea-child:has(.nlu-lite-explorer):not(:has(.nlu-lite-waiting)) + "
-               ".jp-OutputArea-child:has(.js-plotly-plot)"
+               ".jp-OutputArea-child:has(.jp-RenderedPlotly)"
                in str(getattr(c, "value", ""))
                for c in ex.widget.children)
     monkeypatch.setenv("VSCODE_PID", "1")
@@ -705,7 +706,7 @@ def test_plotlys_figure_widget_module_is_imported_in_a_worker_thread(tmp_path, m
 
     from nlu_lite._optional import require
     from nlu_lite.errors import MissingDependencyError
-    from nlu_lite.viz.plotwidget import _import_in_worker, import_soon
+    from nlu_lite.viz.plotwidget import _import_in_worker, import_soon, importing
 
     (tmp_path / "nlu_lite_probe_ok.py").write_text("import threading\nTHREAD = threading.current_thread().name\n")
     (tmp_path / "nlu_lite_probe_bad.py").write_text("raise ImportError('no such thing')\n")
@@ -714,16 +715,15 @@ def test_plotlys_figure_widget_module_is_imported_in_a_worker_thread(tmp_path, m
         monkeypatch.delitem(sys.modules, name, raising=False)
     _import_in_worker("nlu_lite_probe_ok")
     assert sys.modules["nlu_lite_probe_ok"].THREAD == "nlu_lite: import nlu_lite_probe_ok"
-    # import_soon starts it and returns at once; the wait joins that same worker (imported once)
+    # importing() starts it and runs its block at once; leaving the block joins that same worker (imported once)
     runs = tmp_path / "runs.txt"
     (tmp_path / "nlu_lite_probe_slow.py").write_text(
         f"import threading, time\nwith open({str(runs)!r}, 'a') as f:\n    f.write('run\\n')\ntime.sleep(0.3)\n"
         "THREAD = threading.current_thread().name\n")
     monkeypatch.delitem(sys.modules, "nlu_lite_probe_slow", raising=False)
-    import_soon("nlu_lite_probe_slow")
-    import_soon("nlu_lite_probe_slow")
-    assert getattr(sys.modules.get("nlu_lite_probe_slow"), "THREAD", None) is None  # still importing
-    _import_in_worker("nlu_lite_probe_slow")
+    with importing("nlu_lite_probe_slow"):
+        import_soon("nlu_lite_probe_slow")
+        assert getattr(sys.modules.get("nlu_lite_probe_slow"), "THREAD", None) is None  # still importing
     assert sys.modules["nlu_lite_probe_slow"].THREAD == "nlu_lite: import nlu_lite_probe_slow"
     assert runs.read_text() == "run\n"
     _import_in_worker("nlu_lite_probe_ok")  # imported: nothing to do

@@ -22,8 +22,10 @@ shows its kept static copy while it does.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -197,16 +199,15 @@ _IMPORTS: dict[str, Any] = {}  # module -> the worker thread importing it
 
 
 def import_soon(module: str = FIGURE_WIDGET_MODULE) -> None:
-    """Start importing ``module`` in a worker thread (once), so the caller's work goes on meanwhile;
-    :func:`_import_in_worker` waits for it. The explorer starts plotly's FigureWidget module first thing: while
-    the worker imports it, the explorer reads and projects its matrix (hashing and the PCA's matrix products
-    leave Python's lock free, so the two share the machine's cores).
+    """Start importing ``module`` in a worker thread (once); :func:`_import_in_worker` waits for it. Nothing else
+    may import while it runs (see :func:`importing`).
 
-    Why a worker at all: the module imports ``plotly.io._renderers``, which imports nbformat -> jsonschema ->
-    rfc3987_syntax, which compiles 38 lark grammars. Measured in an IPython kernel (2-core AMD EPYC): 2.5-6.4 s
-    when the explorer's call in the kernel's main thread imports it, 1.4 s in a worker thread of the same kernel
-    (1.0-1.7 s at a cell's top level). py-spy shows lark doing the work either way; why the main thread's import
-    is slower there was not found (not GC, warnings, logging, the hash seed or the bundle message: each ruled out).
+    Why a worker at all: plotly's FigureWidget module imports ``plotly.io._renderers``, which imports nbformat ->
+    jsonschema -> rfc3987_syntax, which compiles 38 lark grammars. Measured in an IPython kernel (2-core AMD
+    EPYC): 2.5-6.4 s when the explorer's call in the kernel's main thread imports it, 1.4 s in a worker thread of
+    the same kernel (1.0-1.7 s at a cell's top level). py-spy shows lark doing the work either way; why the main
+    thread's import is slower there was not found (not GC, warnings, logging, the hash seed or the bundle message:
+    each ruled out).
     """
     import importlib
     import sys
@@ -224,6 +225,19 @@ def import_soon(module: str = FIGURE_WIDGET_MODULE) -> None:
     worker = threading.Thread(target=run, name=f"nlu_lite: import {module}", daemon=True)
     _IMPORTS[module] = worker
     worker.start()
+
+
+@contextlib.contextmanager
+def importing(module: str = FIGURE_WIDGET_MODULE) -> Iterator[None]:
+    """Import ``module`` in a worker thread while the block runs, then wait for it. The block must import
+    nothing: two threads importing modules that import each other deadlock, which Python reports by raising
+    ``_DeadlockError`` in one of them (measured: the explorer importing IPython while the worker imported
+    plotly's chain). The explorer hashes its matrix here, outside Python's lock (0.17 s at 100,000 x 384)."""
+    import_soon(module)
+    try:
+        yield
+    finally:
+        _import_in_worker(module)
 
 
 def _import_in_worker(module: str) -> None:

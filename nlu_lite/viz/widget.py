@@ -11,6 +11,7 @@ plotly ``FigureWidget`` (anywidget); without anywidget it falls back to a static
 """
 from __future__ import annotations
 
+import base64
 import html
 import logging
 import threading
@@ -34,7 +35,8 @@ from .frames import (
 from .jobs import FitJob, FitStopped, fit_in_process
 from .neighbours import METRICS, neighbour_table, query_vector
 from .plots import MAX_POINTS, ROLE_POINTS, Points, figure_from_points
-from .plotwidget import WAITING_CLASS, carry_bundle, import_soon, plot_widget_class
+from .plotwidget import WAITING_CLASS, carry_bundle, importing, plot_widget_class
+from .raster import figure_png
 from .reduce import (
     AFFINITIES,
     KERNELS,
@@ -126,7 +128,6 @@ class Explorer:
         self.opacity, self.point_labels = opacity, point_labels
         self.level = frame_level(df)
         embedding_column(df)  # fail early on frames without one embedding column
-        import_soon()  # plotly's widget module, in a worker, while the matrix is read and hashed
         carry_bundle()  # a kernel's first explorer: the page imports plotly while the rest of this runs
         self.pipe = pipe
         self.background = background
@@ -134,7 +135,9 @@ class Explorer:
         self.sample_seed = sample_seed
         self.positions = sample_positions(len(df), max_points, seed=sample_seed)
         sub = df.iloc[self.positions]
-        self._matrix = frozen(to_matrix(sub))  # hashed now, once, while plotly's widget module imports
+        matrix = to_matrix(sub)
+        with importing():  # plotly's widget module, in a worker, while the matrix is hashed (nothing imported here)
+            self._matrix = frozen(matrix)
         self._hover = hover_texts(sub)
         self._points: Points | None = None
         self._selection: dict[int, np.ndarray] = {}
@@ -315,7 +318,11 @@ class Explorer:
         shown = f"{drawn:,} of {total:,} points, " if drawn < total else ""
         fig.update_layout(height=self._height, title=f"{fig.layout.title.text} (the explorer's first view, {shown}"
                                                          "kept with the notebook)")
-        return {**renderer.to_mimebundle(fig.to_dict()), "text/plain": repr(self)}
+        bundle = {**renderer.to_mimebundle(fig.to_dict()), "text/plain": repr(self)}
+        picture = figure_png(fig)  # shown by jupyterlab-plotly until the pointer enters it: no plotly.js meanwhile
+        if picture is not None:
+            bundle["image/png"] = base64.b64encode(picture).decode("ascii")
+        return bundle
 
     def __repr__(self) -> str:
         return (f"Explorer({len(self.df)} {self.level} rows, {len(self.positions)} plotted, "
@@ -881,10 +888,11 @@ VIEW_KEYS = ("xaxis.range", "yaxis.range", "scene.camera")
 
 
 AXES, AXES_LABEL = "axes", "Semantic axes"
-# JupyterLab / Notebook 7: each output is a .jp-OutputArea-child; the plotly output right after a live explorer is
-# its copy (_ipython_display_ puts it there), shown only while the explorer's plot waits for plotly (plotwidget.py)
+# JupyterLab / Notebook 7: each output is a .jp-OutputArea-child; the plotly output (jupyterlab-plotly's
+# .jp-RenderedPlotly, its picture or its graph) right after a live explorer is its copy (_ipython_display_ puts it
+# there), shown only while the explorer's plot waits for plotly (plotwidget.py)
 SNAPSHOT_STYLE = (f"<style>.jp-OutputArea-child:has(.nlu-lite-explorer):not(:has(.{WAITING_CLASS})) + "
-                  ".jp-OutputArea-child:has(.js-plotly-plot) {display: none !important;}</style>")
+                  ".jp-OutputArea-child:has(.jp-RenderedPlotly) {display: none !important;}</style>")
 
 
 SNAPSHOT_POINTS = 5_000  # the kept copy draws at most this many points: 100,000 would add 9.6 MB to the notebook
