@@ -78,9 +78,10 @@ def test_opacity_blends_and_a_colour_scale_is_read():
         assert np.abs(np.array(image[pixel(fig, x, x, xs, ys)]) - blend(colour)).max() <= 1, x
 
 
-def test_no_picture_for_3d_or_no_scatter():
+def test_no_picture_for_3d_no_scatter_or_category_axes():
     assert figure_png(go.Figure(go.Scatter3d(x=[1, 2], y=[1, 2], z=[1, 2]))) is None
     assert figure_png(go.Figure(go.Heatmap(z=[[1, 2], [3, 4]]))) is None
+    assert figure_png(go.Figure(go.Scatter(x=["a", "b"], y=[1, 2]))) is None
 
 
 def test_the_explorers_kept_copy_carries_the_picture_in_2d_only():

@@ -680,6 +680,24 @@ def test_a_kernels_first_explorer_sends_plotlys_bundle_at_once_and_empties_it_af
     assert len(plotwidget._CARRIED) == 1
 
 
+def test_the_plots_coordinates_go_to_the_page_as_binary_float32():
+    """Issue 23's scale: the points' coordinates cross the comm as float32 buffers (plotly's widget serializer),
+    not JSON lists, and the figure's JSON holds them as base64 float32."""
+    import json
+
+    from plotly.serializers import _py_to_js
+
+    df = sentence_frame(clusters=3, per_cluster=10)
+    ex = explore(df, color="topic", background=False)
+    sent = _py_to_js(ex.plot._data, None)
+    for trace in (t for t in sent if t.get("meta") == "points"):
+        for axis in ("x", "y"):
+            assert trace[axis]["dtype"] == "float32" and isinstance(trace[axis]["buffer"], memoryview)
+        assert trace["customdata"]["dtype"] == "int32"
+    exported = json.loads(ex.figure.to_json())
+    assert all(t["x"]["dtype"] == "f4" for t in exported["data"] if t.get("meta") == "points")
+
+
 def test_an_explorers_first_view_fits_once_and_hashes_its_matrix_once(monkeypatch):
     """The explorer's matrix is frozen (read-only) and hashed as it is read, while plotly's widget module
     imports in a worker; the first view's cache lookup and projection reuse that digest: one fit, one hash."""

@@ -28,7 +28,7 @@ GRID_LINE, ZERO_LINE = (235, 240, 248), (200, 206, 214)  # plotly_white's grid (
 
 def figure_png(fig: Any) -> bytes | None:
     """The PNG of ``fig``'s 2-D scatter markers (see the module's docstring), or None for a figure with 3-D or
-    no scatter traces."""
+    no scatter traces, or coordinates that are not numbers."""
     traces = [t for t in fig.data if t.type in ("scatter", "scattergl") and t.x is not None and len(t.x)]
     if not traces or any(t.type == "scatter3d" for t in fig.data):
         return None
@@ -39,8 +39,11 @@ def figure_png(fig: Any) -> bytes | None:
     top, bottom = _px(margin.t, 100), height - _px(margin.b, 80)
     if right - left < 10 or bottom - top < 10:
         return None
-    xs = [np.asarray(t.x, dtype=np.float64) for t in traces]
-    ys = [np.asarray(t.y, dtype=np.float64) for t in traces]
+    try:
+        xs = [np.asarray(t.x, dtype=np.float64) for t in traces]
+        ys = [np.asarray(t.y, dtype=np.float64) for t in traces]
+    except (TypeError, ValueError):  # category or date axes: no picture (the figure itself is kept)
+        return None
     (x0, x1), (y0, y1) = _span(np.concatenate(xs)), _span(np.concatenate(ys))
     image = np.empty((height, width, 3), dtype=np.float32)
     image[:] = _rgb(layout.template.layout.paper_bgcolor if layout.template else None, (255, 255, 255))
