@@ -319,7 +319,7 @@ class Explorer:
         fig.update_layout(height=self._height, title=f"{fig.layout.title.text} (the explorer's first view, {shown}"
                                                          "kept with the notebook)")
         bundle = {**renderer.to_mimebundle(fig.to_dict()), "text/plain": repr(self)}
-        picture = figure_png(fig)  # shown by jupyterlab-plotly until the pointer enters it: no plotly.js meanwhile
+        picture = figure_png(fig)  # jupyterlab-plotly shows it, and draws the graph only when the pointer enters
         if picture is not None:
             bundle["image/png"] = base64.b64encode(picture).decode("ascii")
         return bundle
