@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 pytest.importorskip("plotly")
-import plotly.graph_objects as go  # noqa: E402
-from _viz_support import sentence_frame  # noqa: E402
+import plotly.graph_objects as go
+from _viz_support import sentence_frame
 
-from nlu_lite.viz import explore  # noqa: E402
-from nlu_lite.viz.raster import figure_png  # noqa: E402
+from nlu_lite.viz import explore
+from nlu_lite.viz.raster import figure_png
 
 
 def decode(png: bytes) -> np.ndarray:
@@ -72,7 +72,7 @@ def test_opacity_blends_and_a_colour_scale_is_read():
     fig.update_layout(width=300, height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10}, template="plotly_white",
                       coloraxis={"colorscale": [[0, "#000000"], [1, "#ff0000"]]})
     image = decode(figure_png(fig)).astype(int)
-    blend = lambda c: tuple(round(255 * 0.5 + v * 0.5) for v in c)  # noqa: E731 - over the white plot area
+    blend = lambda c: tuple(round(255 * 0.5 + v * 0.5) for v in c)
     middle = 255 * (5.0 - 0.0) / 10.0  # the scale runs over the colour values' own range
     for x, colour in zip(xs, [(0, 0, 0), (middle, 0, 0), (255, 0, 0)]):
         assert np.abs(np.array(image[pixel(fig, x, x, xs, ys)]) - blend(colour)).max() <= 1, x

@@ -72,9 +72,9 @@ def _grid(image: np.ndarray, xspan: tuple[float, float], yspan: tuple[float, flo
             at = (value - lo) / (hi - lo)
             colour = ZERO_LINE if abs(value) < 1e-12 * max(abs(lo), abs(hi), 1.0) else GRID_LINE
             if vertical:
-                image[top:bottom, int(round(left + at * (right - left - 1)))] = colour
+                image[top:bottom, round(left + at * (right - left - 1))] = colour
             else:
-                image[int(round(bottom - 1 - at * (bottom - top - 1))), left:right] = colour
+                image[round(bottom - 1 - at * (bottom - top - 1)), left:right] = colour
 
 
 def _ticks(lo: float, hi: float, target: int = 5) -> np.ndarray:
