@@ -144,9 +144,10 @@ class Int8Check:
                 if ranking is None:  # only where keeping nothing missed: one fp32 run of the check corpus
                     ranking = _ranking(Path(fp32_path), sequences, self.threads)
                 weights = list(ranking)[:math.ceil(share * len(ranking))]
+                # nothing to rank, or the same as the step keeping every one of them (a third and two thirds
+                # differ for two or more)
                 if not weights or len(weights) == len(ranking):
-                    continue  # nothing to rank, or the same as the step keeping every one of them (a third and
-                    # two thirds differ for two or more)
+                    continue
             kept = [*kinds, *weights]
             if i:
                 requantize(kinds, weights)

@@ -124,8 +124,8 @@ export default () => {
     },
   };
 };
-""".replace("@SHARED@", SHARED).replace("@BUNDLE@", BUNDLE_MESSAGE).replace("@SYNCED@", SYNCED_MESSAGE).replace("@SYNC@", SYNC_MESSAGE).replace(
-    "@WAITING@", WAITING_CLASS).replace("@WAITING_MS@", str(WAITING_MS))
+""".replace("@SHARED@", SHARED).replace("@BUNDLE@", BUNDLE_MESSAGE).replace("@SYNCED@", SYNCED_MESSAGE).replace(
+    "@SYNC@", SYNC_MESSAGE).replace("@WAITING@", WAITING_CLASS).replace("@WAITING_MS@", str(WAITING_MS))
 
 
 CARRIER = """\

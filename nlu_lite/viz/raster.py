@@ -7,11 +7,11 @@ while the live explorer hides it (drawing its 5,000 WebGL points held the page a
 picture at once and the interactive plot on hover, and viewers without plotly's renderer (GitHub, nbviewer,
 nbconvert's HTML) show the picture where they showed nothing.
 
-What is drawn: the plot area's background, grid lines at round values (zero darker), and every marker of the figure's scatter traces as a disc of its size,
-colour and opacity, in the traces' order (later on top), over the axes' data range with a margin. No text (the
-title, axes and legend come with the interactive figure), no symbols but discs. Plotly's colours ``#rrggbb``,
-``rgb()``/``rgba()`` and a marker colour array on the figure's colour axis are read; a colour it cannot read is
-drawn grey. 3-D figures get no picture (None).
+What is drawn: the plot area's background, grid lines at round values (zero darker), and every marker of the
+figure's scatter traces as a disc of its size, colour and opacity, in the traces' order (later on top), over the
+axes' data range with a margin. No text (the title, axes and legend come with the interactive figure), no symbols
+but discs. Plotly's colours ``#rrggbb``, ``rgb()``/``rgba()`` and a marker colour array on the figure's colour
+axis are read; a colour it cannot read is drawn grey. 3-D figures get no picture (None).
 """
 from __future__ import annotations
 

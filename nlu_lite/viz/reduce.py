@@ -473,7 +473,8 @@ class PrincipalAxes:
     def transform(self, x: np.ndarray) -> np.ndarray:
         out = np.empty((len(x), len(self.components_)))
         for start in range(0, len(x), _ROWS):
-            out[start:start + _ROWS] = (np.asarray(x[start:start + _ROWS], dtype=np.float64) - self.mean_) @ self.components_.T
+            block = np.asarray(x[start:start + _ROWS], dtype=np.float64) - self.mean_
+            out[start:start + _ROWS] = block @ self.components_.T
         return out
 
 
